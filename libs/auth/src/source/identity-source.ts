@@ -1,0 +1,196 @@
+import { EventEmitter } from 'node:events';
+import type { X509Bundle, X509BundleSet, X509BundleSource } from '../bundle/x509-bundle.ts';
+import { AuthError } from '../errors.ts';
+import type { TrustDomain } from '../spiffeid/trust-domain.ts';
+import type { X509Svid } from '../svid/x509-svid.ts';
+
+/** IdentityKind names where an identity source gets its material. */
+export type IdentityKind = 'spiffe' | 'files';
+
+/** X509Material is one consistent snapshot of our SVID and the bundles we trust. */
+export interface X509Material {
+  svid: X509Svid;
+  bundles: X509BundleSet;
+}
+
+/** RotatedEvent is emitted when new material replaces the old. */
+export interface RotatedEvent extends X509Material {
+  previous: X509Material | undefined;
+}
+
+/** ExpiringEvent is emitted when the SVID has less than the configured threshold left. */
+export interface ExpiringEvent {
+  svid: X509Svid;
+  secondsToExpiry: number;
+}
+
+/** IdentitySourceEvents lists the lifecycle events every identity source emits. */
+export interface IdentitySourceEvents {
+  /** rotated: new SVID and/or bundles are in use (also fires for the first material). */
+  rotated: [RotatedEvent];
+  /** loadError: an update could not be used; the last good material stays in use. */
+  loadError: [AuthError];
+  /** expiring: the SVID is within `expiryWarningSeconds` of expiry and no new one has arrived. */
+  expiring: [ExpiringEvent];
+}
+
+/** IdentitySourceOptions are the options every identity source shares. */
+export interface IdentitySourceOptions {
+  /** expiryWarningSeconds: emit `expiring` when less than this is left. Default: 600 (or half the SVID lifetime if shorter). */
+  expiryWarningSeconds?: number;
+}
+
+/**
+ * IdentitySource is what the TLS adapters take: a source of our current
+ * X.509-SVID and of the bundle of any trust domain. Implemented by the
+ * Workload API source and the file source, so either can back a service.
+ */
+export interface IdentitySource extends X509BundleSource {
+  /** kind says where material comes from. */
+  readonly kind: IdentityKind;
+  /** describe says, for logs, which source this is and where it reads from. */
+  describe(): string;
+  /** ready resolves once the first material is loaded (rejects on timeout or close). */
+  ready(): Promise<void>;
+  /** isReady is true once material is loaded. */
+  readonly isReady: boolean;
+  /** getX509Svid returns the current SVID; throws if not ready. */
+  getX509Svid(): X509Svid;
+  /** getX509Bundles returns all current bundles (ours and federated). */
+  getX509Bundles(): X509BundleSet;
+  /** getX509BundleForTrustDomain returns the bundle of `trustDomain` or throws AUTH_ERR_BUNDLE_NOT_FOUND. */
+  getX509BundleForTrustDomain(trustDomain: TrustDomain): X509Bundle;
+  /** secondsToExpiry is how long the current SVID stays valid (for a gauge); NaN before ready. */
+  secondsToExpiry(): number;
+  /** close stops watching; the source keeps its last material but emits nothing more. */
+  close(): Promise<void>;
+  on<E extends keyof IdentitySourceEvents>(event: E, listener: (...args: IdentitySourceEvents[E]) => void): this;
+  off<E extends keyof IdentitySourceEvents>(event: E, listener: (...args: IdentitySourceEvents[E]) => void): this;
+  once<E extends keyof IdentitySourceEvents>(event: E, listener: (...args: IdentitySourceEvents[E]) => void): this;
+}
+
+const DEFAULT_EXPIRY_WARNING_SECONDS = 600;
+
+/**
+ * IdentitySourceBase holds the current material, emits lifecycle events and
+ * watches expiry; concrete sources only call `publish()` and `fail()`.
+ */
+export abstract class IdentitySourceBase
+  extends EventEmitter<IdentitySourceEvents>
+  implements IdentitySource
+{
+  abstract readonly kind: IdentityKind;
+  abstract describe(): string;
+
+  #material: X509Material | undefined;
+  #readyPromise: Promise<void>;
+  #resolveReady!: () => void;
+  #rejectReady!: (err: Error) => void;
+  #expiryTimer: NodeJS.Timeout | undefined;
+  #warnedFor: X509Svid | undefined;
+  #closed = false;
+  readonly #expiryWarningSeconds: number | undefined;
+
+  protected constructor(options: IdentitySourceOptions = {}) {
+    super();
+    this.#expiryWarningSeconds = options.expiryWarningSeconds;
+    this.#readyPromise = new Promise<void>((resolve, reject) => {
+      this.#resolveReady = resolve;
+      this.#rejectReady = reject;
+    });
+    // A rejection nobody awaits must not crash the process.
+    this.#readyPromise.catch(() => undefined);
+  }
+
+  get isReady(): boolean {
+    return this.#material !== undefined;
+  }
+
+  get isClosed(): boolean {
+    return this.#closed;
+  }
+
+  ready(): Promise<void> {
+    return this.#readyPromise;
+  }
+
+  /** current returns the current material, or undefined before ready. */
+  protected current(): X509Material | undefined {
+    return this.#material;
+  }
+
+  getX509Svid(): X509Svid {
+    if (!this.#material) {
+      throw new AuthError('AUTH_ERR_SOURCE_NOT_READY', `${this.describe()} has no X.509-SVID yet`);
+    }
+    return this.#material.svid;
+  }
+
+  getX509Bundles(): X509BundleSet {
+    if (!this.#material) {
+      throw new AuthError('AUTH_ERR_SOURCE_NOT_READY', `${this.describe()} has no bundles yet`);
+    }
+    return this.#material.bundles;
+  }
+
+  getX509BundleForTrustDomain(trustDomain: TrustDomain): X509Bundle {
+    return this.getX509Bundles().getX509BundleForTrustDomain(trustDomain);
+  }
+
+  secondsToExpiry(now: Date = new Date()): number {
+    return this.#material ? this.#material.svid.secondsToExpiry(now) : Number.NaN;
+  }
+
+  /** publish makes `material` current and emits `rotated`. */
+  protected publish(material: X509Material): void {
+    if (this.#closed) return;
+    const previous = this.#material;
+    this.#material = material;
+    this.#armExpiryWatch();
+    this.#resolveReady();
+    this.emit('rotated', { ...material, previous });
+  }
+
+  /** fail reports an update that could not be used; the last good material stays. */
+  protected fail(err: AuthError): void {
+    if (this.#closed) return;
+    this.emit('loadError', err);
+  }
+
+  /** failReady rejects `ready()` if no material has arrived yet (e.g. a start-up timeout). */
+  protected failReady(err: Error): void {
+    if (!this.#material) this.#rejectReady(err);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#expiryTimer) clearTimeout(this.#expiryTimer);
+    this.failReady(new AuthError('AUTH_ERR_SOURCE_CLOSED', `${this.describe()} was closed before it had an X.509-SVID`));
+    await this.onClose();
+  }
+
+  /** onClose releases what the concrete source holds (watchers, streams). */
+  protected abstract onClose(): Promise<void>;
+
+  #thresholdSeconds(svid: X509Svid): number {
+    if (this.#expiryWarningSeconds !== undefined) return this.#expiryWarningSeconds;
+    const lifetime = (svid.expiresAt.getTime() - svid.notBefore.getTime()) / 1000;
+    return Math.min(DEFAULT_EXPIRY_WARNING_SECONDS, lifetime / 2);
+  }
+
+  #armExpiryWatch(): void {
+    if (this.#expiryTimer) clearTimeout(this.#expiryTimer);
+    const material = this.#material;
+    if (!material) return;
+    const svid = material.svid;
+    const warnAt = svid.expiresAt.getTime() - this.#thresholdSeconds(svid) * 1000;
+    const delay = Math.max(0, Math.min(warnAt - Date.now(), 2 ** 31 - 1));
+    this.#expiryTimer = setTimeout(() => {
+      if (this.#closed || this.#material?.svid !== svid || this.#warnedFor === svid) return;
+      this.#warnedFor = svid;
+      this.emit('expiring', { svid, secondsToExpiry: svid.secondsToExpiry() });
+    }, delay);
+    this.#expiryTimer.unref();
+  }
+}

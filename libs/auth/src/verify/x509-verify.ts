@@ -1,0 +1,131 @@
+import type { X509Certificate } from 'node:crypto';
+import type { X509BundleSource } from '../bundle/x509-bundle.ts';
+import { AuthError } from '../errors.ts';
+import type { SpiffeId } from '../spiffeid/spiffe-id.ts';
+import { spiffeIdOfLeaf } from '../svid/x509-svid.ts';
+import { parseCertificate, type ParsedCertificate } from '../x509/certificate.ts';
+
+// Bounds path building against hostile chains; SPIRE chains are 1–3 long.
+const MAX_CHAIN_LENGTH = 8;
+
+/** VerifiedPeer is what a successful X.509-SVID verification proves about a peer. */
+export interface VerifiedPeer {
+  /** id is the peer's SPIFFE ID. */
+  id: SpiffeId;
+  /** certificate is the peer's leaf certificate. */
+  certificate: X509Certificate;
+  /** chain is the verified path, leaf first, ending with the trust anchor from the peer's trust-domain bundle. */
+  chain: X509Certificate[];
+}
+
+function rejected(message: string, cause?: unknown): AuthError {
+  return new AuthError('AUTH_ERR_PEER_UNVERIFIED', message, cause === undefined ? undefined : { cause });
+}
+
+function checkValidity(cert: ParsedCertificate, what: string, now: Date): void {
+  if (now < cert.notBefore) throw rejected(`${what} is not valid before ${cert.notBefore.toISOString()}`);
+  if (now > cert.notAfter) throw rejected(`${what} expired at ${cert.notAfter.toISOString()}`);
+}
+
+function issuedBy(child: ParsedCertificate, parent: ParsedCertificate): boolean {
+  return child.x509.checkIssued(parent.x509) && child.x509.verify(parent.x509.publicKey);
+}
+
+/**
+ * verifyX509Svid verifies a peer's certificate chain (leaf first, as sent on
+ * the wire) as an X.509-SVID, per the X.509-SVID standard §5: the leaf must be
+ * a valid SVID, and must chain to an authority of the bundle of *its own*
+ * trust domain, taken from `bundles`. Authorities of other trust domains are
+ * never considered, so a leaf claiming trust domain B that chains only to A's
+ * CA is rejected.
+ *
+ * Path validation is written here rather than delegated to OpenSSL because
+ * Node exposes no per-handshake trust store: OpenSSL would verify against one
+ * pooled CA list, which is exactly what SPIFFE forbids. Signatures are still
+ * checked by OpenSSL (X509Certificate#verify).
+ */
+export function verifyX509Svid(
+  chain: readonly Uint8Array[],
+  bundles: X509BundleSource,
+  now: Date = new Date(),
+): VerifiedPeer {
+  if (chain.length === 0) {
+    throw new AuthError('AUTH_ERR_PEER_NO_CERTIFICATE', 'peer presented no certificate');
+  }
+  if (chain.length > MAX_CHAIN_LENGTH) throw rejected(`peer chain has ${chain.length} certificates; at most ${MAX_CHAIN_LENGTH} are accepted`);
+  let parsed: ParsedCertificate[];
+  let id: SpiffeId;
+  try {
+    parsed = chain.map((c) => parseCertificate(c));
+    id = spiffeIdOfLeaf(parsed[0] as ParsedCertificate);
+  } catch (cause) {
+    throw rejected(`peer certificate is not a valid X.509-SVID: ${(cause as Error).message}`, cause);
+  }
+  const leaf = parsed[0] as ParsedCertificate;
+  let authorities: readonly ParsedCertificate[];
+  try {
+    const bundle = bundles.getX509BundleForTrustDomain(id.trustDomain);
+    authorities = bundle.parsedAuthorities();
+  } catch (cause) {
+    throw rejected(`peer ${id.toString()}: no X.509 bundle for its trust domain "${id.trustDomain.name}"`, cause);
+  }
+  try {
+    checkValidity(leaf, 'leaf certificate', now);
+  } catch (err) {
+    throw rejected(`peer ${id.toString()}: ${(err as Error).message}`);
+  }
+  const path = buildPath(leaf, parsed.slice(1), authorities, now);
+  if (typeof path === 'string') {
+    throw rejected(`peer ${id.toString()}: ${path}`);
+  }
+  return { id, certificate: leaf.x509, chain: path.map((c) => c.x509) };
+}
+
+/**
+ * buildPath searches depth-first for a path from `leaf` through `intermediates`
+ * to one of `anchors`, checking every CA on the way. Returns the path, or the
+ * most telling reason no path was found.
+ */
+function buildPath(
+  leaf: ParsedCertificate,
+  intermediates: readonly ParsedCertificate[],
+  anchors: readonly ParsedCertificate[],
+  now: Date,
+): ParsedCertificate[] | string {
+  let reason = 'certificate does not chain to an authority of its trust domain bundle (x509: unknown authority)';
+  const visit = (path: ParsedCertificate[]): ParsedCertificate[] | undefined => {
+    const child = path[path.length - 1] as ParsedCertificate;
+    // Number of CA certificates that will sit between `child` and the leaf,
+    // for pathLenConstraint checks.
+    const below = path.length - 1;
+    const caProblem = (ca: ParsedCertificate, what: string): string | undefined => {
+      if (!ca.isCA) return `${what} is not a CA (basicConstraints CA=false)`;
+      if (ca.keyUsage.present && !ca.keyUsage.keyCertSign) return `${what} lacks the keyCertSign key usage`;
+      if (ca.pathLen !== undefined && below > ca.pathLen) return `${what} pathLenConstraint ${ca.pathLen} is exceeded`;
+      if (ca.unknownCriticalExtensions.length > 0) {
+        return `${what} has unsupported critical extensions ${ca.unknownCriticalExtensions.join(', ')}`;
+      }
+      if (now < ca.notBefore || now > ca.notAfter) return `${what} is outside its validity period`;
+      return undefined;
+    };
+    for (const anchor of anchors) {
+      if (!issuedBy(child, anchor)) continue;
+      const problem = caProblem(anchor, 'trust anchor');
+      if (problem === undefined) return [...path, anchor];
+      reason = problem;
+    }
+    if (path.length >= MAX_CHAIN_LENGTH) return undefined;
+    for (const next of intermediates) {
+      if (path.includes(next) || !issuedBy(child, next)) continue;
+      const problem = caProblem(next, 'intermediate certificate');
+      if (problem !== undefined) {
+        reason = problem;
+        continue;
+      }
+      const found = visit([...path, next]);
+      if (found) return found;
+    }
+    return undefined;
+  };
+  return visit([leaf]) ?? reason;
+}
