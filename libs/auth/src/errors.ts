@@ -37,6 +37,14 @@ export const errorHints = {
   AUTH_ERR_SOURCE_CLOSED: 'The identity source was closed; create a new one.',
   AUTH_ERR_FILE_UNREADABLE: 'Check that the named file exists and that this process may read it.',
 
+  // Workload API (src/workloadapi)
+
+  // JWT-SVIDs (src/svid/jwt-svid.ts)
+
+  // CLI (src/cli)
+
+  // Adapters (src/adapters, src/tls)
+
   // Configuration
   AUTH_ERR_CONFIG_INVALID: 'Fix the named option or environment variable.',
 } as const;
