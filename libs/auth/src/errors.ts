@@ -38,12 +38,47 @@ export const errorHints = {
   AUTH_ERR_FILE_UNREADABLE: 'Check that the named file exists and that this process may read it.',
 
   // Workload API (src/workloadapi)
+  AUTH_ERR_WORKLOAD_ENDPOINT_INVALID:
+    'Set the address (or SPIFFE_ENDPOINT_SOCKET) to unix:///absolute/path/to/agent.sock or tcp://<IP address>:<port>.',
+  AUTH_ERR_WORKLOAD_ENDPOINT_MISSING:
+    'Pass the Workload API address or set SPIFFE_ENDPOINT_SOCKET, e.g. unix:///run/spire/agent.sock.',
+  AUTH_ERR_WORKLOAD_UNAVAILABLE:
+    'Check that the SPIRE agent is running and that its socket is mounted into this container at the configured path; the client keeps retrying.',
+  AUTH_ERR_WORKLOAD_PERMISSION_DENIED:
+    'Create a SPIRE registration entry whose selectors match this workload (e.g. k8s:sa, k8s:ns, unix:uid), or fix the selectors of the existing one; the client keeps retrying.',
+  AUTH_ERR_WORKLOAD_INVALID_REQUEST:
+    'The Workload API refused the request as malformed: check the arguments named in the message (audience, token); the call is not retried.',
+  AUTH_ERR_WORKLOAD_RESPONSE_INVALID:
+    'The Workload API sent an update that cannot be used and it was dropped; the last good one stays in use. Check the SPIRE agent logs and version.',
+  AUTH_ERR_WORKLOAD_TIMEOUT:
+    'Nothing usable arrived in time; the message says what was last seen. Fix that (agent down, no registration entry) or raise timeoutMs.',
+  AUTH_ERR_WORKLOAD_CALL_FAILED: 'Check the SPIRE agent logs for the named method and status.',
+  AUTH_ERR_WORKLOAD_CLOSED: 'The Workload API client was closed or the call was aborted; create a new client.',
 
   // JWT-SVIDs (src/svid/jwt-svid.ts)
+  AUTH_ERR_JWT_SVID_INVALID:
+    'Send a JWS compact JWT whose header has only alg, kid and typ ("JWT" or "JOSE"), and whose claims have "sub" (a SPIFFE ID with a path), "aud" and "exp".',
+  AUTH_ERR_JWT_SVID_UNTRUSTED:
+    'Sign with RS/ES/PS 256/384/512 using a key in the JWT bundle of the subject\'s own trust domain, or add (federate) that bundle here.',
+  AUTH_ERR_JWT_SVID_EXPIRED: 'Fetch a fresh JWT-SVID; this one is expired or not yet valid (check the clocks of both hosts).',
+  AUTH_ERR_JWT_SVID_AUDIENCE_MISMATCH:
+    'Fetch the JWT-SVID for the audience this validator expects (the message names both), or add that audience here.',
 
   // CLI (src/cli)
+  AUTH_ERR_CLI_USAGE: 'Run the command with --help to see its arguments and options.',
+  AUTH_ERR_CLI_DURATION_INVALID:
+    'Write a duration as a whole number and a unit s, m, h or d, e.g. "90s", "15m", "72h" or "30d" (units may be combined: "1h30m").',
+  AUTH_ERR_CLI_SERVICE_INVALID:
+    'Name the service with one SPIFFE ID path segment of letters, digits, ".", "-" and "_" (not ".", ".." or "ca"), e.g. "payment".',
+  AUTH_ERR_CLI_CA_INVALID:
+    'Point --ca-dir at a directory made by "spiffe-auth ca create" (ca.crt.pem, ca.key.pem, ca.json) whose CA is still valid, or create a new CA.',
+  AUTH_ERR_CLI_OUTPUT_EXISTS: 'Pass --force to replace the existing files, or choose another --out-dir.',
+  AUTH_ERR_CLI_OUTPUT_UNWRITABLE: 'Check that the output directory can be created and written by this user.',
+  AUTH_ERR_CLI_LOCKED: 'Another spiffe-auth is writing to the same directory; wait for it, or delete the named lock file if no such process runs.',
 
   // Adapters (src/adapters, src/tls)
+  AUTH_ERR_TLS_HANDSHAKE: 'The client could not complete a TLS 1.3 handshake; check its TLS version and certificate.',
+  AUTH_ERR_TLS_CONNECT: 'Check that the server is up on that address and speaks TLS 1.3 with a client certificate request.',
 
   // Configuration
   AUTH_ERR_CONFIG_INVALID: 'Fix the named option or environment variable.',

@@ -20,6 +20,8 @@ function isPathChar(c: number): boolean {
 /** pathProblem returns why `path` is not a valid SPIFFE ID path (empty or /seg/seg), or undefined. */
 export function pathProblem(path: string): string | undefined {
   if (path === '') return undefined;
+  if (path.startsWith('?')) return 'SPIFFE ID must not include a query';
+  if (path.startsWith('#')) return 'SPIFFE ID must not include a fragment';
   if (!path.startsWith('/')) return 'path must begin with "/"';
   let segStart = 1;
   for (let i = 1; i <= path.length; i++) {

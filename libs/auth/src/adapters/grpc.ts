@@ -1,0 +1,253 @@
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import type { DetailedPeerCertificate } from 'node:tls';
+import { authorizeMemberOf, type Authorizer } from '../authorize/authorizer.ts';
+import { AuthError, isAuthError } from '../errors.ts';
+import type { IdentitySource, RotatedEvent } from '../source/identity-source.ts';
+import { ConnectionVerifier } from '../tls/connection-verifier.ts';
+import { peerChainFromCertificate } from '../tls/peer-chain.ts';
+import { keepServerIdentityCurrent, mtlsServerOptions } from '../tls/server-options.ts';
+import { verifyX509Svid } from '../verify/x509-verify.ts';
+import type { RequestPeer } from './fastify.ts';
+import { toAuthorizer, type AllowRule } from './allow-rule.ts';
+
+type Listener<T> = (update: T | null) => void;
+
+/**
+ * SourceCertificateProvider feeds an identity source into grpc-js's
+ * experimental certificate-provider API, so channels pick up rotated SVIDs
+ * without being rebuilt.
+ *
+ * The CA it hands to grpc-js is every trust domain's bundle together. That
+ * pooled list is only OpenSSL's first filter (grpc-js insists on
+ * `rejectUnauthorized`); the deciding check is `checkServerIdentity`, which
+ * verifies the server against the bundle of its own trust domain alone.
+ */
+class SourceCertificateProvider implements grpc.experimental.CertificateProvider {
+  readonly #source: IdentitySource;
+  readonly #caListeners = new Set<Listener<grpc.experimental.CaCertificateUpdate>>();
+  readonly #idListeners = new Set<Listener<grpc.experimental.IdentityCertificateUpdate>>();
+  #subscribed = false;
+  readonly #onRotated = (e: RotatedEvent): void => {
+    for (const l of this.#caListeners) l(this.#ca(e));
+    for (const l of this.#idListeners) l(this.#identity(e));
+  };
+
+  constructor(source: IdentitySource) {
+    this.#source = source;
+  }
+
+  #ca(e: { bundles: RotatedEvent['bundles'] }): grpc.experimental.CaCertificateUpdate {
+    return { caCertificate: Buffer.from(e.bundles.bundles().map((b) => b.toPem()).join('')) };
+  }
+
+  #identity(e: { svid: RotatedEvent['svid'] }): grpc.experimental.IdentityCertificateUpdate {
+    return { certificate: Buffer.from(e.svid.certChainPem()), privateKey: Buffer.from(e.svid.privateKeyPem()) };
+  }
+
+  #sync(): void {
+    const active = this.#caListeners.size + this.#idListeners.size > 0;
+    if (active && !this.#subscribed) this.#source.on('rotated', this.#onRotated);
+    if (!active && this.#subscribed) this.#source.off('rotated', this.#onRotated);
+    this.#subscribed = active;
+  }
+
+  addCaCertificateListener(listener: Listener<grpc.experimental.CaCertificateUpdate>): void {
+    this.#caListeners.add(listener);
+    this.#sync();
+    if (this.#source.isReady) listener(this.#ca({ bundles: this.#source.getX509Bundles() }));
+  }
+
+  removeCaCertificateListener(listener: Listener<grpc.experimental.CaCertificateUpdate>): void {
+    this.#caListeners.delete(listener);
+    this.#sync();
+  }
+
+  addIdentityCertificateListener(listener: Listener<grpc.experimental.IdentityCertificateUpdate>): void {
+    this.#idListeners.add(listener);
+    this.#sync();
+    if (this.#source.isReady) listener(this.#identity({ svid: this.#source.getX509Svid() }));
+  }
+
+  removeIdentityCertificateListener(listener: Listener<grpc.experimental.IdentityCertificateUpdate>): void {
+    this.#idListeners.delete(listener);
+    this.#sync();
+  }
+}
+
+/** GrpcClientOptions configure grpcChannelCredentials. */
+export interface GrpcClientOptions {
+  /** onHandshakeError is called when a server fails verification or authorization. */
+  onHandshakeError?: (error: AuthError) => void;
+}
+
+/**
+ * grpcChannelCredentials returns channel credentials that present the
+ * source's current SVID, verify the server as an X.509-SVID of its own trust
+ * domain and authorize its SPIFFE ID. grpc-js opens connections without TLS
+ * session resumption, so the check runs on every handshake.
+ */
+export function grpcChannelCredentials(
+  source: IdentitySource,
+  authorize: Authorizer,
+  options: GrpcClientOptions = {},
+): grpc.ChannelCredentials {
+  const provider = new SourceCertificateProvider(source);
+  return grpc.experimental.createCertificateProviderChannelCredentials(provider, provider, {
+    checkServerIdentity: (_host, cert) => {
+      try {
+        const peer = verifyX509Svid(peerChainFromCertificate(cert as DetailedPeerCertificate), source.getX509Bundles());
+        authorize(peer.id, peer.chain);
+        return undefined;
+      } catch (err) {
+        const error = isAuthError(err) ? err : new AuthError('AUTH_ERR_PEER_UNVERIFIED', String(err), { cause: err });
+        options.onHandshakeError?.(error);
+        return error;
+      }
+    },
+  });
+}
+
+/** GrpcDecision is reported once per call, for audit logs and metrics. */
+export interface GrpcDecision {
+  decision: 'allow' | 'deny';
+  status: 'OK' | 'UNAUTHENTICATED' | 'PERMISSION_DENIED';
+  caller: string | null;
+  rule: string;
+  method: string;
+  code?: string;
+  reason?: string;
+}
+
+/** GrpcServerOptions configure createGrpcMtls. */
+export interface GrpcServerOptions {
+  /** source gives our SVID and the bundles callers are verified against. */
+  source: IdentitySource;
+  /** allow applies to methods without their own rule. Default: any ID of our own trust domain. */
+  allow?: AllowRule;
+  /** methods maps full method paths ("/inventory.v1.Inventory/Reserve") to their own rule. */
+  methods?: Record<string, AllowRule>;
+  /** onDecision is called once per call (for audit logs and metrics). */
+  onDecision?: (decision: GrpcDecision) => void;
+  /** onHandshakeError is called when a TLS handshake fails or a client's certificate is rejected. */
+  onHandshakeError?: (error: AuthError) => void;
+}
+
+/** GrpcMtls is a SPIFFE mTLS front for a grpc-js Server. */
+export interface GrpcMtls {
+  /** interceptor goes into `new grpc.Server({ interceptors: [mtls.interceptor] })`. */
+  readonly interceptor: grpc.ServerInterceptor;
+  /** listen serves `server` over mTLS on host:port (port 0 picks one) and resolves to the bound port. */
+  listen(server: grpc.Server, address: { host?: string; port: number }): Promise<number>;
+  /** peerOf returns the verified caller of a call, inside a handler. */
+  peerOf(call: { getPeer(): string }): RequestPeer | null;
+  /** close stops accepting connections and ends open ones after `graceMs`. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * createGrpcMtls terminates TLS itself (a Node TLS server with SPIFFE
+ * verification and rotation) and hands the verified connections to grpc-js
+ * through its connection injector. grpc-js's own TLS server could only check
+ * clients against a pooled CA list and exposes no chain to handlers.
+ */
+export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
+  const { source } = options;
+  const verifier = new ConnectionVerifier(source);
+  const defaultAllow = toAuthorizer(options.allow ?? authorizeMemberOf(source.getX509Svid().id.trustDomain));
+  const methodAllow = new Map(Object.entries(options.methods ?? {}).map(([m, r]) => [m, toAuthorizer(r)]));
+  // grpc-js names a call's peer "<remoteAddress>:<remotePort>"; we key live
+  // connections the same way to find the socket a call arrived on.
+  const sockets = new Map<string, TLSSocket>();
+  const servers: { tls: TlsServer; stop: () => void; injector: ReturnType<grpc.Server['createConnectionInjector']> }[] = [];
+
+  const socketOf = (call: { getPeer(): string }): TLSSocket | undefined => sockets.get(call.getPeer());
+
+  const interceptor: grpc.ServerInterceptor = (methodDescriptor, call) =>
+    new grpc.ServerInterceptingCall(call, {
+      start: (next) => {
+        next({
+          onReceiveMetadata: (metadata, mdNext) => {
+            const authorizer = methodAllow.get(methodDescriptor.path) ?? defaultAllow;
+            const socket = socketOf(call);
+            const result = socket
+              ? verifier.verify(socket)
+              : { ok: false as const, error: new AuthError('AUTH_ERR_PEER_NO_CERTIFICATE', 'call did not arrive over a verified TLS connection') };
+            const base = { rule: authorizer.rule, method: methodDescriptor.path };
+            if (!result.ok) {
+              options.onDecision?.({ decision: 'deny', status: 'UNAUTHENTICATED', caller: null, ...base, code: result.error.code, reason: result.error.message });
+              call.sendStatus({ code: grpc.status.UNAUTHENTICATED, details: `${result.error.code}: ${result.error.message}` });
+              return;
+            }
+            const caller = result.peer.id.toString();
+            try {
+              authorizer(result.peer.id, result.peer.chain);
+            } catch (err) {
+              const error = isAuthError(err) ? err : new AuthError('AUTH_ERR_PEER_UNAUTHORIZED', String(err), { cause: err });
+              options.onDecision?.({ decision: 'deny', status: 'PERMISSION_DENIED', caller, ...base, code: error.code, reason: error.message });
+              call.sendStatus({ code: grpc.status.PERMISSION_DENIED, details: `${error.code}: ${error.message}` });
+              return;
+            }
+            options.onDecision?.({ decision: 'allow', status: 'OK', caller, ...base });
+            mdNext(metadata);
+          },
+        });
+      },
+    });
+
+  return {
+    interceptor,
+    async listen(server, address) {
+      const tlsServer = createTlsServer({ ...mtlsServerOptions(source), ALPNProtocols: ['h2'] });
+      const stop = keepServerIdentityCurrent(tlsServer, source, { ALPNProtocols: ['h2'] });
+      const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+      tlsServer.on('secureConnection', (socket: TLSSocket) => {
+        const result = verifier.verify(socket);
+        if (!result.ok) options.onHandshakeError?.(result.error);
+        const key = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? ''}`;
+        sockets.set(key, socket);
+        socket.once('close', () => {
+          if (sockets.get(key) === socket) sockets.delete(key);
+        });
+        injector.injectConnection(socket);
+      });
+      tlsServer.on('tlsClientError', (err) => {
+        options.onHandshakeError?.(new AuthError('AUTH_ERR_TLS_HANDSHAKE', `TLS handshake failed: ${err.message}`, { cause: err }));
+      });
+      servers.push({ tls: tlsServer, stop, injector });
+      await new Promise<void>((resolve, reject) => {
+        tlsServer.once('error', reject);
+        tlsServer.listen(address.port, address.host ?? '127.0.0.1', () => {
+          tlsServer.off('error', reject);
+          resolve();
+        });
+      });
+      const bound = tlsServer.address();
+      return typeof bound === 'object' && bound ? bound.port : address.port;
+    },
+    peerOf(call) {
+      const socket = socketOf(call);
+      if (!socket) return null;
+      const result = verifier.verify(socket);
+      if (!result.ok) return null;
+      const { peer } = result;
+      return { id: peer.id, trustDomain: peer.id.trustDomain, certificate: peer.certificate };
+    },
+    async close(graceMs = 5000) {
+      await Promise.all(
+        servers.splice(0).map(
+          ({ tls, stop, injector }) =>
+            new Promise<void>((resolve) => {
+              stop();
+              injector.drain(graceMs);
+              tls.close(() => {
+                injector.destroy();
+                resolve();
+              });
+              for (const s of sockets.values()) s.end();
+            }),
+        ),
+      );
+    },
+  };
+}

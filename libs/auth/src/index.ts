@@ -1,0 +1,50 @@
+// Public API of @shop/auth. Everything a service needs is exported here.
+export { AuthError, errorHints, isAuthError, type AuthErrorCode } from './errors.ts';
+export { TrustDomain } from './spiffeid/trust-domain.ts';
+export { SpiffeId } from './spiffeid/spiffe-id.ts';
+export { X509Svid } from './svid/x509-svid.ts';
+export { X509Bundle, X509BundleSet, type X509BundleSource } from './bundle/x509-bundle.ts';
+export { JwtBundle, JwtBundleSet, type JwtAuthority, type JwtBundleSource } from './bundle/jwt-bundle.ts';
+export { parseSpiffeBundleJson, marshalSpiffeBundleJson, type SpiffeBundle } from './bundle/spiffe-bundle.ts';
+export { verifyX509Svid, type VerifiedPeer } from './verify/x509-verify.ts';
+export {
+  authorizeAny,
+  authorizeId,
+  authorizeOneOf,
+  authorizeMemberOf,
+  adaptMatcher,
+  type Authorizer,
+  type Matcher,
+} from './authorize/authorizer.ts';
+export type {
+  IdentitySource,
+  IdentityKind,
+  IdentitySourceEvents,
+  IdentitySourceOptions,
+  RotatedEvent,
+  ExpiringEvent,
+  X509Material,
+} from './source/identity-source.ts';
+export { FileIdentitySource, type FileSourceOptions } from './source/file-source.ts';
+export { createIdentitySource, type CreateIdentitySourceOptions } from './source/create-identity-source.ts';
+export { mtlsServerOptions, keepServerIdentityCurrent } from './tls/server-options.ts';
+export { connectMtls, type MtlsConnectOptions, type VerifiedConnection } from './tls/client-connect.ts';
+export { ConnectionVerifier, type PeerResult } from './tls/connection-verifier.ts';
+export type { AllowRule } from './adapters/allow-rule.ts';
+export {
+  spiffeAuth,
+  fastifyMtlsOptions,
+  type SpiffeAuthOptions,
+  type SpiffeRouteConfig,
+  type RequestPeer,
+  type AuthzDecision,
+} from './adapters/fastify.ts';
+export { createMtlsDispatcher, createMtlsConnector, type MtlsDispatcherOptions } from './adapters/undici.ts';
+export {
+  grpcChannelCredentials,
+  createGrpcMtls,
+  type GrpcMtls,
+  type GrpcServerOptions,
+  type GrpcClientOptions,
+  type GrpcDecision,
+} from './adapters/grpc.ts';

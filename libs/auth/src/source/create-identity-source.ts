@@ -1,0 +1,70 @@
+import { AuthError } from '../errors.ts';
+import { WorkloadX509Source } from '../workloadapi/x509-source.ts';
+import { FileIdentitySource } from './file-source.ts';
+import type { IdentitySource, IdentitySourceOptions } from './identity-source.ts';
+
+/** CreateIdentitySourceOptions override what the environment says; unset fields come from `env`. */
+export interface CreateIdentitySourceOptions extends IdentitySourceOptions {
+  /** env to read. Default: process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** workloadTimeoutMs is how long to wait for the first SVID from the Workload API. Default: 30000. */
+  workloadTimeoutMs?: number;
+  /** reloadIntervalMs for the file source. Default: 1000. */
+  reloadIntervalMs?: number;
+  /** trustDomain the CA file speaks for (file source). Default: `TRUST_DOMAIN`, else our certificate's. */
+  trustDomain?: string;
+  /** federatedBundleFiles for the file source, trust domain → file. Default: none. */
+  federatedBundleFiles?: Record<string, string>;
+  /** log receives the one line that says which source was picked and why. Default: none. */
+  log?: (message: string) => void;
+}
+
+const FILE_VARS = ['TLS_CERT_FILE', 'TLS_KEY_FILE', 'TLS_CA_FILE'] as const;
+
+/**
+ * createIdentitySource picks where this process gets its identity, by the
+ * environment, and waits for the first material:
+ * - `SPIFFE_ENDPOINT_SOCKET` set → the SPIRE agent's Workload API (it wins when files are set too);
+ * - else `TLS_CERT_FILE`, `TLS_KEY_FILE` and `TLS_CA_FILE` all set → static files, hot-reloaded;
+ * - anything else → AUTH_ERR_CONFIG_INVALID naming what is missing.
+ * The returned source's `describe()` (also passed to `log`) says which was picked.
+ */
+export async function createIdentitySource(options: CreateIdentitySourceOptions = {}): Promise<IdentitySource> {
+  const env = options.env ?? process.env;
+  const socket = env.SPIFFE_ENDPOINT_SOCKET?.trim();
+  const files = FILE_VARS.filter((v) => (env[v] ?? '').trim() !== '');
+  if (socket) {
+    const source = await WorkloadX509Source.create({
+      address: socket,
+      timeoutMs: options.workloadTimeoutMs,
+      expiryWarningSeconds: options.expiryWarningSeconds,
+    });
+    const ignored = files.length > 0 ? ` (${files.join(', ')} ignored)` : '';
+    options.log?.(`identity from SPIFFE: ${source.describe()}, because SPIFFE_ENDPOINT_SOCKET is set${ignored}`);
+    return source;
+  }
+  if (files.length === FILE_VARS.length) {
+    const source = await FileIdentitySource.create({
+      certFile: env.TLS_CERT_FILE ?? '',
+      keyFile: env.TLS_KEY_FILE ?? '',
+      caFile: env.TLS_CA_FILE ?? '',
+      trustDomain: options.trustDomain ?? (env.TRUST_DOMAIN?.trim() || undefined),
+      federatedBundleFiles: options.federatedBundleFiles,
+      reloadIntervalMs: options.reloadIntervalMs,
+      expiryWarningSeconds: options.expiryWarningSeconds,
+    });
+    options.log?.(`identity from static files: ${source.describe()}, because SPIFFE_ENDPOINT_SOCKET is not set`);
+    return source;
+  }
+  if (files.length > 0) {
+    const missing = FILE_VARS.filter((v) => !files.includes(v));
+    throw new AuthError(
+      'AUTH_ERR_CONFIG_INVALID',
+      `static identity needs ${FILE_VARS.join(', ')}; ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not set`,
+    );
+  }
+  throw new AuthError(
+    'AUTH_ERR_CONFIG_INVALID',
+    `no identity configured: set SPIFFE_ENDPOINT_SOCKET (e.g. unix:///run/spire/agent.sock) or ${FILE_VARS.join(', ')}`,
+  );
+}

@@ -1,0 +1,170 @@
+import { readFile, stat } from 'node:fs/promises';
+import { X509Bundle, X509BundleSet } from '../bundle/x509-bundle.ts';
+import { parseSpiffeBundleJson } from '../bundle/spiffe-bundle.ts';
+import { AuthError, isAuthError } from '../errors.ts';
+import { TrustDomain } from '../spiffeid/trust-domain.ts';
+import { X509Svid } from '../svid/x509-svid.ts';
+import { IdentitySourceBase, type IdentitySourceOptions, type X509Material } from './identity-source.ts';
+
+/** FileSourceOptions configure a FileIdentitySource. */
+export interface FileSourceOptions extends IdentitySourceOptions {
+  /** certFile is the PEM certificate chain, leaf first (`TLS_CERT_FILE`). */
+  certFile: string;
+  /** keyFile is the PEM PKCS#8 private key (`TLS_KEY_FILE`). */
+  keyFile: string;
+  /** caFile holds PEM CA certificates or SPIFFE bundle JSON for our trust domain (`TLS_CA_FILE`). */
+  caFile: string;
+  /** trustDomain the CA file speaks for. Default: the trust domain of our own certificate. */
+  trustDomain?: string;
+  /** federatedBundleFiles maps other trust domains to their bundle files (PEM or SPIFFE bundle JSON). Default: none. */
+  federatedBundleFiles?: Record<string, string>;
+  /** reloadIntervalMs is how often the files are checked for changes. Default: 1000. */
+  reloadIntervalMs?: number;
+}
+
+async function readText(path: string, what: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code ?? 'error';
+    throw new AuthError('AUTH_ERR_FILE_UNREADABLE', `cannot read ${what} ${path} (${code})`, { cause });
+  }
+}
+
+function parseBundleFile(td: TrustDomain, text: string, path: string): X509Bundle {
+  try {
+    return text.trimStart().startsWith('{') ? parseSpiffeBundleJson(td, text).x509Bundle : X509Bundle.fromPem(td, text);
+  } catch (cause) {
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    throw new AuthError('AUTH_ERR_BUNDLE_INVALID', `CA/bundle file ${path} for "${td.name}": ${detail}`, { cause });
+  }
+}
+
+/**
+ * FileIdentitySource reads our identity from static files and reloads them
+ * when they change. A reload that finds a half-written file, a key that does
+ * not match its certificate, or an expired certificate is refused: the last
+ * good material stays in use and `loadError` says why.
+ */
+export class FileIdentitySource extends IdentitySourceBase {
+  readonly kind = 'files' as const;
+  readonly #options: FileSourceOptions;
+  #timer: NodeJS.Timeout | undefined;
+  #fingerprint = '';
+  #reloading: Promise<void> | undefined;
+
+  private constructor(options: FileSourceOptions) {
+    super(options);
+    this.#options = options;
+  }
+
+  /** create loads the files once (failing with a clear error if they are not usable) and starts watching them. */
+  static async create(options: FileSourceOptions): Promise<FileIdentitySource> {
+    for (const key of ['certFile', 'keyFile', 'caFile'] as const) {
+      if (typeof options[key] !== 'string' || options[key] === '') {
+        throw new AuthError('AUTH_ERR_CONFIG_INVALID', `FileIdentitySource option "${key}" must be a file path`);
+      }
+    }
+    const source = new FileIdentitySource(options);
+    const { material, fingerprint } = await source.#load();
+    source.#fingerprint = fingerprint;
+    source.publish(material);
+    const interval = options.reloadIntervalMs ?? 1000;
+    source.#timer = setInterval(() => {
+      void source.reload();
+    }, interval);
+    source.#timer.unref();
+    return source;
+  }
+
+  describe(): string {
+    return `files cert=${this.#options.certFile} key=${this.#options.keyFile} ca=${this.#options.caFile}`;
+  }
+
+  /** reload checks the files now and publishes new material if they changed and are good. */
+  async reload(): Promise<void> {
+    this.#reloading ??= this.#reloadOnce().finally(() => {
+      this.#reloading = undefined;
+    });
+    return this.#reloading;
+  }
+
+  async #reloadOnce(): Promise<void> {
+    if (this.isClosed) return;
+    let fingerprint: string;
+    try {
+      fingerprint = await this.#stat();
+    } catch (err) {
+      this.fail(err as AuthError);
+      return;
+    }
+    if (fingerprint === this.#fingerprint) return;
+    try {
+      const loaded = await this.#load();
+      this.#fingerprint = loaded.fingerprint;
+      this.publish(loaded.material);
+    } catch (err) {
+      // Remember what we saw so a broken file is reported once, not every tick;
+      // any further write changes the fingerprint and triggers a new attempt.
+      this.#fingerprint = fingerprint;
+      this.fail(isAuthError(err) ? err : new AuthError('AUTH_ERR_FILE_UNREADABLE', String(err), { cause: err }));
+    }
+  }
+
+  #paths(): string[] {
+    const o = this.#options;
+    return [o.certFile, o.keyFile, o.caFile, ...Object.values(o.federatedBundleFiles ?? {})];
+  }
+
+  async #stat(): Promise<string> {
+    const parts = await Promise.all(
+      this.#paths().map(async (p) => {
+        try {
+          const s = await stat(p);
+          return `${s.ino}:${s.size}:${s.mtimeMs}`;
+        } catch (cause) {
+          const code = (cause as NodeJS.ErrnoException).code ?? 'error';
+          throw new AuthError('AUTH_ERR_FILE_UNREADABLE', `cannot read ${p} (${code})`, { cause });
+        }
+      }),
+    );
+    return parts.join('|');
+  }
+
+  async #load(): Promise<{ material: X509Material; fingerprint: string }> {
+    const o = this.#options;
+    const fingerprint = await this.#stat();
+    const [certPem, keyPem, caText] = await Promise.all([
+      readText(o.certFile, 'certificate file'),
+      readText(o.keyFile, 'private key file'),
+      readText(o.caFile, 'CA file'),
+    ]);
+    let svid: X509Svid;
+    try {
+      svid = X509Svid.fromPem(certPem, keyPem);
+    } catch (err) {
+      if (isAuthError(err)) {
+        throw new AuthError(err.code, `${o.certFile} / ${o.keyFile}: ${err.message}`, { cause: err });
+      }
+      throw err;
+    }
+    const now = Date.now();
+    if (svid.expiresAt.getTime() <= now || svid.notBefore.getTime() > now) {
+      throw new AuthError(
+        'AUTH_ERR_SVID_EXPIRED',
+        `certificate ${o.certFile} (${svid.id.toString()}) is valid only from ${svid.notBefore.toISOString()} to ${svid.expiresAt.toISOString()}`,
+      );
+    }
+    const td = o.trustDomain === undefined ? svid.id.trustDomain : TrustDomain.parse(o.trustDomain);
+    const bundles = [parseBundleFile(td, caText, o.caFile)];
+    for (const [name, path] of Object.entries(o.federatedBundleFiles ?? {})) {
+      bundles.push(parseBundleFile(TrustDomain.parse(name), await readText(path, 'federated bundle file'), path));
+    }
+    return { material: { svid, bundles: new X509BundleSet(bundles) }, fingerprint };
+  }
+
+  protected onClose(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    return Promise.resolve();
+  }
+}

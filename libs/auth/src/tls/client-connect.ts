@@ -1,0 +1,98 @@
+import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import type { Authorizer } from '../authorize/authorizer.ts';
+import { AuthError, isAuthError } from '../errors.ts';
+import type { IdentitySource } from '../source/identity-source.ts';
+import { verifyX509Svid, type VerifiedPeer } from '../verify/x509-verify.ts';
+import { peerChainFromSocket } from './peer-chain.ts';
+import { secureContextFor } from './server-options.ts';
+
+/** MtlsConnectOptions describe one mutual-TLS client connection. */
+export interface MtlsConnectOptions {
+  host: string;
+  port: number;
+  /** servername for SNI. Default: `host` when it is a name, none for IP literals. */
+  servername?: string;
+  source: IdentitySource;
+  /** authorize decides whether the server's SPIFFE ID is the one we meant to call. */
+  authorize: Authorizer;
+  /** session resumes an earlier TLS session; the server is verified again all the same. */
+  session?: Buffer;
+  /** ALPNProtocols to offer. Default: none. */
+  ALPNProtocols?: string[];
+  /** timeoutMs for TCP connect + handshake. Default: 10000. */
+  timeoutMs?: number;
+  /** socket is an already-connected socket to run TLS over (undici passes one for proxies). */
+  socket?: ConnectionOptions['socket'];
+  /** onSession receives session tickets for later resumption. */
+  onSession?: (session: Buffer) => void;
+}
+
+/** VerifiedConnection is a connected socket whose server passed SPIFFE verification and authorization. */
+export interface VerifiedConnection {
+  socket: TLSSocket;
+  peer: VerifiedPeer;
+}
+
+/**
+ * verifyServer checks the server on `socket` as an X.509-SVID against the
+ * bundle of its own trust domain, then authorizes its ID. It runs after every
+ * handshake, resumed ones included: Node skips `checkServerIdentity` on
+ * resumption, so that hook is never relied on.
+ */
+export function verifyServer(socket: TLSSocket, source: IdentitySource, authorize: Authorizer): VerifiedPeer {
+  const peer = verifyX509Svid(peerChainFromSocket(socket), source.getX509Bundles());
+  authorize(peer.id, peer.chain);
+  return peer;
+}
+
+/**
+ * connectMtls opens a TLS 1.3 connection presenting the source's current SVID
+ * and resolves once the server is verified and authorized. Node's default
+ * hostname check is replaced by SPIFFE authorization: SVIDs carry URI SANs,
+ * and the server's identity is its SPIFFE ID, not its DNS name.
+ */
+export function connectMtls(o: MtlsConnectOptions): Promise<VerifiedConnection> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const fail = (err: unknown): void => {
+      if (settled) return;
+      settled = true;
+      socket.destroy();
+      reject(
+        isAuthError(err) ? err : new AuthError('AUTH_ERR_TLS_CONNECT', `mTLS connection to ${o.host}:${o.port} failed: ${(err as Error).message}`, { cause: err }),
+      );
+    };
+    const isIp = /^[\d.]+$|:/.test(o.host);
+    const socket = connect({
+      host: o.host,
+      port: o.port,
+      socket: o.socket,
+      servername: o.servername ?? (isIp ? undefined : o.host),
+      secureContext: secureContextFor(o.source.getX509Svid()),
+      minVersion: 'TLSv1.3',
+      rejectUnauthorized: false,
+      checkServerIdentity: () => undefined,
+      session: o.session,
+      ALPNProtocols: o.ALPNProtocols,
+    });
+    const timer = setTimeout(() => {
+      fail(new AuthError('AUTH_ERR_TLS_CONNECT', `mTLS connection to ${o.host}:${o.port} timed out`));
+    }, o.timeoutMs ?? 10_000);
+    timer.unref();
+    if (o.onSession) socket.on('session', o.onSession);
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      fail(err);
+    });
+    socket.once('secureConnect', () => {
+      clearTimeout(timer);
+      try {
+        const peer = verifyServer(socket, o.source, o.authorize);
+        settled = true;
+        resolve({ socket, peer });
+      } catch (err) {
+        fail(err);
+      }
+    });
+  });
+}

@@ -1,0 +1,50 @@
+import type { TLSSocket } from 'node:tls';
+import type { X509BundleSet } from '../bundle/x509-bundle.ts';
+import { AuthError, isAuthError } from '../errors.ts';
+import type { IdentitySource } from '../source/identity-source.ts';
+import { verifyX509Svid, type VerifiedPeer } from '../verify/x509-verify.ts';
+import { peerChainFromSocket } from './peer-chain.ts';
+
+/** PeerResult is the outcome of verifying a connection's peer: a verified peer or why not. */
+export type PeerResult = { ok: true; peer: VerifiedPeer } | { ok: false; error: AuthError };
+
+interface CacheEntry {
+  result: PeerResult;
+  bundles: X509BundleSet;
+  validUntil: number;
+}
+
+/**
+ * ConnectionVerifier verifies the peer of a TLS connection against the
+ * identity source's bundles, once per connection, and again whenever the
+ * bundles changed or a certificate of the verified chain has expired since:
+ * a keep-alive connection does not outlive its peer's SVID or a removed CA.
+ */
+export class ConnectionVerifier {
+  readonly #source: IdentitySource;
+  readonly #cache = new WeakMap<TLSSocket, CacheEntry>();
+
+  constructor(source: IdentitySource) {
+    this.#source = source;
+  }
+
+  /** verify returns the verified peer of `socket`, or the reason it is not verified. */
+  verify(socket: TLSSocket): PeerResult {
+    const bundles = this.#source.getX509Bundles();
+    const now = Date.now();
+    const hit = this.#cache.get(socket);
+    if (hit && hit.bundles === bundles && now <= hit.validUntil) return hit.result;
+    let result: PeerResult;
+    let validUntil = Number.POSITIVE_INFINITY;
+    try {
+      const peer = verifyX509Svid(peerChainFromSocket(socket), bundles, new Date(now));
+      for (const c of peer.chain) validUntil = Math.min(validUntil, c.validToDate.getTime());
+      result = { ok: true, peer };
+    } catch (err) {
+      const error = isAuthError(err) ? err : new AuthError('AUTH_ERR_PEER_UNVERIFIED', String(err), { cause: err });
+      result = { ok: false, error };
+    }
+    this.#cache.set(socket, { result, bundles, validUntil });
+    return result;
+  }
+}
