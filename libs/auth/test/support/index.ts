@@ -1,2 +1,6 @@
 // Test support shared by this package's tests and by the services' tests.
 export * from './test-ca.ts';
+export * from './memory-source.ts';
+export * from './peer-cases.ts';
+export * from './echo-service.ts';
+export * from './fake-workload-api.ts';

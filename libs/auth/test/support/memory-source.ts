@@ -1,0 +1,37 @@
+import { X509BundleSet, type X509Bundle } from '../../src/bundle/x509-bundle.ts';
+import { IdentitySourceBase, type IdentityKind, type IdentitySourceOptions } from '../../src/source/identity-source.ts';
+import type { X509Svid } from '../../src/svid/x509-svid.ts';
+
+/**
+ * MemorySource is an identity source a test sets by hand: `set()` publishes
+ * new material exactly as a real source does on rotation, so adapters can be
+ * tested without files or a Workload API.
+ */
+export class MemorySource extends IdentitySourceBase {
+  readonly kind: IdentityKind;
+
+  constructor(options: IdentitySourceOptions & { kind?: IdentityKind } = {}) {
+    super(options);
+    this.kind = options.kind ?? 'files';
+  }
+
+  /** create returns a ready source holding `svid` and `bundles`. */
+  static create(svid: X509Svid, bundles: X509Bundle[], options: IdentitySourceOptions = {}): MemorySource {
+    const s = new MemorySource(options);
+    s.set(svid, bundles);
+    return s;
+  }
+
+  describe(): string {
+    return 'memory source (tests)';
+  }
+
+  /** set publishes new material, as a rotation does. */
+  set(svid: X509Svid, bundles: X509Bundle[]): void {
+    this.publish({ svid, bundles: new X509BundleSet(bundles) });
+  }
+
+  protected onClose(): Promise<void> {
+    return Promise.resolve();
+  }
+}
