@@ -28,7 +28,7 @@ export type {
 export { FileIdentitySource, type FileSourceOptions } from './source/file-source.ts';
 export { createIdentitySource, type CreateIdentitySourceOptions } from './source/create-identity-source.ts';
 export { mtlsServerOptions, keepServerIdentityCurrent } from './tls/server-options.ts';
-export { connectMtls, type MtlsConnectOptions, type VerifiedConnection } from './tls/client-connect.ts';
+export { connectMtls, type MtlsConnectOptions, type ResumableSession, type VerifiedConnection } from './tls/client-connect.ts';
 export { ConnectionVerifier, type PeerResult } from './tls/connection-verifier.ts';
 export type { AllowRule } from './adapters/allow-rule.ts';
 export {

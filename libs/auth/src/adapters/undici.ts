@@ -2,7 +2,7 @@ import { Agent, type buildConnector } from 'undici';
 import type { Authorizer } from '../authorize/authorizer.ts';
 import { AuthError, isAuthError } from '../errors.ts';
 import type { IdentitySource } from '../source/identity-source.ts';
-import { connectMtls } from '../tls/client-connect.ts';
+import { connectMtls, type ResumableSession } from '../tls/client-connect.ts';
 
 /** MtlsDispatcherOptions configure createMtlsDispatcher; other undici Agent options pass through. */
 export interface MtlsDispatcherOptions extends Omit<Agent.Options, 'connect'> {
@@ -25,7 +25,7 @@ export interface MtlsDispatcherOptions extends Omit<Agent.Options, 'connect'> {
  */
 export function createMtlsConnector(o: Omit<MtlsDispatcherOptions, keyof Agent.Options> & { maxCachedSessions?: number }): buildConnector.connector {
   const maxSessions = o.maxCachedSessions ?? 100;
-  const sessions = new Map<string, Buffer>();
+  const sessions = new Map<string, ResumableSession>();
   return (opts, callback) => {
     if (opts.protocol !== 'https:') {
       callback(new AuthError('AUTH_ERR_CONFIG_INVALID', `mTLS dispatcher refuses ${opts.protocol}//${opts.hostname}: use an https:// URL`), null);

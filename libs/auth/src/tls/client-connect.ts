@@ -15,8 +15,8 @@ export interface MtlsConnectOptions {
   source: IdentitySource;
   /** authorize decides whether the server's SPIFFE ID is the one we meant to call. */
   authorize: Authorizer;
-  /** session resumes an earlier TLS session; the server is verified again all the same. */
-  session?: Buffer;
+  /** session resumes an earlier TLS session (from `onSession`); the server is verified again all the same. */
+  session?: ResumableSession;
   /** ALPNProtocols to offer. Default: none. */
   ALPNProtocols?: string[];
   /** timeoutMs for TCP connect + handshake. Default: 10000. */
@@ -24,7 +24,21 @@ export interface MtlsConnectOptions {
   /** socket is an already-connected socket to run TLS over (undici passes one for proxies). */
   socket?: ConnectionOptions['socket'];
   /** onSession receives session tickets for later resumption. */
-  onSession?: (session: Buffer) => void;
+  onSession?: (session: ResumableSession) => void;
+}
+
+/**
+ * ResumableSession is a TLS session ticket plus the certificate chain the
+ * server presented in the full handshake that issued it. On resumption the
+ * server sends no certificate and Node exposes none on the client side, so
+ * the remembered chain is verified again, as if presented anew, against the
+ * bundles, clock and authorizer of the moment: resumption never skips the
+ * SPIFFE checks. The ticket itself binds the session to the server that
+ * presented that chain.
+ */
+export interface ResumableSession {
+  ticket: Buffer;
+  chain: Buffer[];
 }
 
 /** VerifiedConnection is a connected socket whose server passed SPIFFE verification and authorization. */
@@ -39,10 +53,22 @@ export interface VerifiedConnection {
  * handshake, resumed ones included: Node skips `checkServerIdentity` on
  * resumption, so that hook is never relied on.
  */
-export function verifyServer(socket: TLSSocket, source: IdentitySource, authorize: Authorizer): VerifiedPeer {
-  const peer = verifyX509Svid(peerChainFromSocket(socket), source.getX509Bundles());
+export function verifyServer(
+  socket: TLSSocket,
+  source: IdentitySource,
+  authorize: Authorizer,
+  resumedFrom?: ResumableSession,
+): VerifiedPeer {
+  const chain = presentedChain(socket, resumedFrom);
+  const peer = verifyX509Svid(chain, source.getX509Bundles());
   authorize(peer.id, peer.chain);
   return peer;
+}
+
+function presentedChain(socket: TLSSocket, resumedFrom: ResumableSession | undefined): Buffer[] {
+  const chain = peerChainFromSocket(socket);
+  if (chain.length === 0 && socket.isSessionReused() && resumedFrom) return resumedFrom.chain;
+  return chain;
 }
 
 /**
@@ -72,14 +98,24 @@ export function connectMtls(o: MtlsConnectOptions): Promise<VerifiedConnection> 
       minVersion: 'TLSv1.3',
       rejectUnauthorized: false,
       checkServerIdentity: () => undefined,
-      session: o.session,
+      session: o.session?.ticket,
       ALPNProtocols: o.ALPNProtocols,
     });
     const timer = setTimeout(() => {
       fail(new AuthError('AUTH_ERR_TLS_CONNECT', `mTLS connection to ${o.host}:${o.port} timed out`));
     }, o.timeoutMs ?? 10_000);
     timer.unref();
-    if (o.onSession) socket.on('session', o.onSession);
+    let verifiedChain: Buffer[] | undefined;
+    let pendingTicket: Buffer | undefined;
+    const onSession = o.onSession;
+    if (onSession) {
+      // TLS 1.3 tickets may arrive before or after our verification finishes;
+      // only a ticket from a verified connection is handed out.
+      socket.on('session', (ticket: Buffer) => {
+        if (verifiedChain) onSession({ ticket, chain: verifiedChain });
+        else pendingTicket = ticket;
+      });
+    }
     socket.once('error', (err) => {
       clearTimeout(timer);
       fail(err);
@@ -87,7 +123,9 @@ export function connectMtls(o: MtlsConnectOptions): Promise<VerifiedConnection> 
     socket.once('secureConnect', () => {
       clearTimeout(timer);
       try {
-        const peer = verifyServer(socket, o.source, o.authorize);
+        const peer = verifyServer(socket, o.source, o.authorize, o.session);
+        verifiedChain = presentedChain(socket, o.session);
+        if (pendingTicket && onSession) onSession({ ticket: pendingTicket, chain: verifiedChain });
         settled = true;
         resolve({ socket, peer });
       } catch (err) {

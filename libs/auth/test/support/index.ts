@@ -4,3 +4,4 @@ export * from './memory-source.ts';
 export * from './peer-cases.ts';
 export * from './echo-service.ts';
 export * from './fake-workload-api.ts';
+export * from './temp-dir.ts';
