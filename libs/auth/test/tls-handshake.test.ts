@@ -180,7 +180,7 @@ describe('HTTP: our undici client against hostile servers', () => {
     try {
       const err = await new Promise<NodeJS.ErrnoException>((resolve) => {
         httpsGet(server.url, { ca: world.example.ca.certPem }, () => {
-          resolve(new Error('connected') as NodeJS.ErrnoException);
+          resolve(new Error('connected'));
         }).on('error', resolve);
       });
       assert.equal(err.code, 'ERR_TLS_CERT_ALTNAME_INVALID');

@@ -12,7 +12,7 @@ export function peerChainFromCertificate(cert: DetailedPeerCertificate | undefin
   while (cur?.raw && !seen.has(cur)) {
     seen.add(cur);
     chain.push(cur.raw);
-    const next: DetailedPeerCertificate | undefined = cur.issuerCertificate as DetailedPeerCertificate | undefined;
+    const next: DetailedPeerCertificate | undefined = cur.issuerCertificate;
     if (next === cur) break;
     cur = next;
   }

@@ -87,7 +87,8 @@ function decode(der: Buffer): ParsedCertificate {
   const dnsSans: string[] = [];
   const unknownCriticalExtensions: string[] = [];
   try {
-    for (const ext of asn.tbsCertificate.extensions ?? []) {
+    const extensions = asn.tbsCertificate.extensions ? [...asn.tbsCertificate.extensions] : [];
+    for (const ext of extensions) {
       const value = ext.extnValue.buffer;
       switch (ext.extnID) {
         case id_ce_basicConstraints: {

@@ -53,7 +53,7 @@ export interface IssuedCertificate {
 }
 
 async function generateKeys(): Promise<webcrypto.CryptoKeyPair> {
-  return (await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  return (await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']));
 }
 
 /**
@@ -93,7 +93,7 @@ export class CertificateAuthority {
     } catch (cause) {
       throw new AuthError('AUTH_ERR_KEY_INVALID', 'CA private key must be an ECDSA P-256 PKCS#8 key', { cause });
     }
-    const publicKey = await cert.publicKey.export(EC_P256, ['verify']);
+    const publicKey = await webcrypto.subtle.importKey('spki', cert.publicKey.rawData, EC_P256, true, ['verify']);
     return new CertificateAuthority(cert, { publicKey, privateKey }, []);
   }
 
