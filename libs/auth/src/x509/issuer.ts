@@ -173,6 +173,8 @@ async function build(
         ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign
         : x509.KeyUsageFlags.digitalSignature
       : o.keyUsage;
+  // Combined flags (a | b) are plain numbers in TypeScript; the extension takes the bit mask as is.
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment
   if (ku !== null) extensions.push(new x509.KeyUsagesExtension(ku, true));
   const names: x509.JsonGeneralName[] = [
     ...(o.uris ?? []).map((value) => ({ type: 'url' as const, value })),
