@@ -48,3 +48,23 @@ export {
   type GrpcClientOptions,
   type GrpcDecision,
 } from './adapters/grpc.ts';
+export {
+  JwtSvid,
+  parseAndValidateJwtSvid,
+  parseInsecureJwtSvid,
+  jwtSvidAlgorithms,
+  type JwtSvidAlgorithm,
+  type JwtSvidValidationOptions,
+} from './svid/jwt-svid.ts';
+export { parseEndpointAddress, endpointFromEnv, type WorkloadEndpoint } from './workloadapi/address.ts';
+export type { BackoffOptions } from './workloadapi/backoff.ts';
+export {
+  WorkloadApiClient,
+  type WorkloadApiClientOptions,
+  type X509Context,
+  type JwtSvidParams,
+  type JwtSvidResult,
+  type ValidatedJwtSvid,
+} from './workloadapi/client.ts';
+export { WorkloadX509Source, type WorkloadX509SourceOptions } from './workloadapi/x509-source.ts';
+export { WorkloadJwtSource, type WorkloadJwtSourceOptions } from './workloadapi/jwt-source.ts';
