@@ -5,3 +5,4 @@ export * from './peer-cases.ts';
 export * from './echo-service.ts';
 export * from './fake-workload-api.ts';
 export * from './temp-dir.ts';
+export * from './header-peer.ts';
