@@ -1,0 +1,34 @@
+/**
+ * ServiceError is what a shop service answers with when a request cannot be
+ * served: an HTTP status, a stable code and a message that says what to fix.
+ * The error handler (http-server.ts) turns it into `{ code, message }`.
+ */
+export class ServiceError extends Error {
+  /** statusCode is the HTTP status to answer with. */
+  readonly statusCode: number;
+  /** code is stable; clients match on it. */
+  readonly code: string;
+  /** headers are added to the error response (e.g. Retry-After). */
+  readonly headers: Record<string, string>;
+
+  constructor(statusCode: number, code: string, message: string, options: { cause?: unknown; headers?: Record<string, string> } = {}) {
+    super(message, { cause: options.cause });
+    this.name = 'ServiceError';
+    this.statusCode = statusCode;
+    this.code = code;
+    this.headers = options.headers ?? {};
+  }
+}
+
+/** ConfigError names the environment variable that is wrong and what it must be. */
+export class ConfigError extends Error {
+  readonly code = 'SVC_ERR_CONFIG_INVALID';
+  /** variable is the environment variable at fault. */
+  readonly variable: string;
+
+  constructor(variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+    this.variable = variable;
+  }
+}
