@@ -11,7 +11,12 @@ export class ServiceError extends Error {
   /** headers are added to the error response (e.g. Retry-After). */
   readonly headers: Record<string, string>;
 
-  constructor(statusCode: number, code: string, message: string, options: { cause?: unknown; headers?: Record<string, string> } = {}) {
+  constructor(
+    statusCode: number,
+    code: string,
+    message: string,
+    options: { cause?: unknown; headers?: Record<string, string> } = {},
+  ) {
     super(message, { cause: options.cause });
     this.name = 'ServiceError';
     this.statusCode = statusCode;

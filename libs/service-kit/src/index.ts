@@ -3,13 +3,7 @@ export { ServiceError, ConfigError } from './errors.ts';
 export { Env } from './config.ts';
 export { loggerOptions } from './logger.ts';
 export { openDatabase, transaction, type Migration } from './db.ts';
-export {
-  createServiceMetrics,
-  observeIdentity,
-  authHooks,
-  type ServiceMetrics,
-  type Logger,
-} from './metrics.ts';
+export { createServiceMetrics, observeIdentity, authHooks, type ServiceMetrics, type Logger } from './metrics.ts';
 export { createBreaker, retry, type BreakerOptions, type RetryOptions } from './breaker.ts';
 export { serviceFastifyOptions, installHttpBasics, HTTP_LIMITS } from './http-server.ts';
 export { startOpsServer, type OpsServerOptions, type ReadinessCheck } from './ops-server.ts';

@@ -26,15 +26,59 @@ export function createServiceMetrics(service: string): ServiceMetrics {
   const r = [registry];
   return {
     registry,
-    requests: new Counter({ name: 'shop_requests_total', help: 'Requests served, by route, status and calling SPIFFE ID.', labelNames: ['protocol', 'route', 'method', 'status', 'caller'], registers: r }),
-    requestSeconds: new Histogram({ name: 'shop_request_duration_seconds', help: 'Request latency.', labelNames: ['protocol', 'route'], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: r }),
-    authzDenials: new Counter({ name: 'shop_authz_denials_total', help: 'Requests refused by SPIFFE authentication or authorization.', labelNames: ['protocol', 'route', 'caller', 'code'], registers: r }),
-    handshakeFailures: new Counter({ name: 'shop_tls_handshake_failures_total', help: 'TLS handshakes that failed or presented an unverifiable peer.', labelNames: ['code'], registers: r }),
-    breakerState: new Gauge({ name: 'shop_circuit_breaker_state', help: 'Circuit breaker state: 0 closed, 1 half-open, 2 open.', labelNames: ['breaker'], registers: r }),
-    breakerEvents: new Counter({ name: 'shop_circuit_breaker_events_total', help: 'Circuit breaker events (success, failure, timeout, reject, open, close, halfOpen).', labelNames: ['breaker', 'event'], registers: r }),
-    certExpirySeconds: new Gauge({ name: 'shop_identity_cert_expiry_seconds', help: 'Seconds until the current X.509-SVID expires.', registers: r }),
-    rotations: new Counter({ name: 'shop_identity_rotations_total', help: 'X.509-SVID or bundle updates applied after the first.', registers: r }),
-    identityLoadErrors: new Counter({ name: 'shop_identity_load_errors_total', help: 'Identity updates refused (last good material kept).', labelNames: ['code'], registers: r }),
+    requests: new Counter({
+      name: 'shop_requests_total',
+      help: 'Requests served, by route, status and calling SPIFFE ID.',
+      labelNames: ['protocol', 'route', 'method', 'status', 'caller'],
+      registers: r,
+    }),
+    requestSeconds: new Histogram({
+      name: 'shop_request_duration_seconds',
+      help: 'Request latency.',
+      labelNames: ['protocol', 'route'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: r,
+    }),
+    authzDenials: new Counter({
+      name: 'shop_authz_denials_total',
+      help: 'Requests refused by SPIFFE authentication or authorization.',
+      labelNames: ['protocol', 'route', 'caller', 'code'],
+      registers: r,
+    }),
+    handshakeFailures: new Counter({
+      name: 'shop_tls_handshake_failures_total',
+      help: 'TLS handshakes that failed or presented an unverifiable peer.',
+      labelNames: ['code'],
+      registers: r,
+    }),
+    breakerState: new Gauge({
+      name: 'shop_circuit_breaker_state',
+      help: 'Circuit breaker state: 0 closed, 1 half-open, 2 open.',
+      labelNames: ['breaker'],
+      registers: r,
+    }),
+    breakerEvents: new Counter({
+      name: 'shop_circuit_breaker_events_total',
+      help: 'Circuit breaker events (success, failure, timeout, reject, open, close, halfOpen).',
+      labelNames: ['breaker', 'event'],
+      registers: r,
+    }),
+    certExpirySeconds: new Gauge({
+      name: 'shop_identity_cert_expiry_seconds',
+      help: 'Seconds until the current X.509-SVID expires.',
+      registers: r,
+    }),
+    rotations: new Counter({
+      name: 'shop_identity_rotations_total',
+      help: 'X.509-SVID or bundle updates applied after the first.',
+      registers: r,
+    }),
+    identityLoadErrors: new Counter({
+      name: 'shop_identity_load_errors_total',
+      help: 'Identity updates refused (last good material kept).',
+      labelNames: ['code'],
+      registers: r,
+    }),
   };
 }
 
@@ -54,7 +98,12 @@ export function observeIdentity(source: IdentitySource, metrics: ServiceMetrics,
   source.on('rotated', (e) => {
     if (e.previous) metrics.rotations.inc();
     log.info(
-      { spiffeId: e.svid.id.toString(), serial: e.svid.leaf.serialNumber, expiresAt: e.svid.expiresAt.toISOString(), trustDomains: e.bundles.trustDomains().map(String) },
+      {
+        spiffeId: e.svid.id.toString(),
+        serial: e.svid.leaf.serialNumber,
+        expiresAt: e.svid.expiresAt.toISOString(),
+        trustDomains: e.bundles.trustDomains().map(String),
+      },
       e.previous ? 'identity rotated' : 'identity loaded',
     );
   });
@@ -63,7 +112,10 @@ export function observeIdentity(source: IdentitySource, metrics: ServiceMetrics,
     log.warn({ err: { code: err.code, message: err.message } }, 'identity update refused; keeping the last good one');
   });
   source.on('expiring', (e) => {
-    log.warn({ spiffeId: e.svid.id.toString(), secondsToExpiry: e.secondsToExpiry }, 'identity expiring soon and no new one has arrived');
+    log.warn(
+      { spiffeId: e.svid.id.toString(), secondsToExpiry: e.secondsToExpiry },
+      'identity expiring soon and no new one has arrived',
+    );
   });
   metrics.registry.removeSingleMetric('shop_identity_cert_expiry_seconds');
   metrics.certExpirySeconds = new Gauge({
