@@ -34,7 +34,12 @@ describe('parseEndpointAddress: accepted forms', () => {
     { input: 'tcp://127.0.0.1:8081', target: 'ipv4:127.0.0.1:8081', transport: 'tcp' },
     { input: 'tcp://10.0.0.7:1', target: 'ipv4:10.0.0.7:1', transport: 'tcp' },
     // RFC 3986 §3.1: the scheme is case-insensitive.
-    { input: 'UNIX:///run/agent.sock', target: 'unix:/run/agent.sock', transport: 'unix', socketPath: '/run/agent.sock' },
+    {
+      input: 'UNIX:///run/agent.sock',
+      target: 'unix:/run/agent.sock',
+      transport: 'unix',
+      socketPath: '/run/agent.sock',
+    },
     { input: 'tcp://[::1]:8081', target: 'ipv6:[::1]:8081', transport: 'tcp' },
     { input: 'tcp://[2001:db8::5]:65535', target: 'ipv6:[2001:db8::5]:65535', transport: 'tcp' },
   ];

@@ -69,7 +69,11 @@ class Recorder<T> implements Watcher<T> {
   }
 
   async update(n: number): Promise<T> {
-    await until(() => this.updates.length >= n, `update #${n}`, () => this.errors.map((e) => e.message).join('\n'));
+    await until(
+      () => this.updates.length >= n,
+      `update #${n}`,
+      () => this.errors.map((e) => e.message).join('\n'),
+    );
     return this.updates[n - 1]!;
   }
 
@@ -84,6 +88,20 @@ async function until(predicate: () => boolean, what: string, context?: () => str
   while (!predicate()) {
     if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}${context ? `; seen:\n${context()}` : ''}`);
     await sleep(5);
+  }
+}
+
+async function within(promise: Promise<unknown>, ms: number, what: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new Error(`timed out after ${ms} ms waiting for ${what}`));
+    }, ms);
+  });
+  try {
+    await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -186,10 +204,13 @@ describe('WorkloadApiClient: security header', () => {
     await watching;
 
     const methods = new Set(fake.calls.map((c) => c.method));
-    assert.deepEqual(
-      [...methods].sort(),
-      ['FetchJWTBundles', 'FetchJWTSVID', 'FetchX509Bundles', 'FetchX509SVID', 'ValidateJWTSVID'],
-    );
+    assert.deepEqual([...methods].sort(), [
+      'FetchJWTBundles',
+      'FetchJWTSVID',
+      'FetchX509Bundles',
+      'FetchX509SVID',
+      'ValidateJWTSVID',
+    ]);
     for (const call of fake.calls) assert.equal(call.metadata[SECURITY_HEADER], 'true', call.method);
   });
 
@@ -202,7 +223,9 @@ describe('WorkloadApiClient: security header', () => {
 
     const def = workloadApiDefinition().FetchJWTSVID!;
     const raw = new grpc.Client(`unix:${fake.socketPath}`, grpc.credentials.createInsecure());
-    t.after(() => raw.close());
+    t.after(() => {
+      raw.close();
+    });
     const err = await new Promise<grpc.ServiceError | null>((resolve) => {
       raw.makeUnaryRequest(
         def.path,
@@ -241,7 +264,11 @@ describe('WorkloadApiClient: X.509 context updates', () => {
 
   test('bundles are the SVID trust domain bundle plus the federated bundles', async (t) => {
     const fake = await startFake(t);
-    fake.setX509Context({ svids: [{ svid: svidA }], bundle: td.bundle, federatedBundles: [partner.bundle, other.bundle] });
+    fake.setX509Context({
+      svids: [{ svid: svidA }],
+      bundle: td.bundle,
+      federatedBundles: [partner.bundle, other.bundle],
+    });
     const ctx = await watchX509(t, newClient(t, fake)).update(1);
     assert.deepEqual(tds(ctx.bundles), ['example.org', 'other.org', 'partner.org']);
     assert.ok(ctx.bundles.get('example.org')?.equals(td.bundle));
@@ -276,7 +303,10 @@ describe('WorkloadApiClient: X.509 context updates', () => {
     const fake = await startFake(t);
     fake.pushX509Response({
       svids: [rawX509Svid(svidA, td.bundle)],
-      federated_bundles: { 'spiffe://example.org': other.bundle.toDer(), 'spiffe://partner.org': partner.bundle.toDer() },
+      federated_bundles: {
+        'spiffe://example.org': other.bundle.toDer(),
+        'spiffe://partner.org': partner.bundle.toDer(),
+      },
     });
     const ctx = await watchX509(t, newClient(t, fake)).update(1);
     assert.ok(ctx.bundles.get('partner.org')?.equals(partner.bundle));
@@ -296,14 +326,43 @@ describe('WorkloadApiClient: X.509 context updates', () => {
 
   describe('a message with an unusable field is dropped, reported, and the last good state kept', () => {
     const garbage = Buffer.from([0x30, 0x03, 0x02, 0x01, 0x00]);
-    const cases: { name: string; entry: () => Record<string, unknown>; federated?: () => Record<string, Buffer>; message: RegExp }[] = [
+    const cases: {
+      name: string;
+      entry: () => Record<string, unknown>;
+      federated?: () => Record<string, Buffer>;
+      message: RegExp;
+    }[] = [
       { name: 'no svids at all', entry: () => ({}), message: /no X\.509-SVID/ },
-      { name: 'empty spiffe_id', entry: () => ({ ...rawX509Svid(svidB, td.bundle), spiffe_id: '' }), message: /svids\[0\] has an empty spiffe_id/ },
-      { name: 'empty x509_svid', entry: () => ({ ...rawX509Svid(svidB, td.bundle), x509_svid: Buffer.alloc(0) }), message: /empty x509_svid/ },
-      { name: 'empty x509_svid_key', entry: () => ({ ...rawX509Svid(svidB, td.bundle), x509_svid_key: Buffer.alloc(0) }), message: /empty x509_svid_key/ },
-      { name: 'empty bundle', entry: () => ({ ...rawX509Svid(svidB, td.bundle), bundle: Buffer.alloc(0) }), message: /bundle for trust domain "example\.org" is empty/ },
-      { name: 'certificate that does not parse', entry: () => ({ ...rawX509Svid(svidB, td.bundle), x509_svid: garbage }), message: /not a usable X\.509-SVID/ },
-      { name: 'key that does not parse', entry: () => ({ ...rawX509Svid(svidB, td.bundle), x509_svid_key: garbage }), message: /not a usable X\.509-SVID.*PKCS#8/ },
+      {
+        name: 'empty spiffe_id',
+        entry: () => ({ ...rawX509Svid(svidB, td.bundle), spiffe_id: '' }),
+        message: /svids\[0\] has an empty spiffe_id/,
+      },
+      {
+        name: 'empty x509_svid',
+        entry: () => ({ ...rawX509Svid(svidB, td.bundle), x509_svid: Buffer.alloc(0) }),
+        message: /empty x509_svid/,
+      },
+      {
+        name: 'empty x509_svid_key',
+        entry: () => ({ ...rawX509Svid(svidB, td.bundle), x509_svid_key: Buffer.alloc(0) }),
+        message: /empty x509_svid_key/,
+      },
+      {
+        name: 'empty bundle',
+        entry: () => ({ ...rawX509Svid(svidB, td.bundle), bundle: Buffer.alloc(0) }),
+        message: /bundle for trust domain "example\.org" is empty/,
+      },
+      {
+        name: 'certificate that does not parse',
+        entry: () => ({ ...rawX509Svid(svidB, td.bundle), x509_svid: garbage }),
+        message: /not a usable X\.509-SVID/,
+      },
+      {
+        name: 'key that does not parse',
+        entry: () => ({ ...rawX509Svid(svidB, td.bundle), x509_svid_key: garbage }),
+        message: /not a usable X\.509-SVID.*PKCS#8/,
+      },
       {
         name: 'key that does not match the certificate',
         entry: () => ({ ...rawX509Svid(svidB, td.bundle), x509_svid_key: rawX509Svid(svidA, td.bundle).x509_svid_key }),
@@ -314,7 +373,11 @@ describe('WorkloadApiClient: X.509 context updates', () => {
         entry: () => ({ ...rawX509Svid(svidB, td.bundle), spiffe_id: 'spiffe://example.org/a' }),
         message: /spiffe_id does not match/,
       },
-      { name: 'bundle that does not parse', entry: () => ({ ...rawX509Svid(svidB, td.bundle), bundle: garbage }), message: /bundle for trust domain "example\.org" does not parse/ },
+      {
+        name: 'bundle that does not parse',
+        entry: () => ({ ...rawX509Svid(svidB, td.bundle), bundle: garbage }),
+        message: /bundle for trust domain "example\.org" does not parse/,
+      },
       {
         name: 'federated bundle that does not parse',
         entry: () => ({ ...rawX509Svid(svidB, td.bundle) }),
@@ -364,8 +427,18 @@ describe('WorkloadApiClient: reconnecting', () => {
       message: /PermissionDenied: no registration entry matched this workload/,
       retried: true,
     },
-    { status: grpc.status.INTERNAL, code: 'AUTH_ERR_WORKLOAD_CALL_FAILED', message: /answered INTERNAL/, retried: true },
-    { status: grpc.status.INVALID_ARGUMENT, code: 'AUTH_ERR_WORKLOAD_INVALID_REQUEST', message: /InvalidArgument/, retried: false },
+    {
+      status: grpc.status.INTERNAL,
+      code: 'AUTH_ERR_WORKLOAD_CALL_FAILED',
+      message: /answered INTERNAL/,
+      retried: true,
+    },
+    {
+      status: grpc.status.INVALID_ARGUMENT,
+      code: 'AUTH_ERR_WORKLOAD_INVALID_REQUEST',
+      message: /InvalidArgument/,
+      retried: false,
+    },
   ];
   for (const c of cases) {
     test(`${grpc.status[c.status]}: ${c.retried ? 'retried with backoff, then succeeds' : 'reported once, never retried'}`, async (t) => {
@@ -393,7 +466,7 @@ describe('WorkloadApiClient: reconnecting', () => {
         fake.clearX509Error();
         assert.deepEqual(ids(await rec.update(1)), ['spiffe://example.org/a']);
       } else {
-        await done;
+        await within(done, 2000, 'the watch to stop by itself');
         await sleep(FAST.initialMs * 4);
         assert.equal(fake.callsOf('FetchX509SVID').length, 1, 'no second attempt');
         assert.equal(rec.errors.length, 1);
@@ -402,7 +475,7 @@ describe('WorkloadApiClient: reconnecting', () => {
     });
   }
 
-  test('an open stream that fails later is retried and the backoff restarts after a success', async (t) => {
+  test('an open stream that fails later is retried', async (t) => {
     const fake = await startFake(t);
     fake.setX509Context({ svids: [{ svid: svidA }], bundle: td.bundle });
     const rec = watchX509(t, newClient(t, fake));
@@ -412,6 +485,24 @@ describe('WorkloadApiClient: reconnecting', () => {
     fake.clearX509Error();
     await rec.update(2);
     assert.equal(fake.callsOf('FetchX509SVID')[0]?.status, 'UNAVAILABLE');
+  });
+
+  test('the backoff starts again from the initial delay after a good message', async (t) => {
+    const fake = await startFake(t);
+    fake.setX509Context({ svids: [{ svid: svidA }], bundle: td.bundle });
+    fake.setX509Error(grpc.status.UNAVAILABLE);
+    // Delays 20, 60, 180, 540 ms while failing; 1620 ms next time unless reset.
+    const client = newClient(t, fake, { backoff: { initialMs: 20, factor: 3, maxMs: 5000, random: () => 1 } });
+    const rec = watchX509(t, client);
+    await fake.waitFor(() => fake.callsOf('FetchX509SVID').length >= 4, 'four failed attempts');
+    fake.clearX509Error();
+    await rec.update(1);
+    const attempts = fake.callsOf('FetchX509SVID').length;
+    const failedAt = Date.now();
+    fake.setX509Error(grpc.status.UNAVAILABLE);
+    await fake.waitFor(() => fake.callsOf('FetchX509SVID').length > attempts, 'the retry');
+    const gap = fake.callsOf('FetchX509SVID')[attempts]!.at - failedAt;
+    assert.ok(gap < 800, `retry after ${gap} ms; the backoff was not reset`);
   });
 
   test('a stream the server simply ends is re-opened', async (t) => {
@@ -468,7 +559,7 @@ describe('WorkloadApiClient: reconnecting', () => {
     const done = client.watchX509Context(rec, stop.signal);
     await rec.update(1);
     stop.abort();
-    await done;
+    await within(done, 2000, 'the watch to stop');
     await fake.waitFor(() => fake.openStreams() === 0, 'the stream to close');
     assert.equal(rec.errors.length, 0, 'stopping is not an error');
     fake.setX509Context({ svids: [{ svid: svidB }], bundle: td.bundle });
@@ -484,10 +575,19 @@ describe('WorkloadApiClient: reconnecting', () => {
     const done = client.watchX509Context(rec);
     await rec.update(1);
     await client.close();
-    await done;
+    await within(done, 2000, 'the watch to stop');
     assert.equal(client.isClosed, true);
-    await assert.rejects(client.fetchX509Context(), (err: unknown) => err instanceof AuthError && err.code === 'AUTH_ERR_WORKLOAD_CLOSED');
-    await assert.rejects(client.fetchJwtSvids({ audience: ['a'] }), (err: unknown) => err instanceof AuthError && err.code === 'AUTH_ERR_WORKLOAD_CLOSED');
+    await assert.rejects(
+      client.fetchX509Context(),
+      (err: unknown) => err instanceof AuthError && err.code === 'AUTH_ERR_WORKLOAD_CLOSED',
+    );
+    const late = new Recorder<X509Context>();
+    await within(client.watchX509Context(late), 2000, 'a watch on a closed client to return');
+    assertCode(late.errors[0], 'AUTH_ERR_WORKLOAD_CLOSED');
+    await assert.rejects(
+      client.fetchJwtSvids({ audience: ['a'] }),
+      (err: unknown) => err instanceof AuthError && err.code === 'AUTH_ERR_WORKLOAD_CLOSED',
+    );
   });
 });
 

@@ -59,7 +59,9 @@ export const caCreate: Command = {
         notAfter: notAfter.toISOString(),
       });
     } else {
-      io.out(`Created development root CA for trust domain ${trustDomain.name}, expires ${notAfter.toISOString()} (${describeExpiry((notAfter.getTime() - Date.now()) / 1000)})\n`);
+      io.out(
+        `Created development root CA for trust domain ${trustDomain.name}, expires ${notAfter.toISOString()} (${describeExpiry((notAfter.getTime() - Date.now()) / 1000)})\n`,
+      );
       io.out(
         table([
           ['wrote', paths.cert, 'CA certificate (share it: it is the trust bundle)'],

@@ -71,7 +71,10 @@ export async function loadCa(dir: string, now: Date = new Date()): Promise<Loade
     });
   }
   if (!publicKeyDer.equals(cert.x509.publicKey.export({ format: 'der', type: 'spki' }))) {
-    throw new AuthError('AUTH_ERR_KEY_MISMATCH', `${files.key} is not the private key of the CA certificate ${files.cert}`);
+    throw new AuthError(
+      'AUTH_ERR_KEY_MISMATCH',
+      `${files.key} is not the private key of the CA certificate ${files.cert}`,
+    );
   }
   let ca: CertificateAuthority;
   try {

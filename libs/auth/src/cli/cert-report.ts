@@ -75,8 +75,12 @@ export interface CertificateReport {
   fingerprintSha256: string;
 }
 
-function distinguishedName(dn: string): string {
-  return dn.split('\n').filter((p) => p !== '').join(', ');
+// Node's X509Certificate has `subject` undefined (despite its type) when the DN is empty, as SVIDs may have it.
+function distinguishedName(dn: string | undefined): string {
+  return (dn ?? '')
+    .split('\n')
+    .filter((p) => p !== '')
+    .join(', ');
 }
 
 function usages(der: Buffer): { keyUsage: string[] | null; extKeyUsage: string[] | null } {
@@ -89,7 +93,9 @@ function usages(der: Buffer): { keyUsage: string[] | null; extKeyUsage: string[]
       try {
         if (ext.extnID === id_ce_keyUsage) keyUsage = AsnConvert.parse(ext.extnValue.buffer, KeyUsage).toJSON();
         if (ext.extnID === id_ce_extKeyUsage) {
-          extKeyUsage = [...AsnConvert.parse(ext.extnValue.buffer, ExtendedKeyUsage)].map((oid) => EKU_NAMES[oid] ?? oid);
+          extKeyUsage = [...AsnConvert.parse(ext.extnValue.buffer, ExtendedKeyUsage)].map(
+            (oid) => EKU_NAMES[oid] ?? oid,
+          );
         }
       } catch {
         if (ext.extnID === id_ce_keyUsage) keyUsage = ['(malformed)'];
@@ -101,7 +107,11 @@ function usages(der: Buffer): { keyUsage: string[] | null; extKeyUsage: string[]
 }
 
 /** describeCertificate reports the fields a user checks on a certificate. */
-export function describeCertificate(cert: ParsedCertificate, position: number, now: Date = new Date()): CertificateReport {
+export function describeCertificate(
+  cert: ParsedCertificate,
+  position: number,
+  now: Date = new Date(),
+): CertificateReport {
   const x = cert.x509;
   return {
     position,
@@ -116,9 +126,13 @@ export function describeCertificate(cert: ParsedCertificate, position: number, n
     secondsToExpiry: Math.floor((cert.notAfter.getTime() - now.getTime()) / 1000),
     isCA: cert.isCA,
     pathLen: cert.pathLen ?? null,
-    selfSigned: x.subject === x.issuer && x.verify(x.publicKey),
+    selfSigned: distinguishedName(x.subject) === distinguishedName(x.issuer) && x.verify(x.publicKey),
     ...usages(cert.der),
-    fingerprintSha256: createHash('sha256').update(cert.der).digest('hex').toUpperCase().replace(/(..)(?!$)/g, '$1:'),
+    fingerprintSha256: createHash('sha256')
+      .update(cert.der)
+      .digest('hex')
+      .toUpperCase()
+      .replace(/(..)(?!$)/g, '$1:'),
   };
 }
 
@@ -137,7 +151,8 @@ export interface SvidStatus {
  */
 export function svidStatus(chain: readonly ParsedCertificate[], now: Date = new Date()): SvidStatus {
   const leaf = chain[0];
-  if (!leaf) return { valid: false, spiffeId: null, code: 'AUTH_ERR_SVID_INVALID', reason: 'chain holds no certificate' };
+  if (!leaf)
+    return { valid: false, spiffeId: null, code: 'AUTH_ERR_SVID_INVALID', reason: 'chain holds no certificate' };
   let id: SpiffeId;
   try {
     id = spiffeIdOfLeaf(leaf);

@@ -1,14 +1,14 @@
 import { AuthError, type AuthErrorCode } from '../errors.ts';
 import { loadCertificateFile, spiffeIdOf } from './cert-report.ts';
 import { formatError, parseCommandArgs, printJson, table, type CliIo, type Command, type ExitCode } from './command.ts';
-import { describeExpiry, formatDuration, parseDuration } from './duration.ts';
+import { describeExpiry, parseDuration } from './duration.ts';
 
 const NAME = 'check-expiry';
 
 const HELP = `Usage: spiffe-auth check-expiry <file>... [options]
 
-Check that the leaf (first) certificate of each file is valid for longer than
---within. For cron and CI:
+Check that the leaf (first) certificate of each file ("-" for stdin) is valid
+for longer than --within. For cron and CI:
   exit 0  every leaf is valid for longer than --within
   exit 1  some leaf expires within --within, is expired or not yet valid (each is named)
   exit 2  bad input: a file is missing, unreadable or holds no certificate, or a bad flag
@@ -87,7 +87,7 @@ export const checkExpiry: Command = {
       return 0;
     }
     const withinSeconds = parseDuration('--within', parsed.values.within, { allowZero: true });
-    const within = formatDuration(withinSeconds);
+    const within = parsed.values.within;
     const now = new Date();
     const results: FileResult[] = [];
     for (const file of parsed.positionals) results.push(await checkFile(file, withinSeconds, now));
@@ -106,7 +106,8 @@ export const checkExpiry: Command = {
             `${failing.map((r) => r.file).join(', ')}\n`,
         );
       } else if (errors.length === 0) {
-        io.out(`All ${good.length} certificate${good.length === 1 ? ' is' : 's are'} valid for longer than ${within}.\n`);
+        const subject = good.length === 1 ? 'The certificate is' : `All ${good.length} certificates are`;
+        io.out(`${subject} valid for longer than ${within}.\n`);
       }
     }
     for (const r of errors) {

@@ -19,7 +19,7 @@ import {
   type ExitCode,
 } from './command.ts';
 import { lockDir } from './dir-lock.ts';
-import { describeExpiry, formatDuration, parseDuration } from './duration.ts';
+import { describeExpiry, parseDuration } from './duration.ts';
 import { PUBLIC_FILE_MODE, ensureDir, fileExists, readInputFile, writeFilesAtomic } from './files.ts';
 import { defaultDnsNames, issueServiceCert, serviceFiles, serviceSpiffeId } from './service-cert.ts';
 
@@ -89,7 +89,10 @@ export const devCerts: Command = {
       throw usageError(NAME, `--renew-within ${values['renew-within']} must be shorter than --ttl ${values.ttl}`);
     }
     if (renewWithin >= caTtlSeconds) {
-      throw usageError(NAME, `--renew-within ${values['renew-within']} must be shorter than --ca-ttl ${values['ca-ttl']}`);
+      throw usageError(
+        NAME,
+        `--renew-within ${values['renew-within']} must be shorter than --ca-ttl ${values['ca-ttl']}`,
+      );
     }
     const services = values.services === undefined ? listValue(DEFAULT_SERVICES) : listValue(values.services);
     if (services.length === 0) throw usageError(NAME, '--services must name at least one service');
@@ -103,7 +106,7 @@ export const devCerts: Command = {
     try {
       ({ reports, trustDomain } = await reconcile(outDir, flagTrustDomain, services, {
         ttlSeconds,
-        renewWithin,
+        renew: { seconds: renewWithin, text: values['renew-within'] },
         caTtlSeconds,
       }));
     } finally {
@@ -131,9 +134,15 @@ export const devCerts: Command = {
   },
 };
 
+interface Renew {
+  seconds: number;
+  text: string;
+}
+
 interface Lifetimes {
   ttlSeconds: number;
-  renewWithin: number;
+  /** renew is --renew-within, in seconds and as the user wrote it (for messages). */
+  renew: Renew;
   caTtlSeconds: number;
 }
 
@@ -147,7 +156,7 @@ async function reconcile(
   const reports: FileReport[] = [];
   const paths = caFiles(outDir);
 
-  const { loaded, verdict } = await assessCa(outDir, flagTrustDomain, lifetimes.renewWithin, now);
+  const { loaded, verdict } = await assessCa(outDir, flagTrustDomain, lifetimes.renew, now);
   const trustDomain = flagTrustDomain ?? loaded?.trustDomain ?? TrustDomain.parse(DEFAULT_TRUST_DOMAIN);
   let ca: CertificateAuthority;
   let caCert: ParsedCertificate;
@@ -156,7 +165,8 @@ async function reconcile(
     ca = loaded.ca;
     caCert = loaded.cert;
     const metaMissing = loaded.trustDomain === undefined;
-    for (const file of [paths.cert, paths.key]) reports.push({ file, action: 'kept', notAfter: caCert.notAfter.toISOString() });
+    for (const file of [paths.cert, paths.key])
+      reports.push({ file, action: 'kept', notAfter: caCert.notAfter.toISOString() });
     if (metaMissing) {
       // Record the trust domain we now assume, so the next run finds it.
       const data = `${JSON.stringify({ trust_domain: trustDomain.name }, null, 2)}\n`;
@@ -183,13 +193,20 @@ async function reconcile(
     const files = serviceFiles(outDir, service);
     const v = caReplaced
       ? { action: 'renewed' as const, reason: 'the CA was replaced' }
-      : await assessService(files, service, id, bundles, lifetimes.renewWithin, now);
+      : await assessService(files, service, id, bundles, lifetimes.renew, now);
     if (v.action === 'kept') {
       reports.push({ file: files.cert, action: 'kept', spiffeId: id.toString(), notAfter: v.notAfter.toISOString() });
       reports.push({ file: files.key, action: 'kept' });
       continue;
     }
-    const issued = await issueServiceCert(ca, caCert.notAfter, id, defaultDnsNames(service), lifetimes.ttlSeconds, files);
+    const issued = await issueServiceCert(
+      ca,
+      caCert.notAfter,
+      id,
+      defaultDnsNames(service),
+      lifetimes.ttlSeconds,
+      files,
+    );
     await writeFilesAtomic(issued.files, true);
     const notAfter = issued.notAfter.toISOString();
     reports.push({ file: files.cert, action: v.action, reason: v.reason, spiffeId: id.toString(), notAfter });
@@ -205,14 +222,15 @@ function missingReason(missing: string[]): string {
 async function assessCa(
   outDir: string,
   flagTrustDomain: TrustDomain | undefined,
-  renewWithin: number,
+  renew: Renew,
   now: Date,
 ): Promise<{ loaded: LoadedCa | undefined; verdict: Verdict }> {
   const paths = caFiles(outDir);
   const missing: string[] = [];
   for (const p of [paths.cert, paths.key]) if (!(await fileExists(p))) missing.push(p);
   if (missing.length === 2) return { loaded: undefined, verdict: { action: 'created', reason: 'no CA yet' } };
-  if (missing.length === 1) return { loaded: undefined, verdict: { action: 'renewed', reason: missingReason(missing) } };
+  if (missing.length === 1)
+    return { loaded: undefined, verdict: { action: 'renewed', reason: missingReason(missing) } };
   let loaded: LoadedCa;
   try {
     loaded = await loadCa(outDir, now);
@@ -225,14 +243,20 @@ async function assessCa(
   if (flagTrustDomain && loaded.trustDomain && !loaded.trustDomain.equals(flagTrustDomain)) {
     return {
       loaded,
-      verdict: { action: 'renewed', reason: `the CA is for trust domain ${loaded.trustDomain.name}, not ${flagTrustDomain.name}` },
+      verdict: {
+        action: 'renewed',
+        reason: `the CA is for trust domain ${loaded.trustDomain.name}, not ${flagTrustDomain.name}`,
+      },
     };
   }
   const left = (loaded.cert.notAfter.getTime() - now.getTime()) / 1000;
-  if (left <= renewWithin) {
+  if (left <= renew.seconds) {
     return {
       loaded,
-      verdict: { action: 'renewed', reason: `the CA expires ${describeExpiry(left)}, within --renew-within ${formatDuration(renewWithin)}` },
+      verdict: {
+        action: 'renewed',
+        reason: `the CA expires ${describeExpiry(left)}, within --renew-within ${renew.text}`,
+      },
     };
   }
   return { loaded, verdict: { action: 'kept', notAfter: loaded.cert.notAfter } };
@@ -243,7 +267,7 @@ async function assessService(
   service: string,
   id: SpiffeId,
   bundles: X509BundleSet,
-  renewWithin: number,
+  renew: Renew,
   now: Date,
 ): Promise<Verdict> {
   const missing: string[] = [];
@@ -259,7 +283,8 @@ async function assessService(
     if (!(err instanceof AuthError)) throw err;
     return { action: 'renewed', reason: `${err.code}: ${err.message}` };
   }
-  if (!svid.id.equals(id)) return { action: 'renewed', reason: `it is for ${svid.id.toString()}, not ${id.toString()}` };
+  if (!svid.id.equals(id))
+    return { action: 'renewed', reason: `it is for ${svid.id.toString()}, not ${id.toString()}` };
   try {
     verifyX509Svid(svid.chainDer(), bundles, now);
   } catch (err) {
@@ -270,10 +295,10 @@ async function assessService(
   const lacking = defaultDnsNames(service).filter((n) => !dnsSans.includes(n));
   if (lacking.length > 0) return { action: 'renewed', reason: `it lacks the DNS SAN ${lacking.join(', ')}` };
   const left = svid.secondsToExpiry(now);
-  if (left <= renewWithin) {
+  if (left <= renew.seconds) {
     return {
       action: 'renewed',
-      reason: `it expires ${describeExpiry(left)}, within --renew-within ${formatDuration(renewWithin)}`,
+      reason: `it expires ${describeExpiry(left)}, within --renew-within ${renew.text}`,
     };
   }
   return { action: 'kept', notAfter: svid.expiresAt };

@@ -45,9 +45,13 @@ export async function lockDir(dir: string, timeoutMs = 30_000): Promise<() => Pr
       };
     } catch (err) {
       if (errnoOf(err) !== 'EEXIST') {
-        throw new AuthError('AUTH_ERR_CLI_OUTPUT_UNWRITABLE', `cannot create lock file ${JSON.stringify(path)}: ${(err as Error).message}`, {
-          cause: err,
-        });
+        throw new AuthError(
+          'AUTH_ERR_CLI_OUTPUT_UNWRITABLE',
+          `cannot create lock file ${JSON.stringify(path)}: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
+        );
       }
     }
     const state = await lockState(path);
@@ -78,8 +82,12 @@ async function lockState(path: string): Promise<'held' | 'stale' | 'released'> {
     }
   } catch (err) {
     if (errnoOf(err) === 'ENOENT') return 'released';
-    throw new AuthError('AUTH_ERR_CLI_OUTPUT_UNWRITABLE', `cannot read lock file ${JSON.stringify(path)}: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new AuthError(
+      'AUTH_ERR_CLI_OUTPUT_UNWRITABLE',
+      `cannot read lock file ${JSON.stringify(path)}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
 }

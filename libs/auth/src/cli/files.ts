@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { constants, createReadStream } from 'node:fs';
 import { link, lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { AuthError } from '../errors.ts';
@@ -37,28 +38,65 @@ export function isMissing(err: unknown): boolean {
   return errnoOf(err) === 'ENOENT';
 }
 
-/** readInputFile reads a small regular file named by the user; `what` names it in errors ("certificate file"). */
+/**
+ * readInputFile reads a small file named by the user; `what` names it in
+ * errors ("certificate file"). Besides regular files it reads pipes, as
+ * `<(kubectl get secret ...)` gives, and "-" for stdin, up to the size limit.
+ */
 export async function readInputFile(path: string, what: string): Promise<Buffer> {
   const unreadable = (problem: string, cause?: unknown): AuthError =>
     new AuthError('AUTH_ERR_FILE_UNREADABLE', `cannot read ${what} ${JSON.stringify(path)}: ${problem}`, { cause });
+  const tooLarge = `it is larger than ${MAX_INPUT_BYTES / 1024 / 1024} MiB`;
+  if (path === '-') {
+    const data = await readBounded(process.stdin);
+    if (data === undefined) throw unreadable(tooLarge);
+    return data;
+  }
   let fh;
   try {
-    fh = await open(path, 'r');
+    // O_NONBLOCK: opening a FIFO must not wait for a writer before we know what it is.
+    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (cause) {
     throw unreadable(reason(cause), cause);
   }
   try {
     const st = await fh.stat();
     if (st.isDirectory()) throw unreadable('it is a directory');
-    if (!st.isFile()) throw unreadable('it is not a regular file');
-    if (st.size > MAX_INPUT_BYTES) throw unreadable(`it is larger than ${MAX_INPUT_BYTES / 1024 / 1024} MiB`);
-    return await fh.readFile();
+    if (st.isFile()) {
+      if (st.size > MAX_INPUT_BYTES) throw unreadable(tooLarge);
+      return await fh.readFile();
+    }
+    if (!st.isFIFO() && !st.isCharacterDevice()) throw unreadable('it is not a file or a pipe');
   } catch (cause) {
     if (cause instanceof AuthError) throw cause;
     throw unreadable(reason(cause), cause);
   } finally {
     await fh.close();
   }
+  let data: Buffer | undefined;
+  try {
+    data = await readBounded(createReadStream(path));
+  } catch (cause) {
+    throw unreadable(reason(cause), cause);
+  }
+  if (data === undefined) throw unreadable(tooLarge);
+  return data;
+}
+
+// Reads a stream to its end, or returns undefined (and stops reading) once it exceeds MAX_INPUT_BYTES.
+async function readBounded(stream: NodeJS.ReadableStream & { destroy?: () => void }): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    size += buf.length;
+    if (size > MAX_INPUT_BYTES) {
+      stream.destroy?.();
+      return undefined;
+    }
+    chunks.push(buf);
+  }
+  return Buffer.concat(chunks);
 }
 
 /** fileExists tells whether something exists at `path` (a dangling symlink counts). */
@@ -67,7 +105,8 @@ export async function fileExists(path: string): Promise<boolean> {
     await lstat(path);
     return true;
   } catch (err) {
-    if (isMissing(err)) return false;
+    // ENOTDIR: a parent is a file, so nothing can exist here; creating the directory will say why.
+    if (isMissing(err) || errnoOf(err) === 'ENOTDIR') return false;
     throw new AuthError('AUTH_ERR_FILE_UNREADABLE', `cannot check ${JSON.stringify(path)}: ${reason(err)}`, {
       cause: err,
     });

@@ -11,10 +11,10 @@ const NAME = 'inspect';
 
 const HELP = `Usage: spiffe-auth inspect <file> [options]
 
-Show each certificate of a chain (PEM, or DER) — SPIFFE ID, URI and DNS SANs,
-subject, issuer, serial, validity, CA flag, key usage — and whether the leaf
-is a valid X.509-SVID now, with the reason when it is not. Exits 0 when the
-file could be read, whatever it holds; 2 when it could not.
+Show each certificate of a chain in <file> (PEM or DER; "-" for stdin) — SPIFFE
+ID, URI and DNS SANs, subject, issuer, serial, validity, CA flag, key usage —
+and whether the leaf is a valid X.509-SVID now, with the reason when it is
+not. Exits 0 when the file could be read, whatever it holds; 2 when it could not.
 
 Options:
   --key <file>  also check that this PKCS#8 private key belongs to the leaf (exit 2 if not); Default: none
@@ -94,7 +94,10 @@ export const inspect: Command = {
           ['  issuer', c.issuer === '' ? '(empty)' : c.issuer],
           ['  serial', c.serial],
           ['  not before', c.notBefore],
-          ['  not after', `${c.notAfter} (${c.secondsToExpiry >= 0 ? 'expires' : 'expired'} ${describeExpiry(c.secondsToExpiry)})`],
+          [
+            '  not after',
+            `${c.notAfter} (${c.secondsToExpiry >= 0 ? 'expires' : 'expired'} ${describeExpiry(c.secondsToExpiry)})`,
+          ],
           ['  CA', c.isCA ? `true${c.pathLen === null ? '' : ` (pathLen ${c.pathLen})`}` : 'false'],
           ['  key usage', list(c.keyUsage)],
           ['  ext key usage', list(c.extKeyUsage)],

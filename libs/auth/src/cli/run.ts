@@ -101,7 +101,10 @@ async function dispatch(args: string[], io: CliIo): Promise<number> {
     }
     throw usageError(first, `unknown subcommand ${JSON.stringify(second)}; run "spiffe-auth ${first} --help"`);
   }
-  throw new AuthError('AUTH_ERR_CLI_USAGE', `spiffe-auth: unknown command ${JSON.stringify(first)}; run "spiffe-auth --help" for the list`);
+  throw new AuthError(
+    'AUTH_ERR_CLI_USAGE',
+    `spiffe-auth: unknown command ${JSON.stringify(first)}; run "spiffe-auth --help" for the list`,
+  );
 }
 
 /**
@@ -117,7 +120,9 @@ export async function runCli(args: string[], io: CliIo): Promise<number> {
       io.err(formatError(err.code, err.message));
       return 2;
     }
-    io.err(`error: unexpected failure, please report it: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    io.err(
+      `error: unexpected failure, please report it: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
     return 3;
   }
 }

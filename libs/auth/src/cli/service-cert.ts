@@ -85,7 +85,9 @@ export async function issueServiceCert(
     notBefore,
     notAfter,
     // SPIRE's X.509-SVIDs carry both; some TLS stacks check the EKU when present.
-    extraExtensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth])],
+    extraExtensions: [
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+    ],
   });
   return {
     files: [

@@ -97,9 +97,12 @@ function parseTcp(input: string, authority: string | undefined, path: string, wh
  * `where` names where the address came from, for the error message.
  */
 export function parseEndpointAddress(address: string, where?: string): WorkloadEndpoint {
-  if (typeof address !== 'string' || address === '') throw invalid(String(address), 'the address is empty', where);
-  if ([...address].some((c) => c <= ' ' || c === '\x7f')) {
-    throw invalid(address, 'the address must not contain spaces or control characters', where);
+  if (address === '') throw invalid(address, 'the address is empty', where);
+  for (let i = 0; i < address.length; i++) {
+    const c = address.charCodeAt(i);
+    if (c <= 0x20 || c === 0x7f) {
+      throw invalid(address, 'the address must not contain spaces or control characters', where);
+    }
   }
   const m = URI_RE.exec(address);
   const scheme = m?.[1];

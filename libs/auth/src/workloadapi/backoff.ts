@@ -35,7 +35,10 @@ export class Backoff {
     this.#maxMs = positive(options.maxMs ?? 30_000, 'maxMs');
     this.#factor = options.factor ?? 2;
     if (!Number.isFinite(this.#factor) || this.#factor < 1) {
-      throw new AuthError('AUTH_ERR_CONFIG_INVALID', `backoff factor must be a number ≥ 1 (got ${String(options.factor)})`);
+      throw new AuthError(
+        'AUTH_ERR_CONFIG_INVALID',
+        `backoff factor must be a number ≥ 1 (got ${String(options.factor)})`,
+      );
     }
     this.#jitter = options.jitter ?? 'equal';
     this.#random = options.random ?? Math.random;

@@ -20,11 +20,7 @@ export const WORKLOAD_PROTO_PATH = fileURLToPath(new URL('./workload.proto', imp
 
 /** WorkloadApiMethod names an RPC of the SpiffeWorkloadAPI service. */
 export type WorkloadApiMethod =
-  | 'FetchX509SVID'
-  | 'FetchX509Bundles'
-  | 'FetchJWTSVID'
-  | 'FetchJWTBundles'
-  | 'ValidateJWTSVID';
+  'FetchX509SVID' | 'FetchX509Bundles' | 'FetchJWTSVID' | 'FetchJWTBundles' | 'ValidateJWTSVID';
 
 /** RawX509Svid is an X509SVID message as decoded from the wire. */
 export interface RawX509Svid {
@@ -137,7 +133,9 @@ function valueFromJson(value: unknown): RawStructValue {
   if (typeof value === 'boolean') return { boolValue: value };
   if (Array.isArray(value)) return { listValue: { values: value.map(valueFromJson) } };
   if (typeof value === 'object') return { structValue: structFromJson(value as Record<string, unknown>) };
-  return { stringValue: String(value) };
+  if (typeof value === 'bigint') return { numberValue: Number(value) };
+  // Functions and symbols have no JSON form; JSON.stringify drops them too.
+  return { nullValue: 0 };
 }
 
 /** X509Context is the X.509 state of a workload: its SVIDs (the first is the default) and the bundles it trusts. */
@@ -148,7 +146,7 @@ export interface X509Context {
   bundles: X509BundleSet;
 }
 
-/** Watcher receives every usable update of a watched stream and every problem. */
+/** Watcher receives every usable update of a watched stream and every problem; its callbacks must not throw. */
 export interface Watcher<T> {
   /** onUpdate receives the complete new state; it replaces the previous one. */
   onUpdate(value: T): void;
@@ -203,6 +201,19 @@ const STATUS_NAMES = new Map<number, string>(
 /** grpcStatusName returns the name of a gRPC status code, e.g. "PERMISSION_DENIED". */
 export function grpcStatusName(code: number): string {
   return STATUS_NAMES.get(code) ?? `status ${code}`;
+}
+
+/** Responses of the streaming methods, as decoded from the wire. */
+interface StreamResponses {
+  FetchX509SVID: RawX509SvidResponse;
+  FetchX509Bundles: RawX509BundlesResponse;
+  FetchJWTBundles: RawJwtBundlesResponse;
+}
+
+/** Responses of the unary methods, as decoded from the wire. */
+interface UnaryResponses {
+  FetchJWTSVID: RawJwtSvidResponse;
+  ValidateJWTSVID: RawValidateJwtSvidResponse;
 }
 
 interface StreamOutcome {
@@ -318,7 +329,10 @@ export class WorkloadApiClient {
     this.endpoint = resolveEndpoint(options.address, options.env);
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     if (!Number.isFinite(this.#timeoutMs) || this.#timeoutMs <= 0) {
-      throw new AuthError('AUTH_ERR_CONFIG_INVALID', `timeoutMs must be a positive number (got ${String(options.timeoutMs)})`);
+      throw new AuthError(
+        'AUTH_ERR_CONFIG_INVALID',
+        `timeoutMs must be a positive number (got ${String(options.timeoutMs)})`,
+      );
     }
     this.#backoff = { ...options.backoff };
     new Backoff(this.#backoff); // validates the options now rather than at the first failure
@@ -347,8 +361,9 @@ export class WorkloadApiClient {
    * each usable message, which replaces the whole previous state. Unusable
    * messages are dropped and reported through `onError`. The stream is
    * re-opened with backoff when it fails or ends, except on InvalidArgument
-   * (reported, then the watch stops). The promise settles when the watch
-   * stops: `signal` aborted, client closed, or a final error.
+   * (reported, then the watch stops). The promise resolves when the watch
+   * stops: `signal` aborted, client closed, or a final error; it rejects only
+   * if a watcher callback throws, which ends the watch.
    */
   watchX509Context(watcher: Watcher<X509Context>, signal?: AbortSignal): Promise<void> {
     return this.#track(this.#watch('FetchX509SVID', parseX509SvidResponse, watcher, signal));
@@ -389,7 +404,7 @@ export class WorkloadApiClient {
       );
     }
     const spiffeId = params.spiffeId === undefined ? '' : SpiffeId.parse(params.spiffeId).toString();
-    const res = await this.#unary<RawJwtSvidResponse>('FetchJWTSVID', { audience, spiffe_id: spiffeId });
+    const res = await this.#unary('FetchJWTSVID', { audience, spiffe_id: spiffeId });
     if (res.svids.length === 0) throw problem('FetchJWTSVID: the response holds no JWT-SVID');
     return res.svids.map((raw, i) => {
       if (raw.svid === '') throw problem(`FetchJWTSVID: svids[${i}] has an empty token`);
@@ -411,7 +426,7 @@ export class WorkloadApiClient {
     if (typeof audience !== 'string' || audience === '') {
       throw new AuthError('AUTH_ERR_WORKLOAD_INVALID_REQUEST', 'ValidateJWTSVID: the audience is empty');
     }
-    const res = await this.#unary<RawValidateJwtSvidResponse>('ValidateJWTSVID', { audience, svid: token });
+    const res = await this.#unary('ValidateJWTSVID', { audience, svid: token });
     let id: SpiffeId;
     try {
       id = SpiffeId.parse(res.spiffe_id);
@@ -429,12 +444,15 @@ export class WorkloadApiClient {
   }
 
   #closedError(method: WorkloadApiMethod): AuthError {
-    return new AuthError('AUTH_ERR_WORKLOAD_CLOSED', `${method}: the Workload API client for ${this.address} is closed`);
+    return new AuthError(
+      'AUTH_ERR_WORKLOAD_CLOSED',
+      `${method}: the Workload API client for ${this.address} is closed`,
+    );
   }
 
   #metadata(): grpc.Metadata {
     const md = new grpc.Metadata();
-    // removed
+    md.set(SECURITY_HEADER, 'true');
     return md;
   }
 
@@ -446,12 +464,16 @@ export class WorkloadApiClient {
 
   #track(watch: Promise<void>): Promise<void> {
     this.#watches.add(watch);
-    void watch.finally(() => this.#watches.delete(watch));
+    const forget = (): void => {
+      this.#watches.delete(watch);
+    };
+    // Both branches: a derived promise left to reject would be an unhandled rejection.
+    watch.then(forget, forget);
     return watch;
   }
 
   /** statusError turns a gRPC status into the AuthError a user can act on. */
-  #statusError(method: WorkloadApiMethod, status: { code: number; details: string }, cause: unknown): AuthError {
+  #statusError(method: WorkloadApiMethod, status: { code: grpc.status; details: string }, cause: unknown): AuthError {
     const details = status.details === '' ? '' : ` (agent said: ${JSON.stringify(status.details)})`;
     const opts = { cause };
     switch (status.code) {
@@ -499,12 +521,16 @@ export class WorkloadApiClient {
     );
   }
 
-  async #watch<Res, T>(
-    method: WorkloadApiMethod,
-    parse: (res: Res) => T,
+  async #watch<M extends keyof StreamResponses, T>(
+    method: M,
+    parse: (res: StreamResponses[M]) => T,
     watcher: Watcher<T>,
     signal: AbortSignal | undefined,
   ): Promise<void> {
+    if (this.isClosed) {
+      watcher.onError(this.#closedError(method));
+      return;
+    }
     const stop = signal === undefined ? this.#closer.signal : AbortSignal.any([signal, this.#closer.signal]);
     const backoff = new Backoff(this.#backoff);
     while (!stop.aborted) {
@@ -520,9 +546,9 @@ export class WorkloadApiClient {
     }
   }
 
-  #stream<Res, T>(
-    method: WorkloadApiMethod,
-    parse: (res: Res) => T,
+  #stream<M extends keyof StreamResponses, T>(
+    method: M,
+    parse: (res: StreamResponses[M]) => T,
     watcher: Watcher<T>,
     stop: AbortSignal,
     backoff: Backoff,
@@ -532,7 +558,7 @@ export class WorkloadApiClient {
       const call = this.#client.makeServerStreamRequest(
         def.path,
         def.requestSerialize,
-        def.responseDeserialize as (b: Buffer) => Res,
+        def.responseDeserialize as (b: Buffer) => StreamResponses[M],
         {},
         this.#metadata(),
       );
@@ -541,7 +567,7 @@ export class WorkloadApiClient {
       };
       stop.addEventListener('abort', onAbort, { once: true });
       let callError: unknown;
-      call.on('data', (res: Res) => {
+      call.on('data', (res: StreamResponses[M]) => {
         let value: T;
         try {
           value = parse(res);
@@ -579,7 +605,7 @@ export class WorkloadApiClient {
     });
   }
 
-  #fetchFirst<Res, T>(method: WorkloadApiMethod, parse: (res: Res) => T): Promise<T> {
+  #fetchFirst<M extends keyof StreamResponses, T>(method: M, parse: (res: StreamResponses[M]) => T): Promise<T> {
     if (this.isClosed) return Promise.reject(this.#closedError(method));
     const def = this.#method(method);
     return new Promise<T>((resolve, reject) => {
@@ -587,7 +613,7 @@ export class WorkloadApiClient {
       const call = this.#client.makeServerStreamRequest(
         def.path,
         def.requestSerialize,
-        def.responseDeserialize as (b: Buffer) => Res,
+        def.responseDeserialize as (b: Buffer) => StreamResponses[M],
         {},
         this.#metadata(),
         { deadline: Date.now() + this.#timeoutMs },
@@ -597,7 +623,7 @@ export class WorkloadApiClient {
       };
       this.#closer.signal.addEventListener('abort', onAbort, { once: true });
       let callError: unknown;
-      call.on('data', (res: Res) => {
+      call.on('data', (res: StreamResponses[M]) => {
         if (settled) return;
         settled = true;
         try {
@@ -626,17 +652,17 @@ export class WorkloadApiClient {
     });
   }
 
-  #unary<Res>(method: WorkloadApiMethod, request: object): Promise<Res> {
+  #unary<M extends keyof UnaryResponses>(method: M, request: object): Promise<UnaryResponses[M]> {
     if (this.isClosed) return Promise.reject(this.#closedError(method));
     const def = this.#method(method);
-    return new Promise<Res>((resolve, reject) => {
+    return new Promise<UnaryResponses[M]>((resolve, reject) => {
       const onAbort = (): void => {
         call.cancel();
       };
       const call = this.#client.makeUnaryRequest(
         def.path,
         def.requestSerialize,
-        def.responseDeserialize as (b: Buffer) => Res,
+        def.responseDeserialize as (b: Buffer) => UnaryResponses[M],
         request,
         this.#metadata(),
         { deadline: Date.now() + this.#timeoutMs },

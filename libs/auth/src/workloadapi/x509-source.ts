@@ -54,8 +54,7 @@ export class WorkloadX509Source extends IdentitySourceBase {
     this.#pickSvid = options.pickSvid ?? pickFirst;
     this.#ownsClient = options.client === undefined;
     this.#client =
-      options.client ??
-      new WorkloadApiClient({ address: options.address, env: options.env, backoff: options.backoff });
+      options.client ?? new WorkloadApiClient({ address: options.address, env: options.env, backoff: options.backoff });
   }
 
   /**
@@ -112,15 +111,21 @@ export class WorkloadX509Source extends IdentitySourceBase {
       },
       this.#stop.signal,
     );
-    this.#watch = watch.then(() => {
-      // The watch only ends by itself on a final error: nothing will ever arrive.
+    const ended = (err?: unknown): void => {
+      // The watch only ends by itself on a final error (or a throwing
+      // listener): nothing will ever arrive.
       if (this.isClosed || this.isReady) return;
       this.#clearTimer();
       this.failReady(
-        this.#lastError ??
-          new AuthError('AUTH_ERR_WORKLOAD_CLOSED', `${this.describe()} stopped before sending an X.509-SVID`),
+        err instanceof Error
+          ? err
+          : (this.#lastError ??
+              new AuthError('AUTH_ERR_WORKLOAD_CLOSED', `${this.describe()} stopped before sending an X.509-SVID`)),
       );
-    });
+    };
+    this.#watch = watch.then(() => {
+      ended();
+    }, ended);
   }
 
   #update(ctx: X509Context): void {

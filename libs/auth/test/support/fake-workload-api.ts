@@ -66,8 +66,7 @@ interface OpenStream {
   record: FakeCall;
 }
 
-const STREAM_METHODS = ['FetchX509SVID', 'FetchX509Bundles', 'FetchJWTBundles'] as const;
-type StreamMethod = (typeof STREAM_METHODS)[number];
+type StreamMethod = 'FetchX509SVID' | 'FetchX509Bundles' | 'FetchJWTBundles';
 
 function tdKey(bundle: { trustDomain: { name: string } }): string {
   return `spiffe://${bundle.trustDomain.name}`;
@@ -260,7 +259,8 @@ export class FakeWorkloadApi {
   async waitFor(predicate: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!predicate()) {
-      if (Date.now() > deadline) throw new Error(`fake Workload API: timed out after ${timeoutMs} ms waiting for ${what}`);
+      if (Date.now() > deadline)
+        throw new Error(`fake Workload API: timed out after ${timeoutMs} ms waiting for ${what}`);
       await sleep(10);
     }
   }
