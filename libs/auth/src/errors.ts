@@ -23,8 +23,10 @@ export const errorHints = {
   AUTH_ERR_SVID_EXPIRED: 'Issue a fresh certificate; this one is outside its validity period.',
 
   // Bundles
-  AUTH_ERR_BUNDLE_INVALID: 'Provide SPIFFE bundle JSON (a JWKS with "x509-svid"/"jwt-svid" keys) or PEM CA certificates.',
-  AUTH_ERR_BUNDLE_NOT_FOUND: 'Add the bundle of the peer trust domain (federate with it) or do not accept peers from it.',
+  AUTH_ERR_BUNDLE_INVALID:
+    'Provide SPIFFE bundle JSON (a JWKS with "x509-svid"/"jwt-svid" keys) or PEM CA certificates.',
+  AUTH_ERR_BUNDLE_NOT_FOUND:
+    'Add the bundle of the peer trust domain (federate with it) or do not accept peers from it.',
 
   // Peer verification and authorization
   AUTH_ERR_PEER_UNVERIFIED:
@@ -33,7 +35,7 @@ export const errorHints = {
   AUTH_ERR_PEER_UNAUTHORIZED: 'Add the peer ID to the allow-list of this route or client, if it should be allowed.',
 
   // Identity sources
-  AUTH_ERR_SOURCE_NOT_READY: 'Await source.ready() before serving, or check the source\'s loadError events.',
+  AUTH_ERR_SOURCE_NOT_READY: "Await source.ready() before serving, or check the source's loadError events.",
   AUTH_ERR_SOURCE_CLOSED: 'The identity source was closed; create a new one.',
   AUTH_ERR_FILE_UNREADABLE: 'Check that the named file exists and that this process may read it.',
 
@@ -59,8 +61,9 @@ export const errorHints = {
   AUTH_ERR_JWT_SVID_INVALID:
     'Send a JWS compact JWT whose header has only alg, kid and typ ("JWT" or "JOSE"), and whose claims have "sub" (a SPIFFE ID with a path), "aud" and "exp".',
   AUTH_ERR_JWT_SVID_UNTRUSTED:
-    'Sign with RS/ES/PS 256/384/512 using a key in the JWT bundle of the subject\'s own trust domain, or add (federate) that bundle here.',
-  AUTH_ERR_JWT_SVID_EXPIRED: 'Fetch a fresh JWT-SVID; this one is expired or not yet valid (check the clocks of both hosts).',
+    "Sign with RS/ES/PS 256/384/512 using a key in the JWT bundle of the subject's own trust domain, or add (federate) that bundle here.",
+  AUTH_ERR_JWT_SVID_EXPIRED:
+    'Fetch a fresh JWT-SVID; this one is expired or not yet valid (check the clocks of both hosts).',
   AUTH_ERR_JWT_SVID_AUDIENCE_MISMATCH:
     'Fetch the JWT-SVID for the audience this validator expects (the message names both), or add that audience here.',
 
@@ -74,11 +77,13 @@ export const errorHints = {
     'Point --ca-dir at a directory made by "spiffe-auth ca create" (ca.crt.pem, ca.key.pem, ca.json) whose CA is still valid, or create a new CA.',
   AUTH_ERR_CLI_OUTPUT_EXISTS: 'Pass --force to replace the existing files, or choose another --out-dir.',
   AUTH_ERR_CLI_OUTPUT_UNWRITABLE: 'Check that the output directory can be created and written by this user.',
-  AUTH_ERR_CLI_LOCKED: 'Another spiffe-auth is writing to the same directory; wait for it, or delete the named lock file if no such process runs.',
+  AUTH_ERR_CLI_LOCKED:
+    'Another spiffe-auth is writing to the same directory; wait for it, or delete the named lock file if no such process runs.',
 
   // Adapters (src/adapters, src/tls)
   AUTH_ERR_TLS_HANDSHAKE: 'The client could not complete a TLS 1.3 handshake; check its TLS version and certificate.',
-  AUTH_ERR_TLS_CONNECT: 'Check that the server is up on that address and speaks TLS 1.3 with a client certificate request.',
+  AUTH_ERR_TLS_CONNECT:
+    'Check that the server is up on that address and speaks TLS 1.3 with a client certificate request.',
 
   // Configuration
   AUTH_ERR_CONFIG_INVALID: 'Fix the named option or environment variable.',

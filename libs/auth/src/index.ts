@@ -28,7 +28,12 @@ export type {
 export { FileIdentitySource, type FileSourceOptions } from './source/file-source.ts';
 export { createIdentitySource, type CreateIdentitySourceOptions } from './source/create-identity-source.ts';
 export { mtlsServerOptions, keepServerIdentityCurrent } from './tls/server-options.ts';
-export { connectMtls, type MtlsConnectOptions, type ResumableSession, type VerifiedConnection } from './tls/client-connect.ts';
+export {
+  connectMtls,
+  type MtlsConnectOptions,
+  type ResumableSession,
+  type VerifiedConnection,
+} from './tls/client-connect.ts';
 export { ConnectionVerifier, type PeerResult } from './tls/connection-verifier.ts';
 export type { AllowRule } from './adapters/allow-rule.ts';
 export {
@@ -56,11 +61,19 @@ export {
   type JwtSvidAlgorithm,
   type JwtSvidValidationOptions,
 } from './svid/jwt-svid.ts';
-export { parseEndpointAddress, endpointFromEnv, type WorkloadEndpoint } from './workloadapi/address.ts';
+export {
+  parseEndpointAddress,
+  endpointFromEnv,
+  resolveEndpoint,
+  targetFromAddress,
+  SOCKET_ENV,
+  type WorkloadEndpoint,
+} from './workloadapi/address.ts';
 export type { BackoffOptions } from './workloadapi/backoff.ts';
 export {
   WorkloadApiClient,
   type WorkloadApiClientOptions,
+  type Watcher,
   type X509Context,
   type JwtSvidParams,
   type JwtSvidResult,

@@ -33,7 +33,12 @@ describe('authorizers', () => {
     ['authorizeId', authorizeId('spiffe://example.org/order'), [order], [payment, partner]],
     ['authorizeOneOf', authorizeOneOf(order, 'spiffe://partner.example/reader'), [order, partner], [payment]],
     ['authorizeMemberOf', authorizeMemberOf('example.org'), [order, payment], [partner]],
-    ['adaptMatcher', adaptMatcher((id) => id.path.startsWith('/pay'), 'path starts with /pay'), [payment], [order, partner]],
+    [
+      'adaptMatcher',
+      adaptMatcher((id) => id.path.startsWith('/pay'), 'path starts with /pay'),
+      [payment],
+      [order, partner],
+    ],
   ];
   for (const [name, authorizer, allowed, denied] of table) {
     test(`${name}: allows ${allowed.length} (positive controls), denies ${denied.length}`, () => {
@@ -42,7 +47,13 @@ describe('authorizers', () => {
     });
   }
   test('invalid IDs in a rule fail when the rule is built, not when a peer calls', () => {
-    assert.throws(() => authorizeId('spiffe://example.org/'), (e: unknown) => isAuthError(e, 'AUTH_ERR_SPIFFE_ID_INVALID'));
-    assert.throws(() => authorizeMemberOf('Example.org'), (e: unknown) => isAuthError(e, 'AUTH_ERR_TRUST_DOMAIN_INVALID'));
+    assert.throws(
+      () => authorizeId('spiffe://example.org/'),
+      (e: unknown) => isAuthError(e, 'AUTH_ERR_SPIFFE_ID_INVALID'),
+    );
+    assert.throws(
+      () => authorizeMemberOf('Example.org'),
+      (e: unknown) => isAuthError(e, 'AUTH_ERR_TRUST_DOMAIN_INVALID'),
+    );
   });
 });

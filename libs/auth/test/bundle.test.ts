@@ -23,7 +23,10 @@ describe('bundles per trust domain', () => {
       () => set.getX509BundleForTrustDomain(TrustDomain.parse('other.example')),
       (e: unknown) => isAuthError(e, 'AUTH_ERR_BUNDLE_NOT_FOUND') && e.message.includes('other.example'),
     );
-    assert.throws(() => new X509BundleSet([a.bundle, a.bundle]), (e: unknown) => isAuthError(e, 'AUTH_ERR_BUNDLE_INVALID'));
+    assert.throws(
+      () => new X509BundleSet([a.bundle, a.bundle]),
+      (e: unknown) => isAuthError(e, 'AUTH_ERR_BUNDLE_INVALID'),
+    );
   });
 
   test('DER and PEM encodings round-trip and duplicates collapse', () => {
@@ -59,10 +62,18 @@ describe('bundles per trust domain', () => {
   const bad: [string, string, string][] = [
     ['not JSON', '{', 'not valid JSON'],
     ['no keys array', '{"x":1}', '"keys" array'],
-    ['x509-svid key with two certificates', '{"keys":[{"use":"x509-svid","x5c":["AA","AA"]}]}', 'exactly one certificate'],
+    [
+      'x509-svid key with two certificates',
+      '{"keys":[{"use":"x509-svid","x5c":["AA","AA"]}]}',
+      'exactly one certificate',
+    ],
     ['x509-svid key with a broken certificate', '{"keys":[{"use":"x509-svid","x5c":["AAAA"]}]}', 'does not parse'],
     ['jwt-svid key without kid', '{"keys":[{"use":"jwt-svid","kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}', '"kid"'],
-    ['jwt-svid key with a private part', '{"keys":[{"use":"jwt-svid","kid":"k","kty":"EC","crv":"P-256","x":"AA","y":"AA","d":"AA"}]}', 'private key'],
+    [
+      'jwt-svid key with a private part',
+      '{"keys":[{"use":"jwt-svid","kid":"k","kty":"EC","crv":"P-256","x":"AA","y":"AA","d":"AA"}]}',
+      'private key',
+    ],
     ['bad sequence', '{"keys":[],"spiffe_sequence":"1"}', 'spiffe_sequence'],
   ];
   test('valid empty bundle JSON parses (positive control for the cases below)', () => {

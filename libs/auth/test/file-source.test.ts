@@ -52,11 +52,47 @@ describe('FileIdentitySource', () => {
   });
 
   const startFailures: [string, () => Promise<Record<string, string>>, string, string][] = [
-    ['missing file', async () => ({ ...(await files(await td.issue('/x'))), keyFile: join(dir, 'nope.pem') }), 'AUTH_ERR_FILE_UNREADABLE', 'nope.pem'],
-    ['PEM that does not parse', async () => { const p = await files(await td.issue('/x')); await writeFile(p.certFile, 'not pem'); return p; }, 'AUTH_ERR_PEM_INVALID', 'CERTIFICATE'],
-    ['key of another certificate', async () => { const p = await files(await td.issue('/x')); await writeFile(p.keyFile, (await td.issue('/y')).keyPem); return p; }, 'AUTH_ERR_KEY_MISMATCH', 'does not match'],
-    ['expired certificate', async () => files(await td.issue('/x', { notBefore: new Date(Date.now() - 2 * HOUR), notAfter: new Date(Date.now() - HOUR) })), 'AUTH_ERR_SVID_EXPIRED', 'valid only from'],
-    ['CA file without certificates', async () => files(await td.issue('/x'), 'nothing here'), 'AUTH_ERR_BUNDLE_INVALID', 'CA/bundle file'],
+    [
+      'missing file',
+      async () => ({ ...(await files(await td.issue('/x'))), keyFile: join(dir, 'nope.pem') }),
+      'AUTH_ERR_FILE_UNREADABLE',
+      'nope.pem',
+    ],
+    [
+      'PEM that does not parse',
+      async () => {
+        const p = await files(await td.issue('/x'));
+        await writeFile(p.certFile, 'not pem');
+        return p;
+      },
+      'AUTH_ERR_PEM_INVALID',
+      'CERTIFICATE',
+    ],
+    [
+      'key of another certificate',
+      async () => {
+        const p = await files(await td.issue('/x'));
+        await writeFile(p.keyFile, (await td.issue('/y')).keyPem);
+        return p;
+      },
+      'AUTH_ERR_KEY_MISMATCH',
+      'does not match',
+    ],
+    [
+      'expired certificate',
+      async () =>
+        files(
+          await td.issue('/x', { notBefore: new Date(Date.now() - 2 * HOUR), notAfter: new Date(Date.now() - HOUR) }),
+        ),
+      'AUTH_ERR_SVID_EXPIRED',
+      'valid only from',
+    ],
+    [
+      'CA file without certificates',
+      async () => files(await td.issue('/x'), 'nothing here'),
+      'AUTH_ERR_BUNDLE_INVALID',
+      'CA/bundle file',
+    ],
   ];
   for (const [name, make, code, fragment] of startFailures) {
     test(`refuses to start on ${name}, with ${code}`, async () => {
@@ -85,7 +121,9 @@ describe('FileIdentitySource', () => {
       // Then the key arrives: rotation.
       const rotated = once(source, 'rotated');
       await replace(p.keyFile, second.keyPem);
-      const [event] = (await rotated) as [{ svid: { leaf: { serialNumber: string } }; previous?: { svid: { leaf: { serialNumber: string } } } }];
+      const [event] = (await rotated) as [
+        { svid: { leaf: { serialNumber: string } }; previous?: { svid: { leaf: { serialNumber: string } } } },
+      ];
       assert.notEqual(event.svid.leaf.serialNumber, serial0);
       assert.equal(event.previous?.svid.leaf.serialNumber, serial0);
       // Half-written certificate (truncated mid-PEM).
@@ -95,7 +133,10 @@ describe('FileIdentitySource', () => {
       assert.equal(errors.at(-1)?.code, 'AUTH_ERR_PEM_INVALID');
       assert.equal(source.getX509Svid().leaf.serialNumber, serial1);
       // An expired pair is refused too.
-      const expired = await td.issue('/payment', { notBefore: new Date(Date.now() - 2 * HOUR), notAfter: new Date(Date.now() - HOUR) });
+      const expired = await td.issue('/payment', {
+        notBefore: new Date(Date.now() - 2 * HOUR),
+        notAfter: new Date(Date.now() - HOUR),
+      });
       await replace(p.certFile, expired.certPem);
       await replace(p.keyFile, expired.keyPem);
       await source.reload();
@@ -134,7 +175,10 @@ describe('FileIdentitySource', () => {
     const partner = await createTestTrustDomain('partner.example');
     const p = await files(await td.issue('/payment'));
     const partnerFile = join(dir, 'partner.json');
-    await writeFile(partnerFile, JSON.stringify({ keys: [{ use: 'x509-svid', kty: 'EC', x5c: [partner.ca.certDer.toString('base64')] }] }));
+    await writeFile(
+      partnerFile,
+      JSON.stringify({ keys: [{ use: 'x509-svid', kty: 'EC', x5c: [partner.ca.certDer.toString('base64')] }] }),
+    );
     const source = await FileIdentitySource.create({ ...p, federatedBundleFiles: { 'partner.example': partnerFile } });
     try {
       assert.deepEqual(source.getX509Bundles().trustDomains().map(String), ['example.org', 'partner.example']);
@@ -185,16 +229,30 @@ describe('createIdentitySource picks by environment', () => {
   });
 
   test('half the file variables → the missing ones are named', async () => {
-    await assert.rejects(createIdentitySource({ env: { TLS_CERT_FILE: '/x' } }), (e: unknown) => isAuthError(e, 'AUTH_ERR_CONFIG_INVALID') && /TLS_KEY_FILE, TLS_CA_FILE are not set/.test(e.message));
+    await assert.rejects(
+      createIdentitySource({ env: { TLS_CERT_FILE: '/x' } }),
+      (e: unknown) =>
+        isAuthError(e, 'AUTH_ERR_CONFIG_INVALID') && /TLS_KEY_FILE, TLS_CA_FILE are not set/.test(e.message),
+    );
   });
 
   test('nothing set → says what to set', async () => {
-    await assert.rejects(createIdentitySource({ env: {} }), (e: unknown) => isAuthError(e, 'AUTH_ERR_CONFIG_INVALID') && e.message.includes('SPIFFE_ENDPOINT_SOCKET'));
+    await assert.rejects(
+      createIdentitySource({ env: {} }),
+      (e: unknown) => isAuthError(e, 'AUTH_ERR_CONFIG_INVALID') && e.message.includes('SPIFFE_ENDPOINT_SOCKET'),
+    );
   });
 
   test('a malformed SPIFFE_ENDPOINT_SOCKET is refused with the endpoint error, even when files are set', async () => {
     await assert.rejects(
-      createIdentitySource({ env: { SPIFFE_ENDPOINT_SOCKET: 'http://agent:8081', TLS_CERT_FILE: '/x', TLS_KEY_FILE: '/y', TLS_CA_FILE: '/z' } }),
+      createIdentitySource({
+        env: {
+          SPIFFE_ENDPOINT_SOCKET: 'http://agent:8081',
+          TLS_CERT_FILE: '/x',
+          TLS_KEY_FILE: '/y',
+          TLS_CA_FILE: '/z',
+        },
+      }),
       (e: unknown) => isAuthError(e) && e.code.startsWith('AUTH_ERR_WORKLOAD_ENDPOINT'),
     );
   });

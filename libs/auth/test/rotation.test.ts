@@ -37,14 +37,23 @@ after(async () => {
 });
 
 async function serverSerialSeenByNewConnection(): Promise<string> {
-  const { socket, peer } = await connectMtls({ host: '127.0.0.1', port, source: clientSource, authorize: authorizeId('spiffe://example.org/payment') });
+  const { socket, peer } = await connectMtls({
+    host: '127.0.0.1',
+    port,
+    source: clientSource,
+    authorize: authorizeId('spiffe://example.org/payment'),
+  });
   socket.destroy();
   return peer.certificate.serialNumber;
 }
 
 describe('rotation under load (HTTP)', () => {
   test('both sides rotate five times while requests flow: none fail, new connections present the new SVIDs', async () => {
-    const dispatcher = createMtlsDispatcher({ source: clientSource, authorize: authorizeId('spiffe://example.org/payment'), connections: 4 });
+    const dispatcher = createMtlsDispatcher({
+      source: clientSource,
+      authorize: authorizeId('spiffe://example.org/payment'),
+      connections: 4,
+    });
     let ok = 0;
     const failures: unknown[] = [];
     const clientSerials = new Set<string>();
@@ -72,7 +81,11 @@ describe('rotation under load (HTTP)', () => {
         const [s, c] = await Promise.all([td.svid('/payment'), td.svid('/order')]);
         serverSource.set(s, [td.bundle]);
         clientSource.set(c, [td.bundle]);
-        assert.equal(await serverSerialSeenByNewConnection(), s.leaf.serialNumber, `rotation ${r + 1}: server presents the new SVID`);
+        assert.equal(
+          await serverSerialSeenByNewConnection(),
+          s.leaf.serialNumber,
+          `rotation ${r + 1}: server presents the new SVID`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 80));
     } finally {
@@ -82,7 +95,10 @@ describe('rotation under load (HTTP)', () => {
     }
     assert.deepEqual(failures, []);
     assert.ok(ok > 50, `requests flowed (${ok})`);
-    assert.ok(clientSerials.has(clientSource.getX509Svid().leaf.serialNumber), 'the server saw the last client SVID on a new connection');
+    assert.ok(
+      clientSerials.has(clientSource.getX509Svid().leaf.serialNumber),
+      'the server saw the last client SVID on a new connection',
+    );
     assert.ok(clientSerials.size >= 3, `the server saw several client SVIDs (${clientSerials.size})`);
   });
 });
@@ -110,10 +126,17 @@ describe('rotation under load (gRPC)', () => {
     const creds = grpcChannelCredentials(clientSource, authorizeId('spiffe://example.org/payment'));
     const call = (client: grpc.Client): Promise<WhoAmIReply> =>
       new Promise((resolve, reject) => {
-        client.makeUnaryRequest(echoService.whoAmI.path, echoService.whoAmI.requestSerialize, (b: Buffer) => JSON.parse(b.toString()) as WhoAmIReply, {}, { deadline: Date.now() + 5000 }, (e, v) => {
-          if (e) reject(e);
-          else resolve(v!);
-        });
+        client.makeUnaryRequest(
+          echoService.whoAmI.path,
+          echoService.whoAmI.requestSerialize,
+          (b: Buffer) => JSON.parse(b.toString()) as WhoAmIReply,
+          {},
+          { deadline: Date.now() + 5000 },
+          (e, v) => {
+            if (e) reject(e);
+            else resolve(v!);
+          },
+        );
       });
     const client = new grpc.Client(`127.0.0.1:${grpcPort}`, creds);
     let ok = 0;
@@ -143,7 +166,13 @@ describe('TLS session resumption never skips verification', () => {
   test('a resumed session is verified again: accepted while trusted, refused once the CA is gone', async () => {
     let session: ResumableSession | undefined;
     const authorize = authorizeId('spiffe://example.org/payment');
-    const first = await connectMtls({ host: '127.0.0.1', port, source: clientSource, authorize, onSession: (s) => (session = s) });
+    const first = await connectMtls({
+      host: '127.0.0.1',
+      port,
+      source: clientSource,
+      authorize,
+      onSession: (s) => (session = s),
+    });
     // TLS 1.3 tickets arrive after the handshake; read once so the ticket lands.
     first.socket.write('GET /whoami HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
     await new Promise((resolve) => first.socket.once('end', resolve).resume());
@@ -157,7 +186,13 @@ describe('TLS session resumption never skips verification', () => {
 
     // Another authorizer refuses the same resumed session.
     await assert.rejects(
-      connectMtls({ host: '127.0.0.1', port, source: clientSource, authorize: authorizeId('spiffe://example.org/inventory'), session }),
+      connectMtls({
+        host: '127.0.0.1',
+        port,
+        source: clientSource,
+        authorize: authorizeId('spiffe://example.org/inventory'),
+        session,
+      }),
       (e: unknown) => isAuthError(e, 'AUTH_ERR_PEER_UNAUTHORIZED'),
     );
 

@@ -8,7 +8,10 @@ function rejects(fn: () => unknown, code: string, includes: string): void {
   assert.throws(fn, (err: unknown) => {
     assert.ok(isAuthError(err), `expected AuthError, got ${String(err)}`);
     assert.equal(err.code, code);
-    assert.ok(err.message.includes(includes), `message ${JSON.stringify(err.message)} should include ${JSON.stringify(includes)}`);
+    assert.ok(
+      err.message.includes(includes),
+      `message ${JSON.stringify(err.message)} should include ${JSON.stringify(includes)}`,
+    );
     return true;
   });
 }

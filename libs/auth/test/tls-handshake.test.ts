@@ -50,7 +50,10 @@ describe('HTTP: our fastify server against hostile clients', () => {
   });
   after(() => app.close());
 
-  const call = async (path: string, cert?: { certPem: string; keyPem: string }): Promise<{ status: number; body: unknown }> => {
+  const call = async (
+    path: string,
+    cert?: { certPem: string; keyPem: string },
+  ): Promise<{ status: number; body: unknown }> => {
     const dispatcher = new Agent({
       connect: { rejectUnauthorized: false, ...(cert ? { cert: cert.certPem, key: cert.keyPem } : {}) },
     });
@@ -106,10 +109,24 @@ describe('HTTP: our fastify server against hostile clients', () => {
   });
 
   test('TLS 1.2 clients are refused at the handshake; TLS 1.3 is accepted', async () => {
-    const ok = new Agent({ connect: { rejectUnauthorized: false, maxVersion: 'TLSv1.3', cert: world.cases[0]!.cert.certPem, key: world.cases[0]!.cert.keyPem } });
+    const ok = new Agent({
+      connect: {
+        rejectUnauthorized: false,
+        maxVersion: 'TLSv1.3',
+        cert: world.cases[0]!.cert.certPem,
+        key: world.cases[0]!.cert.keyPem,
+      },
+    });
     assert.equal((await request(url + '/whoami', { dispatcher: ok })).statusCode, 200);
     await ok.close();
-    const old = new Agent({ connect: { rejectUnauthorized: false, maxVersion: 'TLSv1.2', cert: world.cases[0]!.cert.certPem, key: world.cases[0]!.cert.keyPem } });
+    const old = new Agent({
+      connect: {
+        rejectUnauthorized: false,
+        maxVersion: 'TLSv1.2',
+        cert: world.cases[0]!.cert.certPem,
+        key: world.cases[0]!.cert.keyPem,
+      },
+    });
     await assert.rejects(request(url + '/whoami', { dispatcher: old }), /protocol|version|alert/i);
     await old.close();
   });
@@ -194,7 +211,10 @@ describe('HTTP: our undici client against hostile servers', () => {
 
   test('plain http:// URLs are refused by the mTLS dispatcher', async () => {
     const dispatcher = createMtlsDispatcher({ source, authorize: authorizeAny() });
-    await assert.rejects(request('http://127.0.0.1:9/', { dispatcher }), (err: AuthError) => err.code === 'AUTH_ERR_CONFIG_INVALID');
+    await assert.rejects(
+      request('http://127.0.0.1:9/', { dispatcher }),
+      (err: AuthError) => err.code === 'AUTH_ERR_CONFIG_INVALID',
+    );
     await dispatcher.close();
   });
 });
@@ -230,7 +250,10 @@ describe('gRPC: our server against hostile clients', () => {
     const handler: grpc.handleUnaryCall<unknown, WhoAmIReply> = (call, cb) => {
       cb(null, { caller: mtls.peerOf(call)?.id.toString() ?? null });
     };
-    server.addService({ ...echoService, admin: { ...echoService.whoAmI, path: '/test.Echo/Admin' } }, { whoAmI: handler, admin: handler });
+    server.addService(
+      { ...echoService, admin: { ...echoService.whoAmI, path: '/test.Echo/Admin' } },
+      { whoAmI: handler, admin: handler },
+    );
     port = await mtls.listen(server, { host: '127.0.0.1', port: 0 });
   });
   after(async () => {
@@ -241,9 +264,14 @@ describe('gRPC: our server against hostile clients', () => {
   const client = (c: PeerCase): grpc.Client =>
     new grpc.Client(
       `127.0.0.1:${port}`,
-      grpc.credentials.createSsl(Buffer.from(world.example.ca.certPem), Buffer.from(c.cert.keyPem), Buffer.from(c.cert.certPem), {
-        checkServerIdentity: () => undefined,
-      }),
+      grpc.credentials.createSsl(
+        Buffer.from(world.example.ca.certPem),
+        Buffer.from(c.cert.keyPem),
+        Buffer.from(c.cert.certPem),
+        {
+          checkServerIdentity: () => undefined,
+        },
+      ),
     );
 
   test('each peer case gets the call through with its ID, or UNAUTHENTICATED naming the rule', async () => {
@@ -269,13 +297,27 @@ describe('gRPC: our server against hostile clients', () => {
   test('a per-method rule: the allowed caller passes, another verified caller gets PERMISSION_DENIED', async () => {
     const order = await world.example.issue('/order');
     const mk = (cert: { certPem: string; keyPem: string }) =>
-      new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createSsl(Buffer.from(world.example.ca.certPem), Buffer.from(cert.keyPem), Buffer.from(cert.certPem), { checkServerIdentity: () => undefined }));
+      new grpc.Client(
+        `127.0.0.1:${port}`,
+        grpc.credentials.createSsl(
+          Buffer.from(world.example.ca.certPem),
+          Buffer.from(cert.keyPem),
+          Buffer.from(cert.certPem),
+          { checkServerIdentity: () => undefined },
+        ),
+      );
     const admin = (cl: grpc.Client) =>
       new Promise<WhoAmIReply>((resolve, reject) => {
-        cl.makeUnaryRequest('/test.Echo/Admin', echoService.whoAmI.requestSerialize, (b: Buffer) => JSON.parse(b.toString()) as WhoAmIReply, {}, (err, v) => {
-          if (err) reject(err);
-          else resolve(v!);
-        });
+        cl.makeUnaryRequest(
+          '/test.Echo/Admin',
+          echoService.whoAmI.requestSerialize,
+          (b: Buffer) => JSON.parse(b.toString()) as WhoAmIReply,
+          {},
+          (err, v) => {
+            if (err) reject(err);
+            else resolve(v!);
+          },
+        );
       });
     const ok = mk(order);
     const other = mk(world.cases[0]!.cert);
@@ -305,7 +347,11 @@ describe('gRPC: our client against hostile servers', () => {
       const port = await new Promise<number>((resolve, reject) => {
         server.bindAsync(
           '127.0.0.1:0',
-          grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(c.cert.keyPem), cert_chain: Buffer.from(c.cert.certPem) }], false),
+          grpc.ServerCredentials.createSsl(
+            null,
+            [{ private_key: Buffer.from(c.cert.keyPem), cert_chain: Buffer.from(c.cert.certPem) }],
+            false,
+          ),
           (err, p) => {
             if (err) reject(err);
             else resolve(p);
@@ -313,7 +359,10 @@ describe('gRPC: our client against hostile servers', () => {
         );
       });
       const errors: AuthError[] = [];
-      const cl = new grpc.Client(`127.0.0.1:${port}`, grpcChannelCredentials(source, authorizeAny(), { onHandshakeError: (e) => errors.push(e) }));
+      const cl = new grpc.Client(
+        `127.0.0.1:${port}`,
+        grpcChannelCredentials(source, authorizeAny(), { onHandshakeError: (e) => errors.push(e) }),
+      );
       try {
         if (c.accept) {
           assert.deepEqual(await whoAmI(cl), { caller: 'hostile' }, c.name);
@@ -336,15 +385,30 @@ describe('gRPC: our client against hostile servers', () => {
   test('the forged partner.example server passes the pooled OpenSSL check but not ours', async () => {
     const forged = world.cases.find((c) => c.name.startsWith('claims partner.example'))!;
     const server = new grpc.Server();
-    server.addService(echoService, { whoAmI: (_c: unknown, cb: grpc.sendUnaryData<WhoAmIReply>) => { cb(null, { caller: 'x' }); } });
+    server.addService(echoService, {
+      whoAmI: (_c: unknown, cb: grpc.sendUnaryData<WhoAmIReply>) => {
+        cb(null, { caller: 'x' });
+      },
+    });
     const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(forged.cert.keyPem), cert_chain: Buffer.from(forged.cert.certPem) }], false), (e, p) => {
-        if (e) reject(e);
-        else resolve(p);
-      });
+      server.bindAsync(
+        '127.0.0.1:0',
+        grpc.ServerCredentials.createSsl(
+          null,
+          [{ private_key: Buffer.from(forged.cert.keyPem), cert_chain: Buffer.from(forged.cert.certPem) }],
+          false,
+        ),
+        (e, p) => {
+          if (e) reject(e);
+          else resolve(p);
+        },
+      );
     });
     const errors: AuthError[] = [];
-    const cl = new grpc.Client(`127.0.0.1:${port}`, grpcChannelCredentials(source, authorizeAny(), { onHandshakeError: (e) => errors.push(e) }));
+    const cl = new grpc.Client(
+      `127.0.0.1:${port}`,
+      grpcChannelCredentials(source, authorizeAny(), { onHandshakeError: (e) => errors.push(e) }),
+    );
     try {
       await assert.rejects(whoAmI(cl));
       assert.ok(errors.length > 0, 'our check ran and refused it');

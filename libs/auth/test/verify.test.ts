@@ -6,7 +6,7 @@ import { isAuthError } from '../src/errors.ts';
 import { verifyX509Svid } from '../src/verify/x509-verify.ts';
 import { buildPeerCases, type PeerCaseWorld } from './support/peer-cases.ts';
 
-describe('verifyX509Svid: the bundle of the peer\'s own trust domain, never a pool', () => {
+describe("verifyX509Svid: the bundle of the peer's own trust domain, never a pool", () => {
   let world: PeerCaseWorld;
   let bundles: X509BundleSet;
   before(async () => {
@@ -25,7 +25,9 @@ describe('verifyX509Svid: the bundle of the peer\'s own trust domain, never a po
         assert.throws(
           () => verifyX509Svid(c.cert.chainDer, bundles),
           (err: unknown) =>
-            isAuthError(err, 'AUTH_ERR_PEER_UNVERIFIED') && err.message.includes(c.expect ?? '') ? true : assert.fail(`${c.name}: ${String(err)}`),
+            isAuthError(err, 'AUTH_ERR_PEER_UNVERIFIED') && err.message.includes(c.expect ?? '')
+              ? true
+              : assert.fail(`${c.name}: ${String(err)}`),
           c.name,
         );
       }
@@ -42,7 +44,10 @@ describe('verifyX509Svid: the bundle of the peer\'s own trust domain, never a po
   });
 
   test('no certificate at all is its own error', () => {
-    assert.throws(() => verifyX509Svid([], bundles), (e: unknown) => isAuthError(e, 'AUTH_ERR_PEER_NO_CERTIFICATE'));
+    assert.throws(
+      () => verifyX509Svid([], bundles),
+      (e: unknown) => isAuthError(e, 'AUTH_ERR_PEER_NO_CERTIFICATE'),
+    );
   });
 
   test('a removed CA stops being trusted', () => {

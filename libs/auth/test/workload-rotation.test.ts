@@ -43,7 +43,10 @@ async function until(predicate: () => boolean, what: string): Promise<void> {
 }
 
 before(async () => {
-  [example, partner] = await Promise.all([createTestTrustDomain('example.org'), createTestTrustDomain('partner.example')]);
+  [example, partner] = await Promise.all([
+    createTestTrustDomain('example.org'),
+    createTestTrustDomain('partner.example'),
+  ]);
   [paymentAgent, orderAgent] = await Promise.all([FakeWorkloadApi.start(), FakeWorkloadApi.start()]);
   await Promise.all([rotatePayment(), rotateOrder()]);
   const picked: string[] = [];
@@ -61,14 +64,26 @@ before(async () => {
 });
 // Declared before setup can fail, so everything started is stopped even then.
 after(async () => {
-  await app?.close();
-  await Promise.all([payment?.close(), order?.close()]);
-  await Promise.all([paymentAgent?.close(), orderAgent?.close()]);
+  const started = { app, payment, order, paymentAgent, orderAgent } as Partial<{
+    app: FastifyInstance;
+    payment: IdentitySource;
+    order: IdentitySource;
+    paymentAgent: FakeWorkloadApi;
+    orderAgent: FakeWorkloadApi;
+  }>;
+  await started.app?.close();
+  await Promise.all([started.payment?.close(), started.order?.close()]);
+  await Promise.all([started.paymentAgent?.close(), started.orderAgent?.close()]);
 });
 
 async function paymentSerialOnNewConnection(): Promise<string> {
   const port = Number(new URL(url).port);
-  const { socket, peer } = await connectMtls({ host: '127.0.0.1', port, source: order, authorize: authorizeId('spiffe://example.org/payment') });
+  const { socket, peer } = await connectMtls({
+    host: '127.0.0.1',
+    port,
+    source: order,
+    authorize: authorizeId('spiffe://example.org/payment'),
+  });
   socket.destroy();
   return peer.certificate.serialNumber;
 }
@@ -81,7 +96,11 @@ describe('Workload API identities in use', () => {
   });
 
   test('SVIDs pushed by the agent rotate both sides while requests flow; none fail', async () => {
-    const dispatcher = createMtlsDispatcher({ source: order, authorize: authorizeId('spiffe://example.org/payment'), connections: 4 });
+    const dispatcher = createMtlsDispatcher({
+      source: order,
+      authorize: authorizeId('spiffe://example.org/payment'),
+      connections: 4,
+    });
     const failures: unknown[] = [];
     const seenClientSerials = new Set<string>();
     let ok = 0;
@@ -108,7 +127,12 @@ describe('Workload API identities in use', () => {
         await new Promise((resolve) => setTimeout(resolve, 60));
         const paySerial = await rotatePayment();
         lastOrder = await rotateOrder();
-        await until(() => payment.getX509Svid().leaf.serialNumber === paySerial && order.getX509Svid().leaf.serialNumber === lastOrder, 'both sources to rotate');
+        await until(
+          () =>
+            payment.getX509Svid().leaf.serialNumber === paySerial &&
+            order.getX509Svid().leaf.serialNumber === lastOrder,
+          'both sources to rotate',
+        );
         assert.equal(await paymentSerialOnNewConnection(), paySerial, `rotation ${r + 1}`);
       }
       await until(() => seenClientSerials.has(lastOrder), 'the last client SVID to be seen on a new connection');
@@ -145,7 +169,9 @@ describe('Workload API identities in use', () => {
     const partnerClient = await partner.issue('/reader');
     const { Agent } = await import('undici');
     const call = async (): Promise<number> => {
-      const d = new Agent({ connect: { rejectUnauthorized: false, cert: partnerClient.certPem, key: partnerClient.keyPem } });
+      const d = new Agent({
+        connect: { rejectUnauthorized: false, cert: partnerClient.certPem, key: partnerClient.keyPem },
+      });
       try {
         const res = await request(url, { dispatcher: d });
         await res.body.dump();

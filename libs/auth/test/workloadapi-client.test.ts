@@ -1,6 +1,6 @@
 import { generateKeyPairSync, type X509Certificate } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, describe, test, type TestContext } from 'node:test';
+import { before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { X509Bundle, type X509BundleSet } from '../src/bundle/x509-bundle.ts';
@@ -801,10 +801,6 @@ describe('WorkloadApiClient: address', () => {
       (err: unknown) => err instanceof AuthError && err.code === 'AUTH_ERR_WORKLOAD_ENDPOINT_INVALID',
     );
   });
-});
-
-after(() => {
-  // Nothing global to release; each test stops what it starts.
 });
 
 function jwks(kid: string): string {

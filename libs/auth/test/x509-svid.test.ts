@@ -23,17 +23,55 @@ describe('X509Svid: our own SVID from a DER chain + PKCS#8 key', () => {
       assert.ok(svid.secondsToExpiry() > 3000);
     }
     assert.equal(fromConcat.hint, 'internal');
-    assert.equal(X509Svid.fromPem(fromPem.certChainPem(), fromPem.privateKeyPem()).id.toString(), fromPem.id.toString());
+    assert.equal(
+      X509Svid.fromPem(fromPem.certChainPem(), fromPem.privateKeyPem()).id.toString(),
+      fromPem.id.toString(),
+    );
   });
 
   const rules: [string, () => Promise<{ chain: Buffer[]; key: Buffer }>, string, string][] = [
-    ['no URI SAN', async () => pair(await td.issue('/x', { uris: [], dnsNames: ['x'] })), 'AUTH_ERR_SVID_INVALID', 'no URI SAN'],
-    ['two URI SANs', async () => pair(await td.issue('/x', { uris: ['spiffe://example.org/a', 'spiffe://example.org/b'] })), 'AUTH_ERR_SVID_INVALID', 'more than one URI SAN'],
-    ['root path', async () => pair(await td.issue('/x', { uris: ['spiffe://example.org'] })), 'AUTH_ERR_SVID_INVALID', 'has no path'],
-    ['leaf is a CA', async () => pair(await td.issue('/x', { isCA: true, keyUsage: KeyUsage.digitalSignature })), 'AUTH_ERR_SVID_INVALID', 'CA flag'],
-    ['no digitalSignature', async () => pair(await td.issue('/x', { keyUsage: KeyUsage.keyAgreement })), 'AUTH_ERR_SVID_INVALID', 'digitalSignature'],
-    ['keyCertSign', async () => pair(await td.issue('/x', { keyUsage: KeyUsage.digitalSignature | KeyUsage.keyCertSign })), 'AUTH_ERR_SVID_INVALID', 'keyCertSign'],
-    ['cRLSign', async () => pair(await td.issue('/x', { keyUsage: KeyUsage.digitalSignature | KeyUsage.cRLSign })), 'AUTH_ERR_SVID_INVALID', 'cRLSign'],
+    [
+      'no URI SAN',
+      async () => pair(await td.issue('/x', { uris: [], dnsNames: ['x'] })),
+      'AUTH_ERR_SVID_INVALID',
+      'no URI SAN',
+    ],
+    [
+      'two URI SANs',
+      async () => pair(await td.issue('/x', { uris: ['spiffe://example.org/a', 'spiffe://example.org/b'] })),
+      'AUTH_ERR_SVID_INVALID',
+      'more than one URI SAN',
+    ],
+    [
+      'root path',
+      async () => pair(await td.issue('/x', { uris: ['spiffe://example.org'] })),
+      'AUTH_ERR_SVID_INVALID',
+      'has no path',
+    ],
+    [
+      'leaf is a CA',
+      async () => pair(await td.issue('/x', { isCA: true, keyUsage: KeyUsage.digitalSignature })),
+      'AUTH_ERR_SVID_INVALID',
+      'CA flag',
+    ],
+    [
+      'no digitalSignature',
+      async () => pair(await td.issue('/x', { keyUsage: KeyUsage.keyAgreement })),
+      'AUTH_ERR_SVID_INVALID',
+      'digitalSignature',
+    ],
+    [
+      'keyCertSign',
+      async () => pair(await td.issue('/x', { keyUsage: KeyUsage.digitalSignature | KeyUsage.keyCertSign })),
+      'AUTH_ERR_SVID_INVALID',
+      'keyCertSign',
+    ],
+    [
+      'cRLSign',
+      async () => pair(await td.issue('/x', { keyUsage: KeyUsage.digitalSignature | KeyUsage.cRLSign })),
+      'AUTH_ERR_SVID_INVALID',
+      'cRLSign',
+    ],
     [
       'intermediate is not a CA',
       async () => {
@@ -53,10 +91,30 @@ describe('X509Svid: our own SVID from a DER chain + PKCS#8 key', () => {
       'AUTH_ERR_KEY_MISMATCH',
       'does not match',
     ],
-    ['key is not PKCS#8', async () => ({ chain: (await td.issue('/x')).chainDer, key: Buffer.from('not a key') }), 'AUTH_ERR_KEY_INVALID', 'PKCS#8'],
-    ['chain is not DER', async () => ({ chain: [Buffer.from([0x30, 0x03, 1, 2, 3])], key: (await td.issue('/x')).keyDer }), 'AUTH_ERR_CERT_INVALID', 'could not be parsed'],
-    ['truncated DER', async () => ({ chain: [(await td.issue('/x')).certDer.subarray(0, 50)], key: (await td.issue('/x')).keyDer }), 'AUTH_ERR_CERT_INVALID', 'truncated'],
-    ['empty chain', async () => ({ chain: [], key: (await td.issue('/x')).keyDer }), 'AUTH_ERR_SVID_INVALID', 'no certificate'],
+    [
+      'key is not PKCS#8',
+      async () => ({ chain: (await td.issue('/x')).chainDer, key: Buffer.from('not a key') }),
+      'AUTH_ERR_KEY_INVALID',
+      'PKCS#8',
+    ],
+    [
+      'chain is not DER',
+      async () => ({ chain: [Buffer.from([0x30, 0x03, 1, 2, 3])], key: (await td.issue('/x')).keyDer }),
+      'AUTH_ERR_CERT_INVALID',
+      'could not be parsed',
+    ],
+    [
+      'truncated DER',
+      async () => ({ chain: [(await td.issue('/x')).certDer.subarray(0, 50)], key: (await td.issue('/x')).keyDer }),
+      'AUTH_ERR_CERT_INVALID',
+      'truncated',
+    ],
+    [
+      'empty chain',
+      async () => ({ chain: [], key: (await td.issue('/x')).keyDer }),
+      'AUTH_ERR_SVID_INVALID',
+      'no certificate',
+    ],
   ];
   for (const [name, make, code, fragment] of rules) {
     test(`rejects: ${name}`, async () => {
@@ -71,8 +129,14 @@ describe('X509Svid: our own SVID from a DER chain + PKCS#8 key', () => {
 
   test('PEM without the expected block names what it found', async () => {
     const issued = await td.issue('/x');
-    assert.throws(() => X509Svid.fromPem(issued.keyPem, issued.keyPem), (e: unknown) => isAuthError(e, 'AUTH_ERR_PEM_INVALID') && e.message.includes('PRIVATE KEY'));
-    assert.throws(() => X509Svid.fromPem(issued.certPem, 'garbage'), (e: unknown) => isAuthError(e, 'AUTH_ERR_PEM_INVALID') && e.message.includes('no PEM blocks'));
+    assert.throws(
+      () => X509Svid.fromPem(issued.keyPem, issued.keyPem),
+      (e: unknown) => isAuthError(e, 'AUTH_ERR_PEM_INVALID') && e.message.includes('PRIVATE KEY'),
+    );
+    assert.throws(
+      () => X509Svid.fromPem(issued.certPem, 'garbage'),
+      (e: unknown) => isAuthError(e, 'AUTH_ERR_PEM_INVALID') && e.message.includes('no PEM blocks'),
+    );
   });
 });
 

@@ -75,7 +75,10 @@ export function fastifyMtlsOptions(source: IdentitySource): ReturnType<typeof mt
 
 const NO_SOCKET: PeerResult = {
   ok: false,
-  error: new AuthError('AUTH_ERR_PEER_NO_CERTIFICATE', 'request did not arrive over TLS, so it has no client certificate'),
+  error: new AuthError(
+    'AUTH_ERR_PEER_NO_CERTIFICATE',
+    'request did not arrive over TLS, so it has no client certificate',
+  ),
 };
 
 const plugin: FastifyPluginAsync<SpiffeAuthOptions> = (app: FastifyInstance, opts: SpiffeAuthOptions) => {
@@ -92,7 +95,10 @@ const plugin: FastifyPluginAsync<SpiffeAuthOptions> = (app: FastifyInstance, opt
     const onSecure = (socket: TLSSocket): void => {
       const result = verifier.verify(socket);
       if (!result.ok) {
-        app.log.warn({ err: { code: result.error.code, message: result.error.message }, remote: socket.remoteAddress }, 'client certificate rejected');
+        app.log.warn(
+          { err: { code: result.error.code, message: result.error.message }, remote: socket.remoteAddress },
+          'client certificate rejected',
+        );
         opts.onHandshakeError?.(result.error);
       }
     };
@@ -123,7 +129,14 @@ const plugin: FastifyPluginAsync<SpiffeAuthOptions> = (app: FastifyInstance, opt
     const authorizer = toAuthorizer(request.routeOptions.config.spiffe?.allow ?? defaultAllow);
     const base = { rule: authorizer.rule, method: request.method, route: request.routeOptions.url ?? request.url };
     const deny = async (status: 401 | 403, error: AuthError, caller: string | null): Promise<void> => {
-      const decision: AuthzDecision = { decision: 'deny', status, caller, ...base, code: error.code, reason: error.message };
+      const decision: AuthzDecision = {
+        decision: 'deny',
+        status,
+        caller,
+        ...base,
+        code: error.code,
+        reason: error.message,
+      };
       request.log[auditLevel]({ authz: decision }, 'authz deny');
       opts.onDecision?.(decision);
       await reply.code(status).send({ code: error.code, message: error.message, caller, rule: authorizer.rule });

@@ -38,7 +38,14 @@ class SourceCertificateProvider implements grpc.experimental.CertificateProvider
   }
 
   #ca(e: { bundles: RotatedEvent['bundles'] }): grpc.experimental.CaCertificateUpdate {
-    return { caCertificate: Buffer.from(e.bundles.bundles().map((b) => b.toPem()).join('')) };
+    return {
+      caCertificate: Buffer.from(
+        e.bundles
+          .bundles()
+          .map((b) => b.toPem())
+          .join(''),
+      ),
+    };
   }
 
   #identity(e: { svid: RotatedEvent['svid'] }): grpc.experimental.IdentityCertificateUpdate {
@@ -159,7 +166,8 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
   // grpc-js names a call's peer "<remoteAddress>:<remotePort>"; we key live
   // connections the same way to find the socket a call arrived on.
   const sockets = new Map<string, TLSSocket>();
-  const servers: { tls: TlsServer; stop: () => void; injector: ReturnType<grpc.Server['createConnectionInjector']> }[] = [];
+  const servers: { tls: TlsServer; stop: () => void; injector: ReturnType<grpc.Server['createConnectionInjector']> }[] =
+    [];
 
   const socketOf = (call: { getPeer(): string }): TLSSocket | undefined => sockets.get(call.getPeer());
 
@@ -172,19 +180,44 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
             const socket = socketOf(call);
             const result = socket
               ? verifier.verify(socket)
-              : { ok: false as const, error: new AuthError('AUTH_ERR_PEER_NO_CERTIFICATE', 'call did not arrive over a verified TLS connection') };
+              : {
+                  ok: false as const,
+                  error: new AuthError(
+                    'AUTH_ERR_PEER_NO_CERTIFICATE',
+                    'call did not arrive over a verified TLS connection',
+                  ),
+                };
             const base = { rule: authorizer.rule, method: methodDescriptor.path };
             if (!result.ok) {
-              options.onDecision?.({ decision: 'deny', status: 'UNAUTHENTICATED', caller: null, ...base, code: result.error.code, reason: result.error.message });
-              call.sendStatus({ code: grpc.status.UNAUTHENTICATED, details: `${result.error.code}: ${result.error.message}` });
+              options.onDecision?.({
+                decision: 'deny',
+                status: 'UNAUTHENTICATED',
+                caller: null,
+                ...base,
+                code: result.error.code,
+                reason: result.error.message,
+              });
+              call.sendStatus({
+                code: grpc.status.UNAUTHENTICATED,
+                details: `${result.error.code}: ${result.error.message}`,
+              });
               return;
             }
             const caller = result.peer.id.toString();
             try {
               authorizer(result.peer.id, result.peer.chain);
             } catch (err) {
-              const error = isAuthError(err) ? err : new AuthError('AUTH_ERR_PEER_UNAUTHORIZED', String(err), { cause: err });
-              options.onDecision?.({ decision: 'deny', status: 'PERMISSION_DENIED', caller, ...base, code: error.code, reason: error.message });
+              const error = isAuthError(err)
+                ? err
+                : new AuthError('AUTH_ERR_PEER_UNAUTHORIZED', String(err), { cause: err });
+              options.onDecision?.({
+                decision: 'deny',
+                status: 'PERMISSION_DENIED',
+                caller,
+                ...base,
+                code: error.code,
+                reason: error.message,
+              });
               call.sendStatus({ code: grpc.status.PERMISSION_DENIED, details: `${error.code}: ${error.message}` });
               return;
             }
@@ -212,7 +245,9 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
         injector.injectConnection(socket);
       });
       tlsServer.on('tlsClientError', (err) => {
-        options.onHandshakeError?.(new AuthError('AUTH_ERR_TLS_HANDSHAKE', `TLS handshake failed: ${err.message}`, { cause: err }));
+        options.onHandshakeError?.(
+          new AuthError('AUTH_ERR_TLS_HANDSHAKE', `TLS handshake failed: ${err.message}`, { cause: err }),
+        );
       });
       servers.push({ tls: tlsServer, stop, injector });
       await new Promise<void>((resolve, reject) => {

@@ -23,12 +23,20 @@ export interface MtlsDispatcherOptions extends Omit<Agent.Options, 'connect'> {
  * current SVID on every new connection and verifies and authorizes the
  * server's X.509-SVID on every handshake, resumed or not.
  */
-export function createMtlsConnector(o: Omit<MtlsDispatcherOptions, keyof Agent.Options> & { maxCachedSessions?: number }): buildConnector.connector {
+export function createMtlsConnector(
+  o: Omit<MtlsDispatcherOptions, keyof Agent.Options> & { maxCachedSessions?: number },
+): buildConnector.connector {
   const maxSessions = o.maxCachedSessions ?? 100;
   const sessions = new Map<string, ResumableSession>();
   return (opts, callback) => {
     if (opts.protocol !== 'https:') {
-      callback(new AuthError('AUTH_ERR_CONFIG_INVALID', `mTLS dispatcher refuses ${opts.protocol}//${opts.hostname}: use an https:// URL`), null);
+      callback(
+        new AuthError(
+          'AUTH_ERR_CONFIG_INVALID',
+          `mTLS dispatcher refuses ${opts.protocol}//${opts.hostname}: use an https:// URL`,
+        ),
+        null,
+      );
       return;
     }
     const port = Number(opts.port) || 443;

@@ -57,7 +57,10 @@ export function jwtAuthorityFromJwk(jwk: JsonWebKey & { kid?: unknown }, where: 
     throw new AuthError('AUTH_ERR_BUNDLE_INVALID', `${where}: key "${jwk.kid}" has unsupported kty ${String(jwk.kty)}`);
   }
   if ('d' in jwk) {
-    throw new AuthError('AUTH_ERR_BUNDLE_INVALID', `${where}: key "${jwk.kid}" is a private key; bundles hold public keys`);
+    throw new AuthError(
+      'AUTH_ERR_BUNDLE_INVALID',
+      `${where}: key "${jwk.kid}" is a private key; bundles hold public keys`,
+    );
   }
   let publicKey: KeyObject;
   try {

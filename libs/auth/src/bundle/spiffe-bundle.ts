@@ -35,7 +35,11 @@ export function parseSpiffeBundleJson(td: TrustDomain, json: string | Uint8Array
   if (typeof doc !== 'object' || doc === null || !Array.isArray((doc as { keys?: unknown }).keys)) {
     throw bad(td, 'must be a JSON object with a "keys" array');
   }
-  const { keys, spiffe_sequence: sequence, spiffe_refresh_hint: refreshHint } = doc as {
+  const {
+    keys,
+    spiffe_sequence: sequence,
+    spiffe_refresh_hint: refreshHint,
+  } = doc as {
     keys: unknown[];
     spiffe_sequence?: unknown;
     spiffe_refresh_hint?: unknown;
@@ -66,7 +70,8 @@ export function parseSpiffeBundleJson(td: TrustDomain, json: string | Uint8Array
     jwtBundle: new JwtBundle(td, jwt),
   };
   if (sequence !== undefined) {
-    if (typeof sequence !== 'number' || !Number.isInteger(sequence)) throw bad(td, '"spiffe_sequence" must be an integer');
+    if (typeof sequence !== 'number' || !Number.isInteger(sequence))
+      throw bad(td, '"spiffe_sequence" must be an integer');
     bundle.sequence = sequence;
   }
   if (refreshHint !== undefined) {

@@ -75,10 +75,7 @@ const DEFAULT_EXPIRY_WARNING_SECONDS = 600;
  * IdentitySourceBase holds the current material, emits lifecycle events and
  * watches expiry; concrete sources only call `publish()` and `fail()`.
  */
-export abstract class IdentitySourceBase
-  extends EventEmitter<IdentitySourceEvents>
-  implements IdentitySource
-{
+export abstract class IdentitySourceBase extends EventEmitter<IdentitySourceEvents> implements IdentitySource {
   abstract readonly kind: IdentityKind;
   abstract describe(): string;
 
@@ -166,7 +163,9 @@ export abstract class IdentitySourceBase
     if (this.#closed) return;
     this.#closed = true;
     if (this.#expiryTimer) clearTimeout(this.#expiryTimer);
-    this.failReady(new AuthError('AUTH_ERR_SOURCE_CLOSED', `${this.describe()} was closed before it had an X.509-SVID`));
+    this.failReady(
+      new AuthError('AUTH_ERR_SOURCE_CLOSED', `${this.describe()} was closed before it had an X.509-SVID`),
+    );
     await this.onClose();
   }
 

@@ -27,7 +27,8 @@ export function pathProblem(path: string): string | undefined {
   for (let i = 1; i <= path.length; i++) {
     if (i === path.length || path.charCodeAt(i) === 0x2f) {
       const seg = path.slice(segStart, i);
-      if (seg === '') return i === path.length ? 'path cannot have a trailing slash' : 'path cannot contain empty segments';
+      if (seg === '')
+        return i === path.length ? 'path cannot have a trailing slash' : 'path cannot contain empty segments';
       if (seg === '.' || seg === '..') return 'path cannot contain dot segments';
       segStart = i + 1;
       continue;

@@ -34,7 +34,9 @@ export function spiffeIdOfLeaf(leaf: ParsedCertificate): SpiffeId {
   if (leaf.keyUsage.keyCertSign) throw svidError('leaf certificate must not have the keyCertSign key usage set');
   if (leaf.keyUsage.cRLSign) throw svidError('leaf certificate must not have the cRLSign key usage set');
   if (leaf.unknownCriticalExtensions.length > 0) {
-    throw svidError(`leaf certificate has unsupported critical extensions ${leaf.unknownCriticalExtensions.join(', ')}`);
+    throw svidError(
+      `leaf certificate has unsupported critical extensions ${leaf.unknownCriticalExtensions.join(', ')}`,
+    );
   }
   return id;
 }
@@ -101,7 +103,10 @@ export class X509Svid {
     const pub = createPublicKey(key).export({ format: 'der', type: 'spki' });
     const leafPub = leaf.x509.publicKey.export({ format: 'der', type: 'spki' });
     if (!pub.equals(leafPub)) {
-      throw new AuthError('AUTH_ERR_KEY_MISMATCH', `private key does not match the public key of the leaf certificate of ${id.toString()}`);
+      throw new AuthError(
+        'AUTH_ERR_KEY_MISMATCH',
+        `private key does not match the public key of the leaf certificate of ${id.toString()}`,
+      );
     }
     return new X509Svid(id, chain, key, hint);
   }

@@ -85,7 +85,13 @@ export function connectMtls(o: MtlsConnectOptions): Promise<VerifiedConnection> 
       settled = true;
       socket.destroy();
       reject(
-        isAuthError(err) ? err : new AuthError('AUTH_ERR_TLS_CONNECT', `mTLS connection to ${o.host}:${o.port} failed: ${(err as Error).message}`, { cause: err }),
+        isAuthError(err)
+          ? err
+          : new AuthError(
+              'AUTH_ERR_TLS_CONNECT',
+              `mTLS connection to ${o.host}:${o.port} failed: ${(err as Error).message}`,
+              { cause: err },
+            ),
       );
     };
     const isIp = /^[\d.]+$|:/.test(o.host);

@@ -1,4 +1,10 @@
-import { createSecureContext, type SecureContext, type SecureContextOptions, type Server, type TlsOptions } from 'node:tls';
+import {
+  createSecureContext,
+  type SecureContext,
+  type SecureContextOptions,
+  type Server,
+  type TlsOptions,
+} from 'node:tls';
 import type { IdentitySource, RotatedEvent } from '../source/identity-source.ts';
 import type { X509Svid } from '../svid/x509-svid.ts';
 

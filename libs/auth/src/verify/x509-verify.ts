@@ -52,7 +52,8 @@ export function verifyX509Svid(
   if (chain.length === 0) {
     throw new AuthError('AUTH_ERR_PEER_NO_CERTIFICATE', 'peer presented no certificate');
   }
-  if (chain.length > MAX_CHAIN_LENGTH) throw rejected(`peer chain has ${chain.length} certificates; at most ${MAX_CHAIN_LENGTH} are accepted`);
+  if (chain.length > MAX_CHAIN_LENGTH)
+    throw rejected(`peer chain has ${chain.length} certificates; at most ${MAX_CHAIN_LENGTH} are accepted`);
   let parsed: ParsedCertificate[];
   let id: SpiffeId;
   try {

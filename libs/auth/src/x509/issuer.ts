@@ -53,7 +53,7 @@ export interface IssuedCertificate {
 }
 
 async function generateKeys(): Promise<webcrypto.CryptoKeyPair> {
-  return (await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']));
+  return await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']);
 }
 
 /**
@@ -77,7 +77,13 @@ export class CertificateAuthority {
   static async createRoot(options: CertificateOptions & { subject?: string } = {}): Promise<CertificateAuthority> {
     const keys = await generateKeys();
     const subject = options.subject ?? 'CN=Development Root CA';
-    const cert = await build({ ...options, subject, isCA: options.isCA ?? true }, keys.publicKey, keys.privateKey, subject, keys.publicKey);
+    const cert = await build(
+      { ...options, subject, isCA: options.isCA ?? true },
+      keys.publicKey,
+      keys.privateKey,
+      subject,
+      keys.publicKey,
+    );
     return new CertificateAuthority(cert, keys, []);
   }
 
@@ -185,7 +191,9 @@ async function build(
   extensions.push(await x509.AuthorityKeyIdentifierExtension.create(issuerPublicKey));
   extensions.push(...(o.extraExtensions ?? []));
   return x509.X509CertificateGenerator.create({
-    serialNumber: randomBytes(16).toString('hex').replace(/^[89a-f]/, '1'),
+    serialNumber: randomBytes(16)
+      .toString('hex')
+      .replace(/^[89a-f]/, '1'),
     subject: o.subject ?? '',
     issuer,
     notBefore,

@@ -14,7 +14,10 @@ export interface TestTrustDomain {
 }
 
 /** createTestTrustDomain makes a fresh root CA for `name`; nothing is ever written to disk. */
-export async function createTestTrustDomain(name = 'example.org', options: CertificateOptions = {}): Promise<TestTrustDomain> {
+export async function createTestTrustDomain(
+  name = 'example.org',
+  options: CertificateOptions = {},
+): Promise<TestTrustDomain> {
   const ca = await CertificateAuthority.createRoot({ subject: `CN=${name} test root`, ttlSeconds: 86_400, ...options });
   const bundle = new X509Bundle(name, [ca.certDer]);
   const issue = (path: string, o: CertificateOptions = {}): Promise<IssuedCertificate> =>
