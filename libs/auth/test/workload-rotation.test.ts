@@ -35,7 +35,8 @@ async function rotateOrder(): Promise<string> {
   return svid.leaf.serialNumber;
 }
 async function until(predicate: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000;
+  // Generous: CI machines run several suites at once.
+  const deadline = Date.now() + 15_000;
   while (!predicate()) {
     if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
