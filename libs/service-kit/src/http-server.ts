@@ -24,6 +24,9 @@ export function serviceFastifyOptions(extra: FastifyServerOptions = {}): Fastify
     keepAliveTimeout: HTTP_LIMITS.keepAliveTimeout,
     requestTimeout: HTTP_LIMITS.requestTimeout,
     return503OnClosing: true,
+    // Unknown fields are an error the caller should hear about (a typo in
+    // "quantity" must not silently order one), not something to strip.
+    ajv: { customOptions: { removeAdditional: false } },
     ...extra,
   };
 }

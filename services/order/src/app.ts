@@ -1,0 +1,71 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { installHttpBasics, loggerOptions, ServiceError, serviceFastifyOptions, type ServiceMetrics } from '@shop/service-kit';
+import type { OrderService, PlaceOrderInput } from './orders.ts';
+
+/** CURRENCIES the shop sells in. */
+export const CURRENCIES = ['EUR', 'USD', 'GBP'] as const;
+
+const placeOrderSchema = {
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['customer_id', 'currency', 'items'],
+    properties: {
+      customer_id: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:@-]+$' },
+      currency: { type: 'string', minLength: 3, maxLength: 3 },
+      expected_total_cents: { type: 'integer', minimum: 1 },
+      items: {
+        type: 'array',
+        minItems: 1,
+        maxItems: 20,
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['product_id', 'quantity'],
+          properties: {
+            product_id: { type: 'string', minLength: 1, maxLength: 64 },
+            quantity: { type: 'integer', minimum: 1, maximum: 100 },
+          },
+        },
+      },
+    },
+  },
+  headers: {
+    type: 'object',
+    properties: { 'idempotency-key': { type: 'string', minLength: 1, maxLength: 255 } },
+  },
+} as const;
+
+/** AppDeps are what the public API needs. */
+export interface AppDeps {
+  orders: OrderService;
+  metrics: ServiceMetrics;
+  logger?: boolean | object;
+}
+
+/**
+ * buildApp builds the shop's public API (plain HTTP: in production it sits
+ * behind an ingress that terminates the shoppers' TLS). Testable with inject().
+ */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify(serviceFastifyOptions({ logger: deps.logger ?? loggerOptions('order') }));
+  installHttpBasics(app, deps.metrics);
+
+  app.get('/products', async () => ({ products: await deps.orders.catalogue() }));
+
+  app.post<{ Body: PlaceOrderInput; Headers: { 'idempotency-key'?: string } }>('/orders', { schema: placeOrderSchema }, async (req, reply) => {
+    const body = req.body;
+    if (!(CURRENCIES as readonly string[]).includes(body.currency)) {
+      throw new ServiceError(400, 'UNKNOWN_CURRENCY', `currency must be one of ${CURRENCIES.join(', ')}, got ${JSON.stringify(body.currency)}`);
+    }
+    const { order, created } = await deps.orders.place(body, req.headers['idempotency-key']);
+    req.log.info({ orderId: order.order_id, status: order.status, reason: order.failure_reason, total: order.total_cents }, 'order placed');
+    return reply.code(created ? 201 : 200).header('location', `/orders/${order.order_id}`).send(order);
+  });
+
+  app.get<{ Params: { id: string } }>('/orders/:id', { schema: { params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } } } } }, (req) =>
+    deps.orders.get(req.params.id),
+  );
+  await app.ready();
+  return app;
+}
