@@ -1,0 +1,52 @@
+import * as grpc from '@grpc/grpc-js';
+import { createInventoryGrpcClient, inventoryErrorCode } from '@shop/inventory';
+import type { InventoryClient, Product } from './types.ts';
+import { UpstreamError } from './upstream-error.ts';
+
+const UPSTREAM = 'inventory';
+// Inventory's considered answers; anything else means it could not answer.
+const REJECTIONS = new Set([
+  grpc.status.INVALID_ARGUMENT,
+  grpc.status.NOT_FOUND,
+  grpc.status.FAILED_PRECONDITION,
+  grpc.status.ALREADY_EXISTS,
+  grpc.status.PERMISSION_DENIED,
+  grpc.status.UNAUTHENTICATED,
+]);
+
+function classify(err: unknown): UpstreamError {
+  const e = err as grpc.ServiceError;
+  const code = inventoryErrorCode(e) ?? grpc.status[e.code] ?? 'UNKNOWN';
+  const kind = REJECTIONS.has(e.code) ? 'rejected' : 'unavailable';
+  return new UpstreamError(UPSTREAM, kind, code, e.details || e.message, { cause: err });
+}
+
+/** createInventoryGrpcClientAdapter puts inventory's gRPC client behind the InventoryClient interface. */
+export function createInventoryGrpcClientAdapter(target: string, credentials: grpc.ChannelCredentials, timeoutMs: number): InventoryClient {
+  const c = createInventoryGrpcClient(target, credentials);
+  const opts = (): { deadline: number } => ({ deadline: Date.now() + timeoutMs });
+  const guard = async <T>(p: () => Promise<T>): Promise<T> => {
+    try {
+      return await p();
+    } catch (err) {
+      throw classify(err);
+    }
+  };
+  return {
+    protocol: 'grpc',
+    listProducts: () => guard(async () => (await c.listProducts({}, opts())).products as Product[]),
+    reserve: (orderId, productId, quantity) => guard(async () => {
+      await c.reserve({ order_id: orderId, product_id: productId, quantity }, opts());
+    }),
+    release: (orderId) => guard(async () => {
+      await c.release({ order_id: orderId }, opts());
+    }),
+    commit: (orderId) => guard(async () => {
+      await c.commit({ order_id: orderId }, opts());
+    }),
+    close: () => {
+      c.close();
+      return Promise.resolve();
+    },
+  };
+}
