@@ -1,0 +1,112 @@
+// The demo's traffic generator: shoppers placing orders against the order
+// service's public API, and a running tally. Used by `npm start`, and on its
+// own: `node scripts/traffic.ts --url http://127.0.0.1:8080 --duration 30`.
+import { parseArgs } from 'node:util';
+import { request } from 'undici';
+
+/** Tally counts what the shoppers saw. */
+export interface Tally {
+  placed: number;
+  confirmed: number;
+  pending: number;
+  failed: Record<string, number>;
+  rejected: Record<string, number>;
+  errors: number;
+  confirmedTotalCents: number;
+  orderIds: string[];
+}
+
+interface Product {
+  product_id: string;
+  currency: string;
+  available: number;
+}
+
+/** TrafficOptions configure the generator. */
+export interface TrafficOptions {
+  url: string;
+  /** concurrency is the number of shoppers. Default: 4. */
+  concurrency?: number;
+  /** pauseMs between one shopper's orders. Default: 100. */
+  pauseMs?: number;
+  signal: AbortSignal;
+}
+
+function pick<T>(list: readonly T[]): T {
+  return list[Math.floor(Math.random() * list.length)] as T;
+}
+
+/** runTraffic places orders until `signal` aborts, updating `tally` as it goes. */
+export async function runTraffic(o: TrafficOptions, tally: Tally): Promise<void> {
+  let products: Product[] = [];
+  const refresh = async (): Promise<void> => {
+    try {
+      const res = await request(`${o.url}/products`, { signal: AbortSignal.timeout(2000) });
+      if (res.statusCode === 200) products = ((await res.body.json()) as { products: Product[] }).products;
+      else await res.body.dump();
+    } catch {
+      // The order service or inventory may be down: the tally shows it.
+    }
+  };
+  await refresh();
+  const refresher = setInterval(() => void refresh(), 2000);
+  const shopper = async (n: number): Promise<void> => {
+    while (!o.signal.aborted) {
+      if (products.length > 0) {
+        const count = 1 + Math.floor(Math.random() * 2);
+        const chosen = new Map<string, number>();
+        for (let i = 0; i < count; i++) chosen.set(pick(products).product_id, 1 + Math.floor(Math.random() * 3));
+        const body = { customer_id: `shopper-${n}`, currency: 'EUR', items: [...chosen].map(([product_id, quantity]) => ({ product_id, quantity })) };
+        try {
+          const res = await request(`${o.url}/orders`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(body),
+            signal: AbortSignal.timeout(10_000),
+          });
+          const out = (await res.body.json()) as { order_id?: string; status?: string; failure_reason?: string | null; code?: string; total_cents?: number };
+          if (res.statusCode === 201) {
+            tally.placed++;
+            if (out.order_id) tally.orderIds.push(out.order_id);
+            if (out.status === 'confirmed') {
+              tally.confirmed++;
+              tally.confirmedTotalCents += out.total_cents ?? 0;
+            } else if (out.status === 'pending') tally.pending++;
+            else {
+              const reason = (out.failure_reason ?? 'unknown').split(':')[0] ?? 'unknown';
+              tally.failed[reason] = (tally.failed[reason] ?? 0) + 1;
+            }
+          } else {
+            const code = `${res.statusCode} ${out.code ?? ''}`.trim();
+            tally.rejected[code] = (tally.rejected[code] ?? 0) + 1;
+          }
+        } catch {
+          tally.errors++;
+        }
+      }
+      await new Promise((r) => setTimeout(r, o.pauseMs ?? 100));
+    }
+  };
+  await Promise.all(Array.from({ length: o.concurrency ?? 4 }, (_, i) => shopper(i + 1)));
+  clearInterval(refresher);
+}
+
+/** newTally returns an empty tally. */
+export function newTally(): Tally {
+  return { placed: 0, confirmed: 0, pending: 0, failed: {}, rejected: {}, errors: 0, confirmedTotalCents: 0, orderIds: [] };
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({ options: { url: { type: 'string', default: 'http://127.0.0.1:8080' }, duration: { type: 'string', default: '30' }, concurrency: { type: 'string', default: '4' } } });
+  const controller = new AbortController();
+  const tally = newTally();
+  setTimeout(() => {
+    controller.abort();
+  }, Number(values.duration) * 1000);
+  process.once('SIGINT', () => {
+    controller.abort();
+  });
+  await runTraffic({ url: values.url, concurrency: Number(values.concurrency), signal: controller.signal }, tally);
+  const { orderIds: _ids, ...summary } = tally;
+  console.log(JSON.stringify(summary, null, 2));
+}
