@@ -6,106 +6,39 @@
 //
 //   npm start                       run until Ctrl-C
 //   npm start -- --duration 60      run for 60 s, then print a summary and stop
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
+import { createDevCerts, ROOT, Shop } from './shop.ts';
 import { newTally, runTraffic, type Tally } from './traffic.ts';
 
-const root = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({
   options: {
     duration: { type: 'string' },
     'payment-failure-rate': { type: 'string', default: '0.03' },
     'inventory-protocol': { type: 'string', default: 'grpc' },
     concurrency: { type: 'string', default: '4' },
-    'data-dir': { type: 'string', default: join(root, '.data') },
-    'certs-dir': { type: 'string', default: join(root, '.certs') },
+    'data-dir': { type: 'string', default: join(ROOT, '.data') },
+    'certs-dir': { type: 'string', default: join(ROOT, '.certs') },
   },
 });
-const dataDir = resolve(args['data-dir']);
 const certsDir = resolve(args['certs-dir']);
 const host = '127.0.0.1';
-
-interface ServiceSpec {
-  name: 'inventory' | 'payment' | 'order';
-  port: number;
-  opsPort: number;
-  env: Record<string, string>;
-}
-
-const services: ServiceSpec[] = [
-  { name: 'inventory', port: 8444, opsPort: 9444, env: { GRPC_PORT: '50051' } },
-  { name: 'payment', port: 8443, opsPort: 9443, env: { PAYMENT_FAILURE_RATE: args['payment-failure-rate'] } },
-  {
-    name: 'order',
-    port: 8080,
-    opsPort: 9080,
-    env: {
-      INVENTORY_URL: `https://${host}:8444`,
-      INVENTORY_GRPC_TARGET: `${host}:50051`,
-      INVENTORY_PROTOCOL: args['inventory-protocol'],
-      PAYMENT_URL: `https://${host}:8443`,
-    },
+let stopping = false;
+const shop = new Shop({
+  dataDir: resolve(args['data-dir']),
+  certsDir,
+  env: {
+    // The demo catalogue has deep stock so the shop keeps selling, and one
+    // limited product that sells out, so "out_of_stock" shows up too.
+    inventory: { SEED_FILE: join(ROOT, 'scripts', 'demo-catalogue.json') },
+    payment: { PAYMENT_FAILURE_RATE: args['payment-failure-rate'] },
+    order: { INVENTORY_PROTOCOL: args['inventory-protocol'] },
   },
-];
-
-const children = new Map<string, ChildProcess>();
-
-function run(cmd: string, argv: string[]): Promise<number> {
-  return new Promise((done) => {
-    const p = spawn(cmd, argv, { stdio: 'inherit', cwd: root });
-    p.on('exit', (code) => {
-      done(code ?? 1);
-    });
-  });
-}
-
-function startService(s: ServiceSpec): void {
-  mkdirSync(join(dataDir, 'logs'), { recursive: true });
-  const logFile = join(dataDir, 'logs', `${s.name}.log`);
-  const out = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(process.execPath, [join(root, 'services', s.name, 'src', 'server.ts')], {
-    cwd: root,
-    env: {
-      ...process.env,
-      HOST: host,
-      PORT: String(s.port),
-      OPS_PORT: String(s.opsPort),
-      DATA_DIR: join(dataDir, s.name),
-      TLS_CERT_FILE: join(certsDir, `${s.name}.crt.pem`),
-      TLS_KEY_FILE: join(certsDir, `${s.name}.key.pem`),
-      TLS_CA_FILE: join(certsDir, 'ca.crt.pem'),
-      SPIFFE_ENDPOINT_SOCKET: '',
-      ...s.env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout.pipe(out);
-  child.stderr.pipe(out);
-  child.on('exit', (code, signal) => {
-    children.delete(s.name);
-    if (!stopping) console.error(`\n${s.name} exited (${signal ?? code}); see ${logFile}`);
-  });
-  children.set(s.name, child);
-}
-
-async function waitReady(s: ServiceSpec, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (!children.has(s.name)) throw new Error(`${s.name} exited during start-up; see ${join(dataDir, 'logs', `${s.name}.log`)}`);
-    try {
-      const res = await request(`http://${host}:${s.opsPort}/health/ready`, { signal: AbortSignal.timeout(1000) });
-      await res.body.dump();
-      if (res.statusCode === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${s.name} was not ready within ${timeoutMs / 1000} s; see ${join(dataDir, 'logs', `${s.name}.log`)}`);
-}
+  onExit: (name, code, signal) => {
+    if (!stopping) console.error(`\n${name} exited (${signal ?? code}); see ${shop.logFile(name)}`);
+  },
+});
 
 async function breakerStates(): Promise<string> {
   try {
@@ -125,31 +58,22 @@ function line(t: Tally, rate: number, breakers: string): string {
   return `${rate.toFixed(1).padStart(5)} orders/s | placed ${t.placed} confirmed ${t.confirmed} pending ${t.pending} | failed: ${failed}${rejected ? ` | refused: ${rejected}` : ''}${t.errors ? ` | errors ${t.errors}` : ''} | breakers: ${breakers}`;
 }
 
-let stopping = false;
 async function stopAll(): Promise<void> {
   stopping = true;
-  const exits = [...children.values()].map((c) => new Promise((r) => c.once('exit', r)));
-  // Order first, so nothing calls an upstream that has already gone.
-  for (const name of ['order', 'payment', 'inventory']) children.get(name)?.kill('SIGTERM');
-  const timer = setTimeout(() => {
-    for (const c of children.values()) c.kill('SIGKILL');
-  }, 10_000);
-  await Promise.all(exits);
-  clearTimeout(timer);
+  await shop.stopAll();
 }
 
 async function main(): Promise<void> {
   console.log('== certificates');
-  const code = await run(process.execPath, [join(root, 'libs/auth/src/cli/main.ts'), 'dev-certs', '--out-dir', certsDir, '--services', 'order,payment,inventory']);
-  if (code !== 0) throw new Error('could not create the development certificates');
+  await createDevCerts(certsDir);
   console.log('== starting inventory, payment, order (logs in .data/logs/)');
-  for (const s of services) startService(s);
-  for (const s of services) await waitReady(s);
+  await shop.startAll();
   console.log(`
 The shop is up (mTLS between services, identities from ${certsDir}):
   order API      http://${host}:8080/products   POST http://${host}:8080/orders
   order ops      http://${host}:9080/metrics    /health/ready
   payment ops    http://${host}:9443/metrics    inventory ops http://${host}:9444/metrics
+  payment faults curl -XPOST http://${host}:9543/admin/faults -H 'content-type: application/json' -d '{"latency_ms":1500}'
 Ctrl-C stops everything.
 `);
   const controller = new AbortController();
@@ -183,7 +107,7 @@ Ctrl-C stops everything.
 }
 
 process.on('exit', () => {
-  for (const c of children.values()) c.kill('SIGKILL');
+  shop.killAllNow();
 });
 
 main().catch(async (err: unknown) => {

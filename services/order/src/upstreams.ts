@@ -109,8 +109,14 @@ export class Upstreams {
   reserve(orderId: string, productId: string, quantity: number): Promise<void> {
     return this.#inv.call(() => this.inventory.reserve(orderId, productId, quantity), true);
   }
-  release(orderId: string): Promise<void> {
-    return this.#inv.call(() => this.inventory.release(orderId), true);
+  /** release treats "nothing reserved" as done: compensation must be idempotent. */
+  async release(orderId: string): Promise<void> {
+    try {
+      await this.#inv.call(() => this.inventory.release(orderId), true);
+    } catch (err) {
+      if (err instanceof UpstreamError && err.kind === 'rejected' && err.code === 'RESERVATION_NOT_FOUND') return;
+      throw err;
+    }
   }
   commit(orderId: string): Promise<void> {
     return this.#inv.call(() => this.inventory.commit(orderId), true);
