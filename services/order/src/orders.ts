@@ -138,9 +138,10 @@ export class OrderService {
           if (err instanceof UpstreamError && err.kind === 'rejected') {
             return this.#compensate(order, `payment_rejected:${err.code}`);
           }
-          if (err instanceof UpstreamError && err.kind === 'unavailable' && err.status !== undefined && err.status >= 500 && err.code === 'PROCESSOR_ERROR') {
-            // The processor failed before charging: nothing to refund.
-            return this.#compensate(order, 'payment_error');
+          if (err instanceof UpstreamError && err.kind === 'unavailable') {
+            // Known not charged: the processor failed before charging, the
+            // breaker was open, or the request never left this process.
+            return this.#compensate(order, err.code === 'PROCESSOR_ERROR' ? 'payment_error' : 'payment_unavailable');
           }
           // No answer: the charge may or may not have happened. Leave the order
           // pending; the reconciler asks payment later with the same key.

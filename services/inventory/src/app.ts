@@ -1,0 +1,89 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { fastifyMtlsOptions, spiffeAuth, type IdentitySource, type SpiffeAuthOptions } from '@shop/auth';
+import { authHooks, installHttpBasics, serviceFastifyOptions, type ServiceMetrics } from '@shop/service-kit';
+import {
+  orderParams,
+  orderReservationsReply,
+  productParams,
+  productsReply,
+  reservationReply,
+  reserveBody,
+  stockReply,
+} from './http-schemas.ts';
+import type { ReserveBody } from './messages.ts';
+import type { InventoryStore } from './store.ts';
+
+/** AppDeps is what the HTTP API is built from. */
+export interface AppDeps {
+  store: InventoryStore;
+  /** source is our identity: the server certificate and the bundles callers are verified against. */
+  source: IdentitySource;
+  metrics: ServiceMetrics;
+  /** orderId is the SPIFFE ID allowed to reserve, release and commit. */
+  orderId: string;
+  /** log is the process's pino logger. Default: no logging. */
+  log?: FastifyBaseLogger;
+  /** resolvePeer replaces the TLS client certificate in `inject()` tests; never set it in production. */
+  resolvePeer?: SpiffeAuthOptions['resolvePeer'];
+}
+
+// A reserve body is two small fields; anything near this is not a reserve.
+const RESERVE_BODY_LIMIT = 1024;
+
+/**
+ * buildApp builds the inventory HTTP API over SPIFFE mTLS without listening:
+ * reads are open to any workload of our trust domain (the plugin's default
+ * rule), writes to the order service only. Test it with `app.inject()`.
+ */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { store, source, metrics } = deps;
+  // serviceFastifyOptions is typed for a plain HTTP server but passes `https`
+  // through; a variable (not a literal) keeps TypeScript's excess-property
+  // check out of the way, and the instance keeps the type service-kit expects.
+  const options = {
+    https: fastifyMtlsOptions(source),
+    // Refuse "5" for 5 and unknown fields instead of quietly fixing them up.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+    ...(deps.log ? { loggerInstance: deps.log } : { logger: false }),
+  };
+  const app = Fastify(serviceFastifyOptions(options));
+  await app.register(spiffeAuth, { source, resolvePeer: deps.resolvePeer, ...authHooks(metrics) });
+  installHttpBasics(app, metrics);
+
+  const orderOnly = { spiffe: { allow: [deps.orderId] } };
+
+  app.get('/api/products', { schema: { response: { 200: productsReply } } }, () => store.listProducts());
+
+  app.get<{ Params: { productId: string } }>(
+    '/api/stock/:productId',
+    { schema: { params: productParams, response: { 200: stockReply } } },
+    (req) => store.getStock(req.params.productId),
+  );
+
+  app.post<{ Params: { productId: string }; Body: ReserveBody }>(
+    '/api/stock/:productId/reserve',
+    {
+      config: orderOnly,
+      bodyLimit: RESERVE_BODY_LIMIT,
+      schema: { params: productParams, body: reserveBody, response: { 200: reservationReply, 201: reservationReply } },
+    },
+    async (req, reply) => {
+      const { reservation, created } = store.reserve(req.params.productId, req.body);
+      return reply.code(created ? 201 : 200).send(reservation);
+    },
+  );
+
+  app.post<{ Params: { orderId: string } }>(
+    '/api/reservations/:orderId/release',
+    { config: orderOnly, schema: { params: orderParams, response: { 200: orderReservationsReply } } },
+    (req) => store.release(req.params.orderId),
+  );
+
+  app.post<{ Params: { orderId: string } }>(
+    '/api/reservations/:orderId/commit',
+    { config: orderOnly, schema: { params: orderParams, response: { 200: orderReservationsReply } } },
+    (req) => store.commit(req.params.orderId),
+  );
+
+  return app;
+}

@@ -1,0 +1,130 @@
+import * as grpc from '@grpc/grpc-js';
+import { createGrpcMtls, type GrpcMtls, type IdentitySource } from '@shop/auth';
+import { authHooks, type Logger, type ServiceMetrics } from '@shop/service-kit';
+import { toGrpcStatus } from './errors.ts';
+import type {
+  GetStockRequest,
+  ListProductsRequest,
+  ListProductsResponse,
+  OrderRequest,
+  OrderReservations,
+  Reservation,
+  ReserveRequest,
+  Stock,
+} from './messages.ts';
+import { INVENTORY_METHODS, inventoryServiceDefinition, type InventoryMethod } from './proto.ts';
+import type { InventoryStore } from './store.ts';
+
+/** GrpcServerDeps is what the gRPC API is built from. */
+export interface GrpcServerDeps {
+  store: InventoryStore;
+  /** source is our identity: the server certificate and the bundles callers are verified against. */
+  source: IdentitySource;
+  metrics: ServiceMetrics;
+  /** orderId is the SPIFFE ID allowed to call Reserve, Release and Commit. */
+  orderId: string;
+  /** log receives failed calls that were not the caller's fault. Default: none. */
+  log?: Logger;
+}
+
+/** InventoryGrpcServer is a running gRPC API. */
+export interface InventoryGrpcServer {
+  server: grpc.Server;
+  mtls: GrpcMtls;
+  /** port is the bound port (useful when 0 was asked for). */
+  port: number;
+  /** close stops accepting calls, lets in-flight ones finish for `graceMs`, then shuts the server down. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** CallOutcome is what inventoryGrpcHandlers reports about each call it served. */
+export interface CallOutcome {
+  method: InventoryMethod;
+  call: { getPeer(): string };
+  code: grpc.status;
+  seconds: number;
+  /** err is what the store threw, when the call failed. */
+  err?: unknown;
+}
+
+/**
+ * inventoryGrpcHandlers implements the Inventory service on the store: each
+ * handler only unpacks the request and maps a failure to its status code.
+ */
+export function inventoryGrpcHandlers(
+  store: InventoryStore,
+  observe: (call: CallOutcome) => void = () => undefined,
+): grpc.UntypedServiceImplementation {
+  function unary<Req, Res>(method: InventoryMethod, fn: (request: Req) => Res): grpc.handleUnaryCall<Req, Res> {
+    return (call, callback) => {
+      const start = performance.now();
+      const seconds = (): number => (performance.now() - start) / 1000;
+      let result: Res;
+      try {
+        result = fn(call.request);
+      } catch (err) {
+        const status = toGrpcStatus(err);
+        observe({ method, call, code: status.code, seconds: seconds(), err });
+        callback(status);
+        return;
+      }
+      observe({ method, call, code: grpc.status.OK, seconds: seconds() });
+      callback(null, result);
+    };
+  }
+  return {
+    GetStock: unary<GetStockRequest, Stock>('GetStock', (req) => store.getStock(req.product_id)),
+    ListProducts: unary<ListProductsRequest, ListProductsResponse>('ListProducts', () => ({
+      products: store.listProducts(),
+    })),
+    Reserve: unary<ReserveRequest, Reservation>(
+      'Reserve',
+      (req) => store.reserve(req.product_id, { quantity: req.quantity, order_id: req.order_id }).reservation,
+    ),
+    Release: unary<OrderRequest, OrderReservations>('Release', (req) => store.release(req.order_id)),
+    Commit: unary<OrderRequest, OrderReservations>('Commit', (req) => store.commit(req.order_id)),
+  };
+}
+
+/**
+ * startGrpcServer serves the Inventory service over SPIFFE mTLS on
+ * host:port: GetStock and ListProducts for any workload of our trust domain,
+ * Reserve, Release and Commit for `orderId` only. Calls are counted in
+ * `shop_requests_total{protocol="grpc"}`; refusals in the auth metrics.
+ */
+export async function startGrpcServer(
+  deps: GrpcServerDeps & { host: string; port: number },
+): Promise<InventoryGrpcServer> {
+  const { store, source, metrics, orderId, log } = deps;
+  const orderOnly = [orderId];
+  const mtls = createGrpcMtls({
+    source,
+    methods: {
+      [INVENTORY_METHODS.Reserve]: orderOnly,
+      [INVENTORY_METHODS.Release]: orderOnly,
+      [INVENTORY_METHODS.Commit]: orderOnly,
+    },
+    ...authHooks(metrics),
+  });
+  const server = new grpc.Server({ interceptors: [mtls.interceptor] });
+  server.addService(
+    inventoryServiceDefinition(),
+    inventoryGrpcHandlers(store, ({ method, call, code, seconds, err }) => {
+      const route = INVENTORY_METHODS[method];
+      const caller = mtls.peerOf(call)?.id.toString() ?? 'none';
+      metrics.requests.inc({ protocol: 'grpc', route, method: 'unary', status: grpc.status[code], caller });
+      metrics.requestSeconds.observe({ protocol: 'grpc', route }, seconds);
+      if (code === grpc.status.INTERNAL) log?.error({ err, method: route, caller }, 'gRPC call failed');
+    }),
+  );
+  const port = await mtls.listen(server, { host: deps.host, port: deps.port });
+  return {
+    server,
+    mtls,
+    port,
+    async close(graceMs = 5000) {
+      await mtls.close(graceMs);
+      server.forceShutdown();
+    },
+  };
+}

@@ -1,0 +1,37 @@
+// Input rules, in one place: the HTTP JSON schemas are built from these
+// constants and the store checks them again, so gRPC callers (which have no
+// schema validation) get the same answers.
+import { inventoryError } from './errors.ts';
+
+/** MAX_QUANTITY is the most one reservation may hold; anything above is a client bug, not an order. */
+export const MAX_QUANTITY = 1000;
+
+/** PRODUCT_ID_PATTERN is what a product ID looks like, e.g. "sku-limited". */
+export const PRODUCT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
+
+/** ORDER_ID_PATTERN is what an order ID looks like: 1–128 letters, digits, ".", "_", ":" or "-" (a UUID fits). */
+export const ORDER_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$';
+
+const productIdRe = new RegExp(PRODUCT_ID_PATTERN);
+const orderIdRe = new RegExp(ORDER_ID_PATTERN);
+
+/** checkProductId returns `value` if it is a well-formed product ID, else throws INVALID_REQUEST. */
+export function checkProductId(value: unknown): string {
+  if (typeof value === 'string' && productIdRe.test(value)) return value;
+  throw inventoryError('INVALID_REQUEST', `product_id must match ${PRODUCT_ID_PATTERN}, got ${JSON.stringify(value)}`);
+}
+
+/** checkOrderId returns `value` if it is a well-formed order ID, else throws INVALID_REQUEST. */
+export function checkOrderId(value: unknown): string {
+  if (typeof value === 'string' && orderIdRe.test(value)) return value;
+  throw inventoryError('INVALID_REQUEST', `order_id must match ${ORDER_ID_PATTERN}, got ${JSON.stringify(value)}`);
+}
+
+/** checkQuantity returns `value` if it is an integer from 1 to MAX_QUANTITY, else throws INVALID_REQUEST. */
+export function checkQuantity(value: unknown): number {
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_QUANTITY) return value;
+  throw inventoryError(
+    'INVALID_REQUEST',
+    `quantity must be an integer from 1 to ${MAX_QUANTITY}, got ${JSON.stringify(value)}`,
+  );
+}

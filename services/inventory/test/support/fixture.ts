@@ -1,0 +1,63 @@
+// What the inventory tests share: a small catalogue, a clock moved by hand,
+// and a store in a temporary directory that the test removes when it ends.
+import type { TestContext } from 'node:test';
+import { join } from 'node:path';
+import { makeTempDir } from '@shop/auth/testing';
+import type { SeedProduct } from '../../src/seed.ts';
+import { InventoryStore } from '../../src/store.ts';
+
+/** TEST_CATALOGUE is seeded into every test store. */
+export const TEST_CATALOGUE: readonly SeedProduct[] = [
+  { product_id: 'sku-a', name: 'Product A', price_cents: 1000, currency: 'EUR', on_hand: 10 },
+  { product_id: 'sku-b', name: 'Product B', price_cents: 250, currency: 'EUR', on_hand: 5 },
+  { product_id: 'sku-limited', name: 'Limited', price_cents: 1990, currency: 'EUR', on_hand: 50 },
+];
+
+/** ORDER, PAYMENT, INVENTORY and PARTNER_ORDER are the callers the tests use. */
+export const ORDER = 'spiffe://example.org/order';
+export const PAYMENT = 'spiffe://example.org/payment';
+export const INVENTORY = 'spiffe://example.org/inventory';
+/** PARTNER_ORDER is verified, but of another trust domain. */
+export const PARTNER_ORDER = 'spiffe://partner.example/order';
+
+/** Clock is a hand-moved clock for the store's `now`. */
+export class Clock {
+  ms = Date.parse('2030-01-01T00:00:00.000Z');
+  readonly now = (): number => this.ms;
+  advance(seconds: number): void {
+    this.ms += seconds * 1000;
+  }
+}
+
+/** TestStore is a store on a temporary file, with its clock. */
+export interface TestStore {
+  store: InventoryStore;
+  clock: Clock;
+  file: string;
+  /** reopen closes the store and opens the same file again, as a restart does. */
+  reopen(seed?: readonly SeedProduct[]): InventoryStore;
+}
+
+/** openTestStore opens a store in a fresh temp dir; `t.after` closes it and removes the dir, also on failure. */
+export async function openTestStore(t: TestContext, options: { ttlSeconds?: number } = {}): Promise<TestStore> {
+  const { dir, cleanup } = await makeTempDir('inventory-test-');
+  const clock = new Clock();
+  const file = join(dir, 'inventory.db');
+  const open = (seed: readonly SeedProduct[]): InventoryStore =>
+    InventoryStore.open({ file, reservationTtlSeconds: options.ttlSeconds ?? 300, seed, now: clock.now });
+  const fixture: TestStore = {
+    store: open(TEST_CATALOGUE),
+    clock,
+    file,
+    reopen(seed = TEST_CATALOGUE) {
+      fixture.store.close();
+      fixture.store = open(seed);
+      return fixture.store;
+    },
+  };
+  t.after(async () => {
+    fixture.store.close();
+    await cleanup();
+  });
+  return fixture;
+}

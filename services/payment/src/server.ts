@@ -1,0 +1,59 @@
+// The payment process: identity, ledger, mTLS API, ops and admin ports, graceful shutdown.
+import { createIdentitySource } from '@shop/auth';
+import { createServiceMetrics, loggerOptions, observeIdentity, onSignals, startOpsServer } from '@shop/service-kit';
+import { ADMIN_HOST, buildAdminApp } from './admin.ts';
+import { buildApp } from './app.ts';
+import { loadConfig } from './config.ts';
+import { CardProcessor } from './processor.ts';
+import { PaymentStore } from './store.ts';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const metrics = createServiceMetrics('payment');
+  // The fastify logger exists only once the app is built, and the app needs the identity first.
+  const identityLines: string[] = [];
+  const source = await createIdentitySource({ log: (line) => identityLines.push(line) });
+  const store = PaymentStore.open(config.dataDir);
+  const processor = new CardProcessor({ faults: { latencyMs: config.latencyMs, failureRate: config.failureRate } });
+
+  const app = await buildApp({ config, source, store, processor, metrics });
+  for (const line of identityLines) app.log.info(line);
+  observeIdentity(source, metrics, app.log);
+  app.log.info({ dataDir: config.dataDir, allow: config.orderId, faults: processor.faults }, 'payment ledger open');
+
+  await app.listen({ host: config.host, port: config.port });
+  const ops = await startOpsServer({
+    host: config.host,
+    port: config.opsPort,
+    metrics,
+    checks: { identity: () => source.isReady, store: () => store.isOpen },
+  });
+  const admin = buildAdminApp(processor, metrics, loggerOptions('payment', config.logLevel));
+  await admin.listen({ host: ADMIN_HOST, port: config.adminPort });
+  app.log.info(
+    { api: app.addresses(), ops: ops.addresses(), admin: admin.addresses() },
+    'payment listening (API over mTLS; ops and admin plaintext)',
+  );
+
+  onSignals(
+    [
+      { name: 'stop API and drain in-flight requests', run: () => app.close() },
+      { name: 'stop admin server', run: () => admin.close() },
+      {
+        name: 'close ledger',
+        run: () => {
+          store.close();
+          return Promise.resolve();
+        },
+      },
+      { name: 'close identity source', run: () => source.close() },
+      { name: 'stop ops server', run: () => ops.close() },
+    ],
+    app.log,
+  );
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`payment: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
