@@ -115,7 +115,9 @@ export class Shop {
 
   /** opsUrl is a service's plaintext ops base URL. */
   opsUrl(name: ServiceName): string {
-    const port = { order: this.ports.orderOps, payment: this.ports.paymentOps, inventory: this.ports.inventoryOps }[name];
+    const port = { order: this.ports.orderOps, payment: this.ports.paymentOps, inventory: this.ports.inventoryOps }[
+      name
+    ];
     return `http://${HOST}:${port}`;
   }
 
@@ -169,9 +171,11 @@ export class Shop {
     const child = this.#children.get(name);
     if (!child) return null;
     this.#stopping.add(name);
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => {
-      r(code);
-    }));
+    const exited = new Promise<number | null>((r) =>
+      child.once('exit', (code) => {
+        r(code);
+      }),
+    );
     child.kill(signal);
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     const code = await exited;
@@ -194,10 +198,21 @@ export class Shop {
 /** createDevCerts runs the library's CLI to create (or reuse) a development CA and the services' certificates. */
 export function createDevCerts(certsDir: string, quiet = false): Promise<void> {
   return new Promise((res, rej) => {
-    const p = spawn(process.execPath, [join(ROOT, 'libs/auth/src/cli/main.ts'), 'dev-certs', '--out-dir', certsDir, '--services', 'order,payment,inventory'], {
-      cwd: ROOT,
-      stdio: quiet ? 'ignore' : 'inherit',
-    });
+    const p = spawn(
+      process.execPath,
+      [
+        join(ROOT, 'libs/auth/src/cli/main.ts'),
+        'dev-certs',
+        '--out-dir',
+        certsDir,
+        '--services',
+        'order,payment,inventory',
+      ],
+      {
+        cwd: ROOT,
+        stdio: quiet ? 'ignore' : 'inherit',
+      },
+    );
     p.on('exit', (code) => {
       if (code === 0) res();
       else rej(new Error(`spiffe-auth dev-certs exited ${code}`));

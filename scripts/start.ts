@@ -45,7 +45,9 @@ async function breakerStates(): Promise<string> {
     const res = await request(`http://${host}:9080/metrics`, { signal: AbortSignal.timeout(1000) });
     const text = await res.body.text();
     const names = ['closed', 'half-open', 'OPEN'];
-    const states = [...text.matchAll(/^shop_circuit_breaker_state\{breaker="([^"]+)"[^}]*\} (\d)/gm)].map((m) => `${m[1] ?? ''} ${names[Number(m[2])] ?? '?'}`);
+    const states = [...text.matchAll(/^shop_circuit_breaker_state\{breaker="([^"]+)"[^}]*\} (\d)/gm)].map(
+      (m) => `${m[1] ?? ''} ${names[Number(m[2])] ?? '?'}`,
+    );
     return states.join(', ') || 'n/a';
   } catch {
     return 'order unreachable';
@@ -53,8 +55,13 @@ async function breakerStates(): Promise<string> {
 }
 
 function line(t: Tally, rate: number, breakers: string): string {
-  const failed = Object.entries(t.failed).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
-  const rejected = Object.entries(t.rejected).map(([k, v]) => `${k}=${v}`).join(' ');
+  const failed =
+    Object.entries(t.failed)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ') || 'none';
+  const rejected = Object.entries(t.rejected)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
   return `${rate.toFixed(1).padStart(5)} orders/s | placed ${t.placed} confirmed ${t.confirmed} pending ${t.pending} | failed: ${failed}${rejected ? ` | refused: ${rejected}` : ''}${t.errors ? ` | errors ${t.errors}` : ''} | breakers: ${breakers}`;
 }
 
@@ -78,7 +85,10 @@ Ctrl-C stops everything.
 `);
   const controller = new AbortController();
   const tally = newTally();
-  const traffic = runTraffic({ url: `http://${host}:8080`, concurrency: Number(args.concurrency), signal: controller.signal }, tally);
+  const traffic = runTraffic(
+    { url: `http://${host}:8080`, concurrency: Number(args.concurrency), signal: controller.signal },
+    tally,
+  );
   let last = 0;
   const started = Date.now();
   const ticker = setInterval(() => {

@@ -43,7 +43,11 @@ before(async () => {
   seedFile = join(dir, 'catalogue.json');
   await writeFile(seedFile, JSON.stringify(CATALOGUE));
   // The test speaks to payment and inventory as the order service would, to read their ledgers.
-  orderSource = await FileIdentitySource.create({ certFile: join(certsDir, 'order.crt.pem'), keyFile: join(certsDir, 'order.key.pem'), caFile: join(certsDir, 'ca.crt.pem') });
+  orderSource = await FileIdentitySource.create({
+    certFile: join(certsDir, 'order.crt.pem'),
+    keyFile: join(certsDir, 'order.key.pem'),
+    caFile: join(certsDir, 'ca.crt.pem'),
+  });
   asOrder = {
     payment: createMtlsDispatcher({ source: orderSource, authorize: authorizeId('spiffe://example.org/payment') }),
     inventory: createMtlsDispatcher({ source: orderSource, authorize: authorizeId('spiffe://example.org/inventory') }),
@@ -78,13 +82,20 @@ async function newShop(name: string, env: ShopOptions['env'] = {}): Promise<Shop
   return shop;
 }
 
-async function placeOrder(shop: Shop, items: { product_id: string; quantity: number }[] = [{ product_id: 'sku-a', quantity: 1 }]) {
+async function placeOrder(
+  shop: Shop,
+  items: { product_id: string; quantity: number }[] = [{ product_id: 'sku-a', quantity: 1 }],
+) {
   const res = await request(`${shop.orderUrl}/orders`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ customer_id: 'c-1', currency: 'EUR', items }),
   });
-  return { status: res.statusCode, headers: res.headers, body: (await res.body.json()) as Order & { code?: string; message?: string } };
+  return {
+    status: res.statusCode,
+    headers: res.headers,
+    body: (await res.body.json()) as Order & { code?: string; message?: string },
+  };
 }
 
 async function getOrder(shop: Shop, id: string): Promise<Order> {
@@ -93,12 +104,16 @@ async function getOrder(shop: Shop, id: string): Promise<Order> {
 }
 
 async function paymentOf(shop: Shop, orderId: string): Promise<{ status: number; body: Payment }> {
-  const res = await request(`https://127.0.0.1:${shop.ports.payment}/api/payments?order_id=${orderId}`, { dispatcher: asOrder.payment });
+  const res = await request(`https://127.0.0.1:${shop.ports.payment}/api/payments?order_id=${orderId}`, {
+    dispatcher: asOrder.payment,
+  });
   return { status: res.statusCode, body: (await res.body.json()) as Payment };
 }
 
 async function stockOf(shop: Shop, productId: string): Promise<{ available: number; reserved: number }> {
-  const res = await request(`https://127.0.0.1:${shop.ports.inventory}/api/stock/${productId}`, { dispatcher: asOrder.inventory });
+  const res = await request(`https://127.0.0.1:${shop.ports.inventory}/api/stock/${productId}`, {
+    dispatcher: asOrder.inventory,
+  });
   return (await res.body.json()) as { available: number; reserved: number };
 }
 
@@ -107,7 +122,12 @@ async function metric(shop: Shop, service: 'order' | 'payment' | 'inventory', pa
   return [...text.matchAll(new RegExp(pattern.source, 'gm'))].reduce((sum, m) => sum + Number(m[1]), 0);
 }
 
-async function eventually<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
+async function eventually<T>(
+  what: string,
+  fn: () => Promise<T>,
+  ok: (v: T) => boolean,
+  timeoutMs = 15_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -125,14 +145,35 @@ describe('the shop over mTLS', () => {
     assert.equal(viaGrpc.body.status, 'confirmed', JSON.stringify(viaGrpc.body));
     const pay = await paymentOf(shop, viaGrpc.body.order_id);
     assert.deepEqual([pay.status, pay.body.status, pay.body.amount], [200, 'succeeded', 2000]);
-    assert.ok((await metric(shop, 'inventory', /^shop_requests_total\{[^}]*protocol="grpc"[^}]*caller="spiffe:\/\/example\.org\/order"[^}]*\} (\d+)/)) >= 3, 'list, reserve and commit went over gRPC as the order service');
-    assert.ok((await metric(shop, 'payment', /^shop_requests_total\{[^}]*route="\/api\/charge"[^}]*caller="spiffe:\/\/example\.org\/order"[^}]*\} (\d+)/)) >= 1, 'payment saw the order service as the caller');
+    assert.ok(
+      (await metric(
+        shop,
+        'inventory',
+        /^shop_requests_total\{[^}]*protocol="grpc"[^}]*caller="spiffe:\/\/example\.org\/order"[^}]*\} (\d+)/,
+      )) >= 3,
+      'list, reserve and commit went over gRPC as the order service',
+    );
+    assert.ok(
+      (await metric(
+        shop,
+        'payment',
+        /^shop_requests_total\{[^}]*route="\/api\/charge"[^}]*caller="spiffe:\/\/example\.org\/order"[^}]*\} (\d+)/,
+      )) >= 1,
+      'payment saw the order service as the caller',
+    );
 
     await shop.stop('order');
     await shop.start('order', { INVENTORY_PROTOCOL: 'http' });
     const viaHttp = await placeOrder(shop, [{ product_id: 'sku-a', quantity: 3 }]);
     assert.equal(viaHttp.body.status, 'confirmed');
-    assert.ok((await metric(shop, 'inventory', /^shop_requests_total\{[^}]*route="\/api\/stock\/:productId\/reserve"[^}]*caller="spiffe:\/\/example\.org\/order"[^}]*\} (\d+)/)) >= 1, 'the reservation went over HTTP');
+    assert.ok(
+      (await metric(
+        shop,
+        'inventory',
+        /^shop_requests_total\{[^}]*route="\/api\/stock\/:productId\/reserve"[^}]*caller="spiffe:\/\/example\.org\/order"[^}]*\} (\d+)/,
+      )) >= 1,
+      'the reservation went over HTTP',
+    );
     assert.equal((await stockOf(shop, 'sku-a')).available, 1000 - 5);
 
     await shop.stopAll();
@@ -145,21 +186,31 @@ describe('the shop over mTLS', () => {
 
   test('200 concurrent orders for 50 units: exactly 50 confirmed, stock 0, one payment per confirmed order', async () => {
     const shop = await newShop('concurrency');
-    const results = await Promise.all(Array.from({ length: 200 }, () => placeOrder(shop, [{ product_id: 'sku-limited', quantity: 1 }])));
+    const results = await Promise.all(
+      Array.from({ length: 200 }, () => placeOrder(shop, [{ product_id: 'sku-limited', quantity: 1 }])),
+    );
     const confirmed = results.filter((r) => r.body.status === 'confirmed');
     const failed = results.filter((r) => r.body.status === 'failed');
     assert.equal(confirmed.length, 50);
     assert.equal(failed.length, 150);
     assert.ok(failed.every((r) => r.body.failure_reason === 'out_of_stock'));
-    assert.deepEqual(await stockOf(shop, 'sku-limited'), { ...(await stockOf(shop, 'sku-limited')), available: 0, reserved: 0 });
+    assert.deepEqual(await stockOf(shop, 'sku-limited'), {
+      ...(await stockOf(shop, 'sku-limited')),
+      available: 0,
+      reserved: 0,
+    });
     let ledger = 0;
     for (const r of confirmed) {
       const p = await paymentOf(shop, r.body.order_id);
       assert.equal(p.body.status, 'succeeded');
       ledger += p.body.amount;
     }
-    for (const r of failed.slice(0, 20)) assert.equal((await paymentOf(shop, r.body.order_id)).status, 404, 'no charge for an order that got no stock');
-    assert.equal(ledger, confirmed.reduce((s, r) => s + r.body.total_cents, 0));
+    for (const r of failed.slice(0, 20))
+      assert.equal((await paymentOf(shop, r.body.order_id)).status, 404, 'no charge for an order that got no stock');
+    assert.equal(
+      ledger,
+      confirmed.reduce((s, r) => s + r.body.total_cents, 0),
+    );
   });
 });
 
@@ -177,14 +228,26 @@ describe('faults', () => {
     assert.equal(fast.body.code, 'UPSTREAM_UNAVAILABLE');
     assert.ok(Number(fast.headers['retry-after']) >= 1);
     assert.ok(elapsed < 200, `503 within ${elapsed.toFixed(0)} ms`);
-    assert.equal(await metric(shop, 'order', /^shop_circuit_breaker_state\{breaker="payment:http"[^}]*\} (\d+)/), 2, 'exported as open');
+    assert.equal(
+      await metric(shop, 'order', /^shop_circuit_breaker_state\{breaker="payment:http"[^}]*\} (\d+)/),
+      2,
+      'exported as open',
+    );
     // Orders caught mid-way were compensated, not lost.
     for (const d of during.filter((r) => r.status === 201)) {
-      const o = await eventually('compensation', () => getOrder(shop, d.body.order_id), (x) => x.status !== 'pending');
+      const o = await eventually(
+        'compensation',
+        () => getOrder(shop, d.body.order_id),
+        (x) => x.status !== 'pending',
+      );
       assert.equal(o.status, 'failed');
     }
     await shop.start('payment');
-    const recovered = await eventually('recovery', () => placeOrder(shop), (r) => r.status === 201 && r.body.status === 'confirmed');
+    const recovered = await eventually(
+      'recovery',
+      () => placeOrder(shop),
+      (r) => r.status === 201 && r.body.status === 'confirmed',
+    );
     assert.equal(recovered.body.status, 'confirmed');
     assert.equal((await stockOf(shop, 'sku-a')).reserved, 0, 'no stock left reserved by failed orders');
   });
@@ -193,7 +256,11 @@ describe('faults', () => {
     const shop = await newShop('payment-slow', { order: { UPSTREAM_TIMEOUT_MS: '300' } });
     const admin = `http://127.0.0.1:${shop.ports.paymentAdmin}/admin/faults`;
     const setLatency = async (ms: number) => {
-      const res = await request(admin, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ latency_ms: ms }) });
+      const res = await request(admin, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ latency_ms: ms }),
+      });
       assert.equal(res.statusCode, 200);
       await res.body.dump();
     };
@@ -202,13 +269,19 @@ describe('faults', () => {
     assert.equal(slow.status, 201);
     assert.equal(slow.body.status, 'pending');
     await setLatency(0);
-    const settled = await eventually('reconciliation', () => getOrder(shop, slow.body.order_id), (o) => o.status !== 'pending');
+    const settled = await eventually(
+      'reconciliation',
+      () => getOrder(shop, slow.body.order_id),
+      (o) => o.status !== 'pending',
+    );
     assert.equal(settled.status, 'confirmed');
     const p = await paymentOf(shop, slow.body.order_id);
     assert.equal(p.body.status, 'succeeded');
     // The ledger itself: one payment row for the order, however many attempts there were.
     const ledger = new DatabaseSync(join(dir, 'payment-slow', 'payment', 'payment.db'), { readOnly: true });
-    const rows = ledger.prepare('SELECT COUNT(*) AS n FROM payments WHERE order_id = ?').get(slow.body.order_id) as { n: number };
+    const rows = ledger.prepare('SELECT COUNT(*) AS n FROM payments WHERE order_id = ?').get(slow.body.order_id) as {
+      n: number;
+    };
     ledger.close();
     assert.equal(rows.n, 1, 'charged exactly once');
     const attempts = await metric(shop, 'payment', /^shop_requests_total\{[^}]*route="\/api\/charge"[^}]*\} (\d+)/);
@@ -218,15 +291,26 @@ describe('faults', () => {
   test('inventory down: order answers 503 and no charge is attempted', async () => {
     const shop = await newShop('inventory-down');
     assert.equal((await placeOrder(shop)).body.status, 'confirmed', 'positive control');
-    const chargesBefore = await metric(shop, 'payment', /^shop_requests_total\{[^}]*route="\/api\/charge"[^}]*\} (\d+)/);
+    const chargesBefore = await metric(
+      shop,
+      'payment',
+      /^shop_requests_total\{[^}]*route="\/api\/charge"[^}]*\} (\d+)/,
+    );
     await shop.stop('inventory', 'SIGKILL');
     // The first order may still pass the (one-second) catalogue cache and be
     // created, then fail to reserve; once the breaker opens, orders get 503.
     const first = await placeOrder(shop);
     if (first.status === 201) assert.equal(first.body.failure_reason, 'inventory_unavailable');
     else assert.equal(first.status, 503);
-    const later = await eventually('503 from an open breaker', () => placeOrder(shop), (r) => r.status === 503 && /inventory/.test(r.body.message ?? ''));
+    const later = await eventually(
+      '503 from an open breaker',
+      () => placeOrder(shop),
+      (r) => r.status === 503 && /inventory/.test(r.body.message ?? ''),
+    );
     assert.ok(Number(later.headers['retry-after']) >= 1);
-    assert.equal(await metric(shop, 'payment', /^shop_requests_total\{[^}]*route="\/api\/charge"[^}]*\} (\d+)/), chargesBefore);
+    assert.equal(
+      await metric(shop, 'payment', /^shop_requests_total\{[^}]*route="\/api\/charge"[^}]*\} (\d+)/),
+      chargesBefore,
+    );
   });
 });

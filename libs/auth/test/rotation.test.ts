@@ -11,7 +11,7 @@ import { fastifyMtlsOptions, spiffeAuth } from '../src/adapters/fastify.ts';
 import { createGrpcMtls, grpcChannelCredentials, type GrpcMtls } from '../src/adapters/grpc.ts';
 import { createMtlsDispatcher } from '../src/adapters/undici.ts';
 import { isAuthError } from '../src/errors.ts';
-import { connectMtls, type ResumableSession } from '../src/tls/client-connect.ts';
+import { canResume, connectMtls, type ResumableSession } from '../src/tls/client-connect.ts';
 import { echoService, type WhoAmIReply } from './support/echo-service.ts';
 import { MemorySource } from './support/memory-source.ts';
 import { createTestTrustDomain, type TestTrustDomain } from './support/test-ca.ts';
@@ -203,6 +203,40 @@ describe('TLS session resumption never skips verification', () => {
       connectMtls({ host: '127.0.0.1', port, source: distrusting, authorize, session }),
       (e: unknown) => isAuthError(e, 'AUTH_ERR_PEER_UNVERIFIED'),
     );
+  });
+
+  test('a session is not resumed after our own SVID rotated, so the server sees the new certificate', async () => {
+    const dispatcher = createMtlsDispatcher({ source: clientSource, authorize: authorizeAny() });
+    const serial = async (): Promise<string> => {
+      const res = await request(`https://127.0.0.1:${port}/whoami`, { dispatcher, reset: true });
+      return ((await res.body.json()) as { serial: string }).serial;
+    };
+    try {
+      const before = clientSource.getX509Svid().leaf.serialNumber;
+      assert.equal(await serial(), before);
+      assert.equal(
+        await serial(),
+        before,
+        'positive control: the (resumed) second connection is still the same identity',
+      );
+      clientSource.set(await td.svid('/order'), [td.bundle]);
+      const after = clientSource.getX509Svid().leaf.serialNumber;
+      assert.notEqual(after, before);
+      assert.equal(await serial(), after, 'the first connection after rotation presents the new SVID');
+    } finally {
+      await dispatcher.close();
+    }
+  });
+
+  test('canResume: only with the SVID the session was made with, and while the server leaf has life left', async () => {
+    const svid = clientSource.getX509Svid();
+    const other = await td.svid('/order');
+    const now = Date.now();
+    const session = { ticket: Buffer.alloc(1), chain: [], svid, serverNotAfter: now + 60_000 };
+    assert.equal(canResume(session, svid, now), true);
+    assert.equal(canResume(session, other, now), false);
+    assert.equal(canResume({ ...session, serverNotAfter: now + 1000 }, svid, now), false);
+    assert.equal(canResume(undefined, svid, now), false);
   });
 
   test('the server re-verifies the client on resumed connections too', async () => {

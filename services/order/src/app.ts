@@ -1,5 +1,11 @@
 import Fastify, { type FastifyInstance } from 'fastify';
-import { installHttpBasics, loggerOptions, ServiceError, serviceFastifyOptions, type ServiceMetrics } from '@shop/service-kit';
+import {
+  installHttpBasics,
+  loggerOptions,
+  ServiceError,
+  serviceFastifyOptions,
+  type ServiceMetrics,
+} from '@shop/service-kit';
 import type { OrderService, PlaceOrderInput } from './orders.ts';
 
 /** CURRENCIES the shop sells in. */
@@ -53,18 +59,34 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.get('/products', async () => ({ products: await deps.orders.catalogue() }));
 
-  app.post<{ Body: PlaceOrderInput; Headers: { 'idempotency-key'?: string } }>('/orders', { schema: placeOrderSchema }, async (req, reply) => {
-    const body = req.body;
-    if (!(CURRENCIES as readonly string[]).includes(body.currency)) {
-      throw new ServiceError(400, 'UNKNOWN_CURRENCY', `currency must be one of ${CURRENCIES.join(', ')}, got ${JSON.stringify(body.currency)}`);
-    }
-    const { order, created } = await deps.orders.place(body, req.headers['idempotency-key']);
-    req.log.info({ orderId: order.order_id, status: order.status, reason: order.failure_reason, total: order.total_cents }, 'order placed');
-    return reply.code(created ? 201 : 200).header('location', `/orders/${order.order_id}`).send(order);
-  });
+  app.post<{ Body: PlaceOrderInput; Headers: { 'idempotency-key'?: string } }>(
+    '/orders',
+    { schema: placeOrderSchema },
+    async (req, reply) => {
+      const body = req.body;
+      if (!(CURRENCIES as readonly string[]).includes(body.currency)) {
+        throw new ServiceError(
+          400,
+          'UNKNOWN_CURRENCY',
+          `currency must be one of ${CURRENCIES.join(', ')}, got ${JSON.stringify(body.currency)}`,
+        );
+      }
+      const { order, created } = await deps.orders.place(body, req.headers['idempotency-key']);
+      req.log.info(
+        { orderId: order.order_id, status: order.status, reason: order.failure_reason, total: order.total_cents },
+        'order placed',
+      );
+      return reply
+        .code(created ? 201 : 200)
+        .header('location', `/orders/${order.order_id}`)
+        .send(order);
+    },
+  );
 
-  app.get<{ Params: { id: string } }>('/orders/:id', { schema: { params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } } } } }, (req) =>
-    deps.orders.get(req.params.id),
+  app.get<{ Params: { id: string } }>(
+    '/orders/:id',
+    { schema: { params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } } } } },
+    (req) => deps.orders.get(req.params.id),
   );
   await app.ready();
   return app;

@@ -50,7 +50,12 @@ export class OrderService {
     this.#store = store;
     this.#up = upstreams;
     this.#log = log;
-    this.#orders = new Counter({ name: 'shop_orders_total', help: 'Orders by final status and failure reason.', labelNames: ['status', 'reason'], registers: [metrics.registry] });
+    this.#orders = new Counter({
+      name: 'shop_orders_total',
+      help: 'Orders by final status and failure reason.',
+      labelNames: ['status', 'reason'],
+      registers: [metrics.registry],
+    });
     new Gauge({
       name: 'shop_orders_pending',
       help: 'Orders still pending (being placed or waiting for the reconciler).',
@@ -82,7 +87,12 @@ export class OrderService {
     if (err instanceof ServiceError) return err;
     const e = err as UpstreamError;
     const retryAfter = e.code === 'BREAKER_OPEN' ? '3' : '1';
-    return new ServiceError(503, 'UPSTREAM_UNAVAILABLE', `${e.upstream || 'an upstream'} is unavailable: ${e.message}`, { cause: err, headers: { 'retry-after': retryAfter } });
+    return new ServiceError(
+      503,
+      'UPSTREAM_UNAVAILABLE',
+      `${e.upstream || 'an upstream'} is unavailable: ${e.message}`,
+      { cause: err, headers: { 'retry-after': retryAfter } },
+    );
   }
 
   /** place validates an order against the catalogue, stores it, and runs the saga as far as it can. */
@@ -93,19 +103,42 @@ export class OrderService {
     const seen = new Set<string>();
     for (const i of input.items) {
       const p = products.get(i.product_id);
-      if (!p) throw new ServiceError(400, 'UNKNOWN_PRODUCT', `product ${JSON.stringify(i.product_id)} is not in the catalogue; GET /products lists them`);
-      if (seen.has(i.product_id)) throw new ServiceError(400, 'DUPLICATE_ITEM', `product ${i.product_id} appears twice; put the total quantity on one line`);
+      if (!p)
+        throw new ServiceError(
+          400,
+          'UNKNOWN_PRODUCT',
+          `product ${JSON.stringify(i.product_id)} is not in the catalogue; GET /products lists them`,
+        );
+      if (seen.has(i.product_id))
+        throw new ServiceError(
+          400,
+          'DUPLICATE_ITEM',
+          `product ${i.product_id} appears twice; put the total quantity on one line`,
+        );
       seen.add(i.product_id);
       if (p.currency !== input.currency) {
-        throw new ServiceError(400, 'CURRENCY_MISMATCH', `product ${p.product_id} is priced in ${p.currency}, the order is in ${input.currency}`);
+        throw new ServiceError(
+          400,
+          'CURRENCY_MISMATCH',
+          `product ${p.product_id} is priced in ${p.currency}, the order is in ${input.currency}`,
+        );
       }
       items.push({ product_id: p.product_id, quantity: i.quantity, unit_price_cents: p.price_cents });
     }
     const total = items.reduce((s, i) => s + i.quantity * i.unit_price_cents, 0);
     if (input.expected_total_cents !== undefined && input.expected_total_cents !== total) {
-      throw new ServiceError(400, 'AMOUNT_MISMATCH', `expected_total_cents is ${input.expected_total_cents} but the items cost ${total} ${input.currency} at current prices`);
+      throw new ServiceError(
+        400,
+        'AMOUNT_MISMATCH',
+        `expected_total_cents is ${input.expected_total_cents} but the items cost ${total} ${input.currency} at current prices`,
+      );
     }
-    const { order, created } = this.#store.create({ customerId: input.customer_id, currency: input.currency, items, requestKey });
+    const { order, created } = this.#store.create({
+      customerId: input.customer_id,
+      currency: input.currency,
+      items,
+      requestKey,
+    });
     if (!created) return { order, created };
     this.#inFlight.add(order.order_id);
     try {
@@ -133,7 +166,13 @@ export class OrderService {
       case 'charging': {
         let outcome;
         try {
-          outcome = await this.#up.charge({ orderId: id, amount: order.total_cents, currency: order.currency, userId: order.customer_id, idempotencyKey: chargeKey(id) });
+          outcome = await this.#up.charge({
+            orderId: id,
+            amount: order.total_cents,
+            currency: order.currency,
+            userId: order.customer_id,
+            idempotencyKey: chargeKey(id),
+          });
         } catch (err) {
           if (err instanceof UpstreamError && err.kind === 'rejected') {
             return this.#compensate(order, `payment_rejected:${err.code}`);
@@ -146,7 +185,10 @@ export class OrderService {
           // No answer: the charge may or may not have happened. Leave the order
           // pending; the reconciler asks payment later with the same key.
           this.#store.touch(id);
-          this.#log.warn({ orderId: id, err: { code: (err as UpstreamError).code, message: (err as Error).message } }, 'charge outcome unknown; order left pending for the reconciler');
+          this.#log.warn(
+            { orderId: id, err: { code: (err as UpstreamError).code, message: (err as Error).message } },
+            'charge outcome unknown; order left pending for the reconciler',
+          );
           return;
         }
         return this.#afterCharge(order, outcome);
@@ -172,7 +214,10 @@ export class OrderService {
     }
   }
 
-  async #afterCharge(order: Order, outcome: { status: 'succeeded' | 'declined'; payment_id: string; decline_reason?: string }): Promise<void> {
+  async #afterCharge(
+    order: Order,
+    outcome: { status: 'succeeded' | 'declined'; payment_id: string; decline_reason?: string },
+  ): Promise<void> {
     if (outcome.status === 'declined') {
       return this.#compensate(order, `card_declined:${outcome.decline_reason ?? 'declined'}`);
     }
@@ -189,7 +234,10 @@ export class OrderService {
       await this.#up.release(id);
       if (current.payment_id) await this.#up.refund(current.payment_id, refundKey(id));
     } catch (err) {
-      this.#log.warn({ orderId: id, err: { message: (err as Error).message } }, 'compensation incomplete; the reconciler will retry');
+      this.#log.warn(
+        { orderId: id, err: { message: (err as Error).message } },
+        'compensation incomplete; the reconciler will retry',
+      );
       return;
     }
     this.#store.finish(id, 'failed', current.failure_reason ?? reason);
@@ -218,7 +266,10 @@ export class OrderService {
         await this.#run(order);
       } catch (err) {
         this.#store.touch(order.order_id);
-        this.#log.warn({ orderId: order.order_id, err: { message: (err as Error).message } }, 'reconciler: order still pending');
+        this.#log.warn(
+          { orderId: order.order_id, err: { message: (err as Error).message } },
+          'reconciler: order still pending',
+        );
       } finally {
         this.#inFlight.delete(order.order_id);
       }

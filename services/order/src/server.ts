@@ -2,7 +2,14 @@
 // breakers, the public API, the reconciler, the ops port, and a graceful stop.
 import pino from 'pino';
 import { authorizeId, createIdentitySource, createMtlsDispatcher, grpcChannelCredentials } from '@shop/auth';
-import { authHooks, createServiceMetrics, loggerOptions, observeIdentity, onSignals, startOpsServer } from '@shop/service-kit';
+import {
+  authHooks,
+  createServiceMetrics,
+  loggerOptions,
+  observeIdentity,
+  onSignals,
+  startOpsServer,
+} from '@shop/service-kit';
 import { buildApp } from './app.ts';
 import { createInventoryGrpcClientAdapter } from './clients/inventory-grpc.ts';
 import { createInventoryHttpClient } from './clients/inventory-http.ts';
@@ -17,7 +24,11 @@ const log = pino(loggerOptions('order'));
 async function main(): Promise<void> {
   const config = readConfig();
   const metrics = createServiceMetrics('order');
-  const source = await createIdentitySource({ log: (line) => log.info(line) });
+  const source = await createIdentitySource({
+    log: (line) => {
+      log.info(line);
+    },
+  });
   observeIdentity(source, metrics, log);
   const hooks = authHooks(metrics);
   const store = new OrderStore(config.dataDir);
@@ -31,15 +42,28 @@ async function main(): Promise<void> {
         )
       : createInventoryHttpClient(
           config.inventoryUrl,
-          createMtlsDispatcher({ source, authorize: authorizeId(config.inventoryId), onHandshakeError: hooks.onHandshakeError }),
+          createMtlsDispatcher({
+            source,
+            authorize: authorizeId(config.inventoryId),
+            onHandshakeError: hooks.onHandshakeError,
+          }),
           config.upstreamTimeoutMs,
         );
   const payment = createPaymentHttpClient(
     config.paymentUrl,
-    createMtlsDispatcher({ source, authorize: authorizeId(config.paymentId), onHandshakeError: hooks.onHandshakeError }),
+    createMtlsDispatcher({
+      source,
+      authorize: authorizeId(config.paymentId),
+      onHandshakeError: hooks.onHandshakeError,
+    }),
     config.upstreamTimeoutMs,
   );
-  const upstreams = new Upstreams(inventory, payment, { timeoutMs: config.upstreamTimeoutMs, resetTimeoutMs: config.breakerResetMs, metrics, log });
+  const upstreams = new Upstreams(inventory, payment, {
+    timeoutMs: config.upstreamTimeoutMs,
+    resetTimeoutMs: config.breakerResetMs,
+    metrics,
+    log,
+  });
   const orders = new OrderService(store, upstreams, log, metrics);
   const app = await buildApp({ orders, metrics, logger: loggerOptions('order') });
   await app.listen({ host: config.host, port: config.port });
@@ -64,15 +88,34 @@ async function main(): Promise<void> {
     metrics,
     checks: { identity: () => source.isReady, store: () => store.isOpen },
   });
-  log.info({ api: `http://${config.host}:${config.port}`, ops: `http://${config.host}:${config.opsPort}`, inventory: config.inventoryProtocol }, 'order service ready');
+  log.info(
+    {
+      api: `http://${config.host}:${config.port}`,
+      ops: `http://${config.host}:${config.opsPort}`,
+      inventory: config.inventoryProtocol,
+    },
+    'order service ready',
+  );
 
   onSignals(
     [
-      { name: 'stop reconciler', run: () => Promise.resolve(clearInterval(reconciler)) },
+      {
+        name: 'stop reconciler',
+        run: () => {
+          clearInterval(reconciler);
+          return Promise.resolve();
+        },
+      },
       { name: 'drain API', run: () => app.close() },
       { name: 'close upstreams', run: () => upstreams.close() },
       { name: 'close ops port', run: () => ops.close() },
-      { name: 'close store', run: () => Promise.resolve(store.close()) },
+      {
+        name: 'close store',
+        run: () => {
+          store.close();
+          return Promise.resolve();
+        },
+      },
       { name: 'close identity source', run: () => source.close() },
     ],
     log,
@@ -80,6 +123,9 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  log.fatal({ err: { code: (err as { code?: string }).code, message: (err as Error).message } }, 'order service failed to start');
+  log.fatal(
+    { err: { code: (err as { code?: string }).code, message: (err as Error).message } },
+    'order service failed to start',
+  );
   process.exit(1);
 });

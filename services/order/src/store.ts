@@ -104,7 +104,8 @@ export class OrderStore {
   create(o: NewOrder): { order: Order; created: boolean } {
     return transaction(this.#db, () => {
       if (o.requestKey !== undefined) {
-        const existing = this.#db.prepare('SELECT id FROM orders WHERE request_key = ?').get(o.requestKey) as { id: string } | undefined;
+        const existing = this.#db.prepare('SELECT id FROM orders WHERE request_key = ?').get(o.requestKey) as
+          { id: string } | undefined;
         if (existing) return { order: this.get(existing.id) as Order, created: false };
       }
       const id = randomUUID();
@@ -116,7 +117,9 @@ export class OrderStore {
            VALUES (?, ?, ?, ?, 'pending', 'reserving', ?, ?, ?)`,
         )
         .run(id, o.customerId, o.currency, total, o.requestKey ?? null, now, now);
-      const insert = this.#db.prepare('INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) VALUES (?, ?, ?, ?)');
+      const insert = this.#db.prepare(
+        'INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) VALUES (?, ?, ?, ?)',
+      );
       for (const i of o.items) insert.run(id, i.product_id, i.quantity, i.unit_price_cents);
       return { order: this.get(id) as Order, created: true };
     });
@@ -179,7 +182,10 @@ export class OrderStore {
 
   /** counts returns the number of orders by status (for the demo's summary and tests). */
   counts(): Record<OrderStatus, number> {
-    const rows = this.#db.prepare('SELECT status, COUNT(*) AS n FROM orders GROUP BY status').all() as { status: OrderStatus; n: number }[];
+    const rows = this.#db.prepare('SELECT status, COUNT(*) AS n FROM orders GROUP BY status').all() as {
+      status: OrderStatus;
+      n: number;
+    }[];
     const out: Record<OrderStatus, number> = { pending: 0, confirmed: 0, failed: 0 };
     for (const r of rows) out[r.status] = r.n;
     return out;

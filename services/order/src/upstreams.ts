@@ -21,14 +21,19 @@ type Fn = (...args: never[]) => Promise<unknown>;
  */
 class Guarded {
   readonly name: string;
-  readonly #breaker: CircuitBreaker<[Fn, unknown[]], unknown>;
+  readonly #breaker: CircuitBreaker<[Fn, unknown[]]>;
   readonly #resetTimeoutMs: number;
   #openedAt = 0;
 
   constructor(name: string, o: UpstreamOptions) {
     this.name = name;
     this.#resetTimeoutMs = o.resetTimeoutMs;
-    this.#breaker = createBreaker(name, (fn: Fn, args: unknown[]) => fn(...(args as never[])), { timeoutMs: o.timeoutMs, resetTimeoutMs: o.resetTimeoutMs, isFailure: (err) => !isRejected(err) }, { metrics: o.metrics, log: o.log });
+    this.#breaker = createBreaker(
+      name,
+      (fn: Fn, args: unknown[]) => fn(...(args as never[])),
+      { timeoutMs: o.timeoutMs, resetTimeoutMs: o.resetTimeoutMs, isFailure: (err) => !isRejected(err) },
+      { metrics: o.metrics, log: o.log },
+    );
     this.#breaker.on('open', () => {
       this.#openedAt = Date.now();
     });
@@ -52,19 +57,28 @@ class Guarded {
   async call<T>(fn: () => Promise<T>, idempotent: boolean): Promise<T> {
     const once = async (): Promise<T> => {
       try {
-        return (await this.#breaker.fire(fn as Fn, [])) as T;
+        return (await this.#breaker.fire(fn, [])) as T;
       } catch (err) {
         throw this.#translate(err);
       }
     };
     if (!idempotent) return once();
-    return retry(once, { attempts: 3, baseMs: 50, maxMs: 300, retryOn: (err) => err instanceof UpstreamError && err.kind !== 'rejected' && err.code !== 'BREAKER_OPEN' });
+    return retry(once, {
+      attempts: 3,
+      baseMs: 50,
+      maxMs: 300,
+      retryOn: (err) => err instanceof UpstreamError && err.kind !== 'rejected' && err.code !== 'BREAKER_OPEN',
+    });
   }
 
   #translate(err: unknown): unknown {
     const code = (err as { code?: string }).code;
-    if (code === 'EOPENBREAKER') return new UpstreamError(this.name, 'unavailable', 'BREAKER_OPEN', `circuit breaker ${this.name} is open`, { cause: err });
-    if (code === 'ETIMEDOUT') return new UpstreamError(this.name, 'unknown', 'TIMEOUT', `no answer within the timeout`, { cause: err });
+    if (code === 'EOPENBREAKER')
+      return new UpstreamError(this.name, 'unavailable', 'BREAKER_OPEN', `circuit breaker ${this.name} is open`, {
+        cause: err,
+      });
+    if (code === 'ETIMEDOUT')
+      return new UpstreamError(this.name, 'unknown', 'TIMEOUT', `no answer within the timeout`, { cause: err });
     return err;
   }
 
@@ -98,7 +112,12 @@ export class Upstreams {
       const g = w === 'inventory' ? this.#inv : this.#pay;
       if (g.isOpen) {
         const after = g.retryAfterSeconds();
-        throw new ServiceError(503, 'UPSTREAM_UNAVAILABLE', `${w} is unavailable (circuit breaker ${g.name} is open); retry in ${after} s`, { headers: { 'retry-after': String(after) } });
+        throw new ServiceError(
+          503,
+          'UPSTREAM_UNAVAILABLE',
+          `${w} is unavailable (circuit breaker ${g.name} is open); retry in ${after} s`,
+          { headers: { 'retry-after': String(after) } },
+        );
       }
     }
   }

@@ -22,7 +22,7 @@ interface World {
 }
 
 let w: World;
-let cleanups: (() => Promise<void>)[] = [];
+const cleanups: (() => Promise<void>)[] = [];
 
 async function world(opts: { timeoutMs?: number; resetTimeoutMs?: number; dir?: string } = {}): Promise<World> {
   const tmp = opts.dir ? { dir: opts.dir, cleanup: () => Promise.resolve() } : await makeTempDir('order-test-');
@@ -33,7 +33,12 @@ async function world(opts: { timeoutMs?: number; resetTimeoutMs?: number; dir?: 
   ]);
   const payment = new FakePayment();
   const metrics = createServiceMetrics('order');
-  const upstreams = new Upstreams(inventory, payment, { timeoutMs: opts.timeoutMs ?? 200, resetTimeoutMs: opts.resetTimeoutMs ?? 500, metrics, log: quiet });
+  const upstreams = new Upstreams(inventory, payment, {
+    timeoutMs: opts.timeoutMs ?? 200,
+    resetTimeoutMs: opts.resetTimeoutMs ?? 500,
+    metrics,
+    log: quiet,
+  });
   const store = new OrderStore(tmp.dir);
   const orders = new OrderService(store, upstreams, quiet, metrics);
   const app = await buildApp({ orders, metrics, logger: false });
@@ -48,10 +53,21 @@ async function world(opts: { timeoutMs?: number; resetTimeoutMs?: number; dir?: 
 
 async function place(app: FastifyInstance, body: unknown, headers: Record<string, string> = {}) {
   const res = await app.inject({ method: 'POST', url: '/orders', payload: body as object, headers });
-  return { status: res.statusCode, body: res.json<Order & { code?: string; message?: string }>(), headers: res.headers };
+  return {
+    status: res.statusCode,
+    body: res.json<Order & { code?: string; message?: string }>(),
+    headers: res.headers,
+  };
 }
 
-const anOrder = { customer_id: 'c-1', currency: 'EUR', items: [{ product_id: 'sku-1', quantity: 2 }, { product_id: 'sku-2', quantity: 1 }] };
+const anOrder = {
+  customer_id: 'c-1',
+  currency: 'EUR',
+  items: [
+    { product_id: 'sku-1', quantity: 2 },
+    { product_id: 'sku-2', quantity: 1 },
+  ],
+};
 
 beforeEach(async () => {
   w = await world();
@@ -71,7 +87,10 @@ describe('placing orders', () => {
     assert.equal(res.body.total_cents, 2 * 1250 + 500);
     assert.equal(res.headers.location, `/orders/${res.body.order_id}`);
     assert.equal(w.payment.charges.size, 1);
-    assert.deepEqual(w.inventory.reservations.get(res.body.order_id)?.map((r) => r.state), ['committed', 'committed']);
+    assert.deepEqual(
+      w.inventory.reservations.get(res.body.order_id)?.map((r) => r.state),
+      ['committed', 'committed'],
+    );
     const got = await w.app.inject({ url: `/orders/${res.body.order_id}` });
     assert.equal(got.json<Order>().status, 'confirmed');
   });
@@ -86,7 +105,13 @@ describe('placing orders', () => {
   });
 
   test('out of stock: nothing charged, partial reservations released', async () => {
-    const res = await place(w.app, { ...anOrder, items: [{ product_id: 'sku-1', quantity: 1 }, { product_id: 'sku-2', quantity: 4 }] });
+    const res = await place(w.app, {
+      ...anOrder,
+      items: [
+        { product_id: 'sku-1', quantity: 1 },
+        { product_id: 'sku-2', quantity: 4 },
+      ],
+    });
     assert.equal(res.body.status, 'failed');
     assert.equal(res.body.failure_reason, 'out_of_stock');
     assert.equal(w.payment.attempts, 0, 'no charge attempted');
@@ -169,7 +194,18 @@ describe('bad input → 4xx { code, message }, nothing stored', () => {
     ['unknown currency', { ...anOrder, currency: 'XBT' }, 400, 'UNKNOWN_CURRENCY'],
     ['currency mismatch', { ...anOrder, currency: 'USD' }, 400, 'CURRENCY_MISMATCH'],
     ['amount mismatch', { ...anOrder, expected_total_cents: 1 }, 400, 'AMOUNT_MISMATCH'],
-    ['duplicate line', { ...anOrder, items: [{ product_id: 'sku-1', quantity: 1 }, { product_id: 'sku-1', quantity: 1 }] }, 400, 'DUPLICATE_ITEM'],
+    [
+      'duplicate line',
+      {
+        ...anOrder,
+        items: [
+          { product_id: 'sku-1', quantity: 1 },
+          { product_id: 'sku-1', quantity: 1 },
+        ],
+      },
+      400,
+      'DUPLICATE_ITEM',
+    ],
   ];
   test('positive control: the base order is accepted', async () => {
     assert.equal((await place(w.app, { ...anOrder, expected_total_cents: 3000 })).status, 201);
@@ -185,10 +221,20 @@ describe('bad input → 4xx { code, message }, nothing stored', () => {
     });
   }
   test('malformed JSON, oversized body, unknown order id', async () => {
-    const bad = await w.app.inject({ method: 'POST', url: '/orders', payload: '{"customer_id":', headers: { 'content-type': 'application/json' } });
+    const bad = await w.app.inject({
+      method: 'POST',
+      url: '/orders',
+      payload: '{"customer_id":',
+      headers: { 'content-type': 'application/json' },
+    });
     assert.equal(bad.statusCode, 400);
     assert.match(bad.json<{ code: string }>().code, /FST_ERR_CTP_INVALID_JSON_BODY|INVALID/);
-    const huge = await w.app.inject({ method: 'POST', url: '/orders', payload: JSON.stringify({ ...anOrder, customer_id: 'x'.repeat(70_000) }), headers: { 'content-type': 'application/json' } });
+    const huge = await w.app.inject({
+      method: 'POST',
+      url: '/orders',
+      payload: JSON.stringify({ ...anOrder, customer_id: 'x'.repeat(70_000) }),
+      headers: { 'content-type': 'application/json' },
+    });
     assert.equal(huge.statusCode, 413);
     const missing = await w.app.inject({ url: '/orders/does-not-exist' });
     assert.equal(missing.statusCode, 404);

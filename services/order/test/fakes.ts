@@ -9,10 +9,21 @@ export class FakeInventory implements InventoryClient {
   down = false;
   readonly calls: string[] = [];
   readonly products = new Map<string, Product>();
-  readonly reservations = new Map<string, { productId: string; quantity: number; state: 'reserved' | 'released' | 'committed' }[]>();
+  readonly reservations = new Map<
+    string,
+    { productId: string; quantity: number; state: 'reserved' | 'released' | 'committed' }[]
+  >();
 
   constructor(products: { id: string; price: number; stock: number; currency?: string }[]) {
-    for (const p of products) this.products.set(p.id, { product_id: p.id, name: p.id, price_cents: p.price, currency: p.currency ?? 'EUR', available: p.stock, reserved: 0 });
+    for (const p of products)
+      this.products.set(p.id, {
+        product_id: p.id,
+        name: p.id,
+        price_cents: p.price,
+        currency: p.currency ?? 'EUR',
+        available: p.stock,
+        reserved: 0,
+      });
   }
 
   #check(op: string): void {
@@ -28,7 +39,12 @@ export class FakeInventory implements InventoryClient {
     const p = this.products.get(productId)!;
     const list = this.reservations.get(orderId) ?? [];
     if (list.some((r) => r.productId === productId)) return Promise.resolve();
-    if (p.available < quantity) return Promise.reject(new UpstreamError('inventory', 'rejected', 'INSUFFICIENT_STOCK', `only ${p.available} available`, { status: 409 }));
+    if (p.available < quantity)
+      return Promise.reject(
+        new UpstreamError('inventory', 'rejected', 'INSUFFICIENT_STOCK', `only ${p.available} available`, {
+          status: 409,
+        }),
+      );
     p.available -= quantity;
     p.reserved += quantity;
     list.push({ productId, quantity, state: 'reserved' });
@@ -71,12 +87,15 @@ export class FakePayment implements PaymentClient {
   async charge(req: ChargeRequest): Promise<ChargeOutcome> {
     this.attempts++;
     if (this.mode === 'down') throw new UpstreamError('payment', 'unavailable', 'UNREACHABLE', 'connection refused');
-    if (this.mode === 'processor-error') throw new UpstreamError('payment', 'unavailable', 'PROCESSOR_ERROR', 'processor failed', { status: 502 });
+    if (this.mode === 'processor-error')
+      throw new UpstreamError('payment', 'unavailable', 'PROCESSOR_ERROR', 'processor failed', { status: 502 });
     // The charge is recorded when the request arrives, even if the answer is late: that is what makes the outcome "unknown".
     let existing = this.charges.get(req.orderId);
     if (!existing) {
       const outcome: ChargeOutcome =
-        this.mode === 'decline' ? { status: 'declined', payment_id: `pay-${this.charges.size + 1}`, decline_reason: 'card_declined' } : { status: 'succeeded', payment_id: `pay-${this.charges.size + 1}` };
+        this.mode === 'decline'
+          ? { status: 'declined', payment_id: `pay-${this.charges.size + 1}`, decline_reason: 'card_declined' }
+          : { status: 'succeeded', payment_id: `pay-${this.charges.size + 1}` };
       existing = { key: req.idempotencyKey, outcome, amount: req.amount };
       this.charges.set(req.orderId, existing);
     }
@@ -84,7 +103,8 @@ export class FakePayment implements PaymentClient {
     return existing.outcome;
   }
   findByOrder(orderId: string): Promise<ChargeOutcome | null> {
-    if (this.mode === 'down') return Promise.reject(new UpstreamError('payment', 'unavailable', 'UNREACHABLE', 'connection refused'));
+    if (this.mode === 'down')
+      return Promise.reject(new UpstreamError('payment', 'unavailable', 'UNREACHABLE', 'connection refused'));
     return Promise.resolve(this.charges.get(orderId)?.outcome ?? null);
   }
   refund(paymentId: string): Promise<void> {

@@ -2,6 +2,7 @@ import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import type { Authorizer } from '../authorize/authorizer.ts';
 import { AuthError, isAuthError } from '../errors.ts';
 import type { IdentitySource } from '../source/identity-source.ts';
+import type { X509Svid } from '../svid/x509-svid.ts';
 import { verifyX509Svid, type VerifiedPeer } from '../verify/x509-verify.ts';
 import { peerChainFromSocket } from './peer-chain.ts';
 import { secureContextFor } from './server-options.ts';
@@ -35,10 +36,28 @@ export interface MtlsConnectOptions {
  * bundles, clock and authorizer of the moment: resumption never skips the
  * SPIFFE checks. The ticket itself binds the session to the server that
  * presented that chain.
+ *
+ * A resumed session also carries *our* certificate from that handshake, not
+ * the current one, so a session is only offered while the SVID it was made
+ * with is still ours (and while the server's remembered leaf has some life
+ * left): after a rotation, the next connection is a full handshake that
+ * presents the new SVID, and no request fails on an expired old one.
  */
 export interface ResumableSession {
   ticket: Buffer;
   chain: Buffer[];
+  /** svid is our SVID that the session was negotiated with. */
+  svid: X509Svid;
+  /** serverNotAfter is when the server's remembered leaf expires (ms since epoch). */
+  serverNotAfter: number;
+}
+
+// A session whose server leaf expires sooner than this is not worth resuming.
+const RESUME_MARGIN_MS = 5_000;
+
+/** canResume tells whether `session` may be offered with our current SVID at `now`. */
+export function canResume(session: ResumableSession | undefined, current: X509Svid, now = Date.now()): boolean {
+  return session !== undefined && session.svid === current && session.serverNotAfter - RESUME_MARGIN_MS > now;
 }
 
 /** VerifiedConnection is a connected socket whose server passed SPIFFE verification and authorization. */
@@ -95,30 +114,35 @@ export function connectMtls(o: MtlsConnectOptions): Promise<VerifiedConnection> 
       );
     };
     const isIp = /^[\d.]+$|:/.test(o.host);
+    const svid = o.source.getX509Svid();
+    const resumeFrom = canResume(o.session, svid) ? o.session : undefined;
     const socket = connect({
       host: o.host,
       port: o.port,
       socket: o.socket,
       servername: o.servername ?? (isIp ? undefined : o.host),
-      secureContext: secureContextFor(o.source.getX509Svid()),
+      secureContext: secureContextFor(svid),
       minVersion: 'TLSv1.3',
       rejectUnauthorized: false,
       checkServerIdentity: () => undefined,
-      session: o.session?.ticket,
+      session: resumeFrom?.ticket,
       ALPNProtocols: o.ALPNProtocols,
     });
     const timer = setTimeout(() => {
       fail(new AuthError('AUTH_ERR_TLS_CONNECT', `mTLS connection to ${o.host}:${o.port} timed out`));
     }, o.timeoutMs ?? 10_000);
     timer.unref();
-    let verifiedChain: Buffer[] | undefined;
+    let verified: { chain: Buffer[]; serverNotAfter: number } | undefined;
     let pendingTicket: Buffer | undefined;
     const onSession = o.onSession;
+    const hand = (ticket: Buffer): void => {
+      if (onSession && verified) onSession({ ticket, svid, ...verified });
+    };
     if (onSession) {
       // TLS 1.3 tickets may arrive before or after our verification finishes;
       // only a ticket from a verified connection is handed out.
       socket.on('session', (ticket: Buffer) => {
-        if (verifiedChain) onSession({ ticket, chain: verifiedChain });
+        if (verified) hand(ticket);
         else pendingTicket = ticket;
       });
     }
@@ -129,9 +153,12 @@ export function connectMtls(o: MtlsConnectOptions): Promise<VerifiedConnection> 
     socket.once('secureConnect', () => {
       clearTimeout(timer);
       try {
-        const peer = verifyServer(socket, o.source, o.authorize, o.session);
-        verifiedChain = presentedChain(socket, o.session);
-        if (pendingTicket && onSession) onSession({ ticket: pendingTicket, chain: verifiedChain });
+        const peer = verifyServer(socket, o.source, o.authorize, resumeFrom);
+        verified = {
+          chain: presentedChain(socket, resumeFrom),
+          serverNotAfter: peer.certificate.validToDate.getTime(),
+        };
+        if (pendingTicket) hand(pendingTicket);
         settled = true;
         resolve({ socket, peer });
       } catch (err) {

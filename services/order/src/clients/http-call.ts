@@ -32,7 +32,13 @@ export async function callJson(
   upstream: string,
   dispatcher: Dispatcher,
   url: string,
-  o: { method?: 'GET' | 'POST'; body?: unknown; headers?: Record<string, string>; timeoutMs: number; sideEffects?: boolean },
+  o: {
+    method?: 'GET' | 'POST';
+    body?: unknown;
+    headers?: Record<string, string>;
+    timeoutMs: number;
+    sideEffects?: boolean;
+  },
 ): Promise<HttpAnswer> {
   let res: Dispatcher.ResponseData;
   try {
@@ -44,18 +50,29 @@ export async function callJson(
       signal: AbortSignal.timeout(o.timeoutMs),
     });
   } catch (cause) {
-    const timedOut = cause instanceof DOMException || cause instanceof errors.HeadersTimeoutError || (cause as Error).name === 'TimeoutError';
+    const timedOut =
+      cause instanceof DOMException ||
+      cause instanceof errors.HeadersTimeoutError ||
+      (cause as Error).name === 'TimeoutError';
     const code = timedOut ? 'TIMEOUT' : ((cause as { code?: string }).code ?? 'UNREACHABLE');
     // A failure while connecting means the request was never sent: its
     // effect is known (none). Anything later may have reached the upstream.
     const kind = o.sideEffects && !NOT_SENT.has(code) ? 'unknown' : 'unavailable';
-    throw new UpstreamError(upstream, kind, code, `${o.method ?? 'GET'} ${url} failed: ${(cause as Error).message}`, { cause });
+    throw new UpstreamError(upstream, kind, code, `${o.method ?? 'GET'} ${url} failed: ${(cause as Error).message}`, {
+      cause,
+    });
   }
   let body: unknown;
   try {
     body = await res.body.json();
   } catch (cause) {
-    throw new UpstreamError(upstream, o.sideEffects ? 'unknown' : 'unavailable', 'BAD_RESPONSE', `${url} answered ${res.statusCode} without JSON`, { status: res.statusCode, cause });
+    throw new UpstreamError(
+      upstream,
+      o.sideEffects ? 'unknown' : 'unavailable',
+      'BAD_RESPONSE',
+      `${url} answered ${res.statusCode} without JSON`,
+      { status: res.statusCode, cause },
+    );
   }
   if (res.statusCode >= 500) {
     const { code, message } = errorOf(body, res.statusCode);

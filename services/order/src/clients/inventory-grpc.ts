@@ -16,13 +16,19 @@ const REJECTIONS = new Set([
 
 function classify(err: unknown): UpstreamError {
   const e = err as grpc.ServiceError;
-  const code = inventoryErrorCode(e) ?? grpc.status[e.code] ?? 'UNKNOWN';
+  // An unknown numeric status has no name in the enum's reverse mapping.
+  const statusNames = grpc.status as unknown as Record<number, string | undefined>;
+  const code = inventoryErrorCode(e) ?? statusNames[e.code] ?? 'UNKNOWN';
   const kind = REJECTIONS.has(e.code) ? 'rejected' : 'unavailable';
   return new UpstreamError(UPSTREAM, kind, code, e.details || e.message, { cause: err });
 }
 
 /** createInventoryGrpcClientAdapter puts inventory's gRPC client behind the InventoryClient interface. */
-export function createInventoryGrpcClientAdapter(target: string, credentials: grpc.ChannelCredentials, timeoutMs: number): InventoryClient {
+export function createInventoryGrpcClientAdapter(
+  target: string,
+  credentials: grpc.ChannelCredentials,
+  timeoutMs: number,
+): InventoryClient {
   const c = createInventoryGrpcClient(target, credentials);
   const opts = (): { deadline: number } => ({ deadline: Date.now() + timeoutMs });
   const guard = async <T>(p: () => Promise<T>): Promise<T> => {
@@ -35,15 +41,18 @@ export function createInventoryGrpcClientAdapter(target: string, credentials: gr
   return {
     protocol: 'grpc',
     listProducts: () => guard(async () => (await c.listProducts({}, opts())).products as Product[]),
-    reserve: (orderId, productId, quantity) => guard(async () => {
-      await c.reserve({ order_id: orderId, product_id: productId, quantity }, opts());
-    }),
-    release: (orderId) => guard(async () => {
-      await c.release({ order_id: orderId }, opts());
-    }),
-    commit: (orderId) => guard(async () => {
-      await c.commit({ order_id: orderId }, opts());
-    }),
+    reserve: (orderId, productId, quantity) =>
+      guard(async () => {
+        await c.reserve({ order_id: orderId, product_id: productId, quantity }, opts());
+      }),
+    release: (orderId) =>
+      guard(async () => {
+        await c.release({ order_id: orderId }, opts());
+      }),
+    commit: (orderId) =>
+      guard(async () => {
+        await c.commit({ order_id: orderId }, opts());
+      }),
     close: () => {
       c.close();
       return Promise.resolve();

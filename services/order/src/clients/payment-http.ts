@@ -9,7 +9,11 @@ function outcomeOf(body: unknown): ChargeOutcome {
   const b = body as { status?: unknown; payment_id?: unknown; id?: unknown; decline_reason?: unknown };
   const paymentId = typeof b.payment_id === 'string' ? b.payment_id : typeof b.id === 'string' ? b.id : '';
   const status = b.status === 'declined' ? 'declined' : 'succeeded';
-  return { status, payment_id: paymentId, ...(typeof b.decline_reason === 'string' ? { decline_reason: b.decline_reason } : {}) };
+  return {
+    status,
+    payment_id: paymentId,
+    ...(typeof b.decline_reason === 'string' ? { decline_reason: b.decline_reason } : {}),
+  };
 }
 
 /** createPaymentHttpClient talks to payment's HTTP API over the given mTLS dispatcher. */
@@ -26,18 +30,28 @@ export function createPaymentHttpClient(baseUrl: string, dispatcher: Dispatcher,
       if (res.status === 200 || res.status === 201 || res.status === 402) {
         const b = res.body as { status?: unknown; code?: unknown; message?: unknown };
         if (res.status === 402 && b.status === undefined) {
-          return { status: 'declined', payment_id: outcomeOf(res.body).payment_id, decline_reason: typeof b.message === 'string' ? b.message : 'declined' };
+          return {
+            status: 'declined',
+            payment_id: outcomeOf(res.body).payment_id,
+            decline_reason: typeof b.message === 'string' ? b.message : 'declined',
+          };
         }
         return outcomeOf(res.body);
       }
       const { code, message } = errorOf(res.body, res.status);
       // The same key is still being processed: the outcome is not known yet.
-      if (code === 'IDEMPOTENCY_KEY_IN_PROGRESS') throw new UpstreamError(UPSTREAM, 'unknown', code, message, { status: res.status });
+      if (code === 'IDEMPOTENCY_KEY_IN_PROGRESS')
+        throw new UpstreamError(UPSTREAM, 'unknown', code, message, { status: res.status });
       throw new UpstreamError(UPSTREAM, 'rejected', code, message, { status: res.status });
     },
 
     async findByOrder(orderId: string): Promise<ChargeOutcome | null> {
-      const res = await callJson(UPSTREAM, dispatcher, `${baseUrl}/api/payments?order_id=${encodeURIComponent(orderId)}`, { timeoutMs });
+      const res = await callJson(
+        UPSTREAM,
+        dispatcher,
+        `${baseUrl}/api/payments?order_id=${encodeURIComponent(orderId)}`,
+        { timeoutMs },
+      );
       if (res.status === 404) return null;
       if (res.status !== 200) {
         const { code, message } = errorOf(res.body, res.status);

@@ -13,7 +13,13 @@ export class UpstreamError extends Error {
   readonly code: string;
   readonly status: number | undefined;
 
-  constructor(upstream: string, kind: UpstreamError['kind'], code: string, message: string, options: { status?: number; cause?: unknown } = {}) {
+  constructor(
+    upstream: string,
+    kind: UpstreamError['kind'],
+    code: string,
+    message: string,
+    options: { status?: number; cause?: unknown } = {},
+  ) {
     super(`${upstream}: ${message}`, { cause: options.cause });
     this.name = 'UpstreamError';
     this.upstream = upstream;
