@@ -335,29 +335,32 @@ describe('gRPC: our server against hostile clients', () => {
   });
 });
 
+/** hostileGrpcServer serves the echo service over TLS with whatever certificate a case brings. */
+async function hostileGrpcServer(c: PeerCase): Promise<{ server: grpc.Server; port: number }> {
+  const server = new grpc.Server();
+  server.addService(echoService, {
+    whoAmI: (_call: unknown, cb: grpc.sendUnaryData<WhoAmIReply>) => {
+      cb(null, { caller: 'hostile' });
+    },
+  });
+  const creds = grpc.ServerCredentials.createSsl(
+    null,
+    [{ private_key: Buffer.from(c.cert.keyPem), cert_chain: Buffer.from(c.cert.certPem) }],
+    false,
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync('127.0.0.1:0', creds, (err, p) => {
+      if (err) reject(err);
+      else resolve(p);
+    });
+  });
+  return { server, port };
+}
+
 describe('gRPC: our client against hostile servers', () => {
   test('each peer case is reached, or refused before the call is sent', async () => {
     for (const c of world.cases) {
-      const server = new grpc.Server();
-      server.addService(echoService, {
-        whoAmI: (_call: unknown, cb: grpc.sendUnaryData<WhoAmIReply>) => {
-          cb(null, { caller: 'hostile' });
-        },
-      });
-      const port = await new Promise<number>((resolve, reject) => {
-        server.bindAsync(
-          '127.0.0.1:0',
-          grpc.ServerCredentials.createSsl(
-            null,
-            [{ private_key: Buffer.from(c.cert.keyPem), cert_chain: Buffer.from(c.cert.certPem) }],
-            false,
-          ),
-          (err, p) => {
-            if (err) reject(err);
-            else resolve(p);
-          },
-        );
-      });
+      const { server, port } = await hostileGrpcServer(c);
       const errors: AuthError[] = [];
       const cl = new grpc.Client(
         `127.0.0.1:${port}`,
@@ -384,26 +387,7 @@ describe('gRPC: our client against hostile servers', () => {
 
   test('the forged partner.example server passes the pooled OpenSSL check but not ours', async () => {
     const forged = world.cases.find((c) => c.name.startsWith('claims partner.example'))!;
-    const server = new grpc.Server();
-    server.addService(echoService, {
-      whoAmI: (_c: unknown, cb: grpc.sendUnaryData<WhoAmIReply>) => {
-        cb(null, { caller: 'x' });
-      },
-    });
-    const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(
-        '127.0.0.1:0',
-        grpc.ServerCredentials.createSsl(
-          null,
-          [{ private_key: Buffer.from(forged.cert.keyPem), cert_chain: Buffer.from(forged.cert.certPem) }],
-          false,
-        ),
-        (e, p) => {
-          if (e) reject(e);
-          else resolve(p);
-        },
-      );
-    });
+    const { server, port } = await hostileGrpcServer(forged);
     const errors: AuthError[] = [];
     const cl = new grpc.Client(
       `127.0.0.1:${port}`,
