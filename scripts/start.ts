@@ -6,10 +6,16 @@
 //
 //   npm start                       run until Ctrl-C
 //   npm start -- --duration 60      run for 60 s, then print a summary and stop
+//   npm run start:spiffe            the same, with identities from a real SPIRE
+//                                   server and one agent per service (--spiffe)
+import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
-import { createDevCerts, ROOT, Shop } from './shop.ts';
+import { createDevCerts, ROOT, Shop, type ServiceName } from './shop.ts';
+import { getSpire } from './spire/get-spire.ts';
+import { applyEntries, loadEntries } from './spire/register.ts';
+import { Spire } from './spire/spire.ts';
 import { newTally, runTraffic, type Tally } from './traffic.ts';
 
 const { values: args } = parseArgs({
@@ -20,20 +26,28 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '4' },
     'data-dir': { type: 'string', default: join(ROOT, '.data') },
     'certs-dir': { type: 'string', default: join(ROOT, '.certs') },
+    spiffe: { type: 'boolean', default: false },
+    'svid-ttl': { type: 'string', default: '60' },
   },
 });
+const dataDir = resolve(args['data-dir']);
+const SERVICES: ServiceName[] = ['inventory', 'payment', 'order'];
+let spire: Spire | undefined;
 const certsDir = resolve(args['certs-dir']);
 const host = '127.0.0.1';
 let stopping = false;
+// In SPIFFE mode each service's identity comes from its own agent's socket.
+const socketOf = (name: ServiceName): Record<string, string> =>
+  args.spiffe ? { SPIFFE_ENDPOINT_SOCKET: `unix://${join(dataDir, 'spire', 'agents', name, 'workload.sock')}` } : {};
 const shop = new Shop({
-  dataDir: resolve(args['data-dir']),
+  dataDir,
   certsDir,
   env: {
     // The demo catalogue has deep stock so the shop keeps selling, and one
     // limited product that sells out, so "out_of_stock" shows up too.
-    inventory: { SEED_FILE: join(ROOT, 'scripts', 'demo-catalogue.json') },
-    payment: { PAYMENT_FAILURE_RATE: args['payment-failure-rate'] },
-    order: { INVENTORY_PROTOCOL: args['inventory-protocol'] },
+    inventory: { SEED_FILE: join(ROOT, 'scripts', 'demo-catalogue.json'), ...socketOf('inventory') },
+    payment: { PAYMENT_FAILURE_RATE: args['payment-failure-rate'], ...socketOf('payment') },
+    order: { INVENTORY_PROTOCOL: args['inventory-protocol'], ...socketOf('order') },
   },
   onExit: (name, code, signal) => {
     if (!stopping) console.error(`\n${name} exited (${signal ?? code}); see ${shop.logFile(name)}`);
@@ -68,15 +82,54 @@ function line(t: Tally, rate: number, breakers: string): string {
 async function stopAll(): Promise<void> {
   stopping = true;
   await shop.stopAll();
+  await spire?.stop();
+}
+
+async function startSpire(): Promise<void> {
+  console.log('== SPIRE');
+  const binDir = await getSpire();
+  const workDir = join(dataDir, 'spire');
+  await rm(workDir, { recursive: true, force: true });
+  spire = new Spire({ binDir, workDir, serverPort: 8081, serverHealthPort: 8082, agentHealthPortBase: 8090 });
+  await spire.startServer();
+  for (const name of SERVICES) await spire.startAgent(name);
+  const entries = await loadEntries({
+    TD: spire.trustDomain,
+    UID: String(process.getuid?.() ?? 0),
+    SVID_TTL: args['svid-ttl'],
+  });
+  const report = await applyEntries(spire, entries);
+  console.log(
+    `SPIRE server and ${SERVICES.length} agents up (logs in ${join(workDir, 'logs')}); entries created: ${report.created.join(', ') || 'none'}; X.509-SVID TTL ${args['svid-ttl']} s`,
+  );
+}
+
+async function rotations(): Promise<string> {
+  const parts = await Promise.all(
+    SERVICES.map(async (name) => {
+      try {
+        const text = await (
+          await request(`${shop.opsUrl(name)}/metrics`, { signal: AbortSignal.timeout(1000) })
+        ).body.text();
+        return `${name} ${/^shop_identity_rotations_total\{[^}]*\} (\d+)/m.exec(text)?.[1] ?? '?'}`;
+      } catch {
+        return `${name} ?`;
+      }
+    }),
+  );
+  return parts.join(', ');
 }
 
 async function main(): Promise<void> {
-  console.log('== certificates');
-  await createDevCerts(certsDir);
+  if (args.spiffe) await startSpire();
+  else {
+    console.log('== certificates');
+    await createDevCerts(certsDir);
+  }
   console.log('== starting inventory, payment, order (logs in .data/logs/)');
   await shop.startAll();
   console.log(`
-The shop is up (mTLS between services, identities from ${certsDir}):
+The shop is up (mTLS between services, identities from ${args.spiffe ? 'SPIRE agents (Workload API)' : certsDir}):
   order API      http://${host}:8080/products   POST http://${host}:8080/orders
   order ops      http://${host}:9080/metrics    /health/ready
   payment ops    http://${host}:9443/metrics    inventory ops http://${host}:9444/metrics
@@ -92,8 +145,8 @@ Ctrl-C stops everything.
   let last = 0;
   const started = Date.now();
   const ticker = setInterval(() => {
-    void breakerStates().then((b) => {
-      console.log(line(tally, (tally.placed - last) / 2, b));
+    void Promise.all([breakerStates(), args.spiffe ? rotations() : Promise.resolve('')]).then(([b, r]) => {
+      console.log(line(tally, (tally.placed - last) / 2, b) + (r ? ` | rotations: ${r}` : ''));
       last = tally.placed;
     });
   }, 2000);
@@ -118,6 +171,7 @@ Ctrl-C stops everything.
 
 process.on('exit', () => {
   shop.killAllNow();
+  spire?.killAllNow();
 });
 
 main().catch(async (err: unknown) => {

@@ -1,0 +1,272 @@
+// Runs a real SPIRE server and agents on this machine, unprivileged, for
+// `npm run start:spiffe` and the SPIRE tests: one agent per simulated node,
+// each attested with a one-time join token and serving its own Workload API
+// socket. Every process started here is stopped by stop(), also on failure.
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { request } from 'undici';
+
+const run = promisify(execFile);
+const ROOT = resolve(import.meta.dirname, '../..');
+
+/** SpireOptions describe one SPIRE deployment (one trust domain). */
+export interface SpireOptions {
+  binDir: string;
+  workDir: string;
+  trustDomain?: string;
+  /** ports: server API and health; agents get theirs from agentHealthPortBase + index. */
+  serverPort: number;
+  serverHealthPort: number;
+  agentHealthPortBase: number;
+  /** x509SvidTtl is the server's default X.509-SVID TTL, e.g. "1m". Default: "1h". */
+  x509SvidTtl?: string;
+  /** caTtl Default: "24h". */
+  caTtl?: string;
+  logLevel?: string;
+}
+
+/** EntrySpec is one registration entry, as spire/entries.json writes it. */
+export interface EntrySpec {
+  spiffe_id: string;
+  parent_id: string;
+  selectors: string[];
+  x509_svid_ttl?: number;
+  dns_names?: string[];
+  federates_with?: string[];
+}
+
+/** Entry is an entry as the server reports it. */
+export interface Entry extends EntrySpec {
+  id: string;
+}
+
+async function waitHttp(url: string, what: string, alive: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!alive()) throw new Error(`${what} exited during start-up`);
+    try {
+      const res = await request(url, { signal: AbortSignal.timeout(1000) });
+      await res.body.dump();
+      if (res.statusCode === 200) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} was not ready within ${timeoutMs / 1000} s (${url})`);
+}
+
+/** Spire runs one SPIRE server and any number of agents. */
+export class Spire {
+  readonly trustDomain: string;
+  readonly #o: SpireOptions;
+  #server: ChildProcess | undefined;
+  readonly #agents = new Map<string, { proc: ChildProcess | undefined; index: number }>();
+
+  constructor(o: SpireOptions) {
+    this.#o = o;
+    this.trustDomain = o.trustDomain ?? 'example.org';
+  }
+
+  get serverSocket(): string {
+    return join(this.#o.workDir, 'server', 'api.sock');
+  }
+
+  /** agentSocket is the Workload API socket of a node's agent. */
+  agentSocket(node: string): string {
+    return join(this.#o.workDir, 'agents', node, 'workload.sock');
+  }
+
+  /** agentAddress is `SPIFFE_ENDPOINT_SOCKET` for workloads of a node. */
+  agentAddress(node: string): string {
+    return `unix://${this.agentSocket(node)}`;
+  }
+
+  get bundlePath(): string {
+    return join(this.#o.workDir, 'bundle.pem');
+  }
+
+  #env(extra: Record<string, string>): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      SPIRE_TRUST_DOMAIN: this.trustDomain,
+      SPIRE_SERVER_PORT: String(this.#o.serverPort),
+      SPIRE_LOG_LEVEL: this.#o.logLevel ?? 'INFO',
+      ...extra,
+    };
+  }
+
+  #spawn(bin: string, args: string[], env: NodeJS.ProcessEnv, logName: string): ChildProcess {
+    mkdirSync(join(this.#o.workDir, 'logs'), { recursive: true });
+    const out = createWriteStream(join(this.#o.workDir, 'logs', `${logName}.log`), { flags: 'a' });
+    const p = spawn(join(this.#o.binDir, bin), args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    p.stdout.pipe(out);
+    p.stderr.pipe(out);
+    return p;
+  }
+
+  /** startServer starts the server, waits until it is ready, and exports its bundle for the agents. */
+  async startServer(): Promise<void> {
+    const data = join(this.#o.workDir, 'server');
+    mkdirSync(data, { recursive: true });
+    const env = this.#env({
+      SPIRE_SERVER_DATA: data,
+      SPIRE_SERVER_SOCKET: this.serverSocket,
+      SPIRE_SERVER_HEALTH_PORT: String(this.#o.serverHealthPort),
+      SPIRE_X509_SVID_TTL: this.#o.x509SvidTtl ?? '1h',
+      SPIRE_CA_TTL: this.#o.caTtl ?? '24h',
+    });
+    const proc = this.#spawn(
+      'spire-server',
+      ['run', '-config', join(ROOT, 'spire/local/server.conf'), '-expandEnv'],
+      env,
+      'spire-server',
+    );
+    this.#server = proc;
+    proc.once('exit', () => {
+      if (this.#server === proc) this.#server = undefined;
+    });
+    await waitHttp(`http://127.0.0.1:${this.#o.serverHealthPort}/ready`, 'spire-server', () => this.#server === proc);
+    await writeFile(this.bundlePath, await this.bundlePem());
+  }
+
+  /** cli runs a spire-server command against this server's API socket. */
+  async cli(args: string[]): Promise<string> {
+    const { stdout } = await run(join(this.#o.binDir, 'spire-server'), [...args, '-socketPath', this.serverSocket], {
+      maxBuffer: 16 << 20,
+    });
+    return stdout;
+  }
+
+  /** bundlePem is the server's X.509 bundle as PEM. */
+  bundlePem(): Promise<string> {
+    return this.cli(['bundle', 'show', '-format', 'pem']);
+  }
+
+  /** nodeId is the SPIFFE ID the agent of `node` gets (an alias of its join token). */
+  nodeId(node: string): string {
+    return `spiffe://${this.trustDomain}/node/${node}`;
+  }
+
+  async #joinToken(node: string): Promise<string> {
+    const out = await this.cli(['token', 'generate', '-spiffeID', this.nodeId(node), '-ttl', '600']);
+    const token = /Token:\s*(\S+)/.exec(out)?.[1];
+    if (!token) throw new Error(`spire-server token generate printed no token: ${out}`);
+    return token;
+  }
+
+  /** startAgent starts (or restarts) the agent of `node`; the first start attests with a fresh join token. */
+  async startAgent(node: string): Promise<void> {
+    const known = this.#agents.get(node);
+    const index = known?.index ?? this.#agents.size;
+    const data = join(this.#o.workDir, 'agents', node);
+    mkdirSync(data, { recursive: true });
+    const args = ['run', '-config', join(ROOT, 'spire/local/agent.conf'), '-expandEnv'];
+    if (!known) args.push('-joinToken', await this.#joinToken(node));
+    const healthPort = this.#o.agentHealthPortBase + index;
+    const env = this.#env({
+      SPIRE_AGENT_DATA: data,
+      SPIRE_AGENT_SOCKET: this.agentSocket(node),
+      SPIRE_AGENT_HEALTH_PORT: String(healthPort),
+      SPIRE_TRUST_BUNDLE: this.bundlePath,
+    });
+    const proc = this.#spawn('spire-agent', args, env, `spire-agent-${node}`);
+    const entry = { proc: proc as ChildProcess | undefined, index };
+    this.#agents.set(node, entry);
+    proc.once('exit', () => {
+      if (entry.proc === proc) entry.proc = undefined;
+    });
+    await waitHttp(`http://127.0.0.1:${healthPort}/ready`, `spire-agent ${node}`, () => entry.proc === proc);
+  }
+
+  /** stopAgent stops a node's agent: SIGTERM, or SIGKILL to simulate a crash. */
+  async stopAgent(node: string, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    const a = this.#agents.get(node);
+    if (a?.proc) await stopProcess(a.proc, signal);
+  }
+
+  /** entries lists the registration entries (node aliases excluded). */
+  async entries(): Promise<Entry[]> {
+    const out = await this.cli(['entry', 'show', '-output', 'json']);
+    const doc = JSON.parse(out || '{}') as { entries?: RawEntry[] };
+    return (doc.entries ?? []).map(fromRaw).filter((e) => !e.parent_id.includes('/spire/agent/join_token/'));
+  }
+
+  /** createEntry registers one entry. */
+  async createEntry(e: EntrySpec): Promise<void> {
+    await this.cli(['entry', 'create', ...entryFlags(e)]);
+  }
+
+  /** updateEntry changes an existing entry to `e`. */
+  async updateEntry(id: string, e: EntrySpec): Promise<void> {
+    await this.cli(['entry', 'update', '-entryID', id, ...entryFlags(e)]);
+  }
+
+  /** deleteEntry removes an entry. */
+  async deleteEntry(id: string): Promise<void> {
+    await this.cli(['entry', 'delete', '-entryID', id]);
+  }
+
+  /** stop stops every agent, then the server. */
+  async stop(): Promise<void> {
+    for (const a of this.#agents.values()) if (a.proc) await stopProcess(a.proc, 'SIGTERM');
+    if (this.#server) await stopProcess(this.#server, 'SIGTERM');
+  }
+
+  /** killAllNow is the last resort on process exit. */
+  killAllNow(): void {
+    for (const a of this.#agents.values()) a.proc?.kill('SIGKILL');
+    this.#server?.kill('SIGKILL');
+  }
+}
+
+async function stopProcess(p: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise((r) => p.once('exit', r));
+  p.kill(signal);
+  const timer = setTimeout(() => p.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+interface RawId {
+  trust_domain: string;
+  path: string;
+}
+interface RawEntry {
+  id: string;
+  spiffe_id: RawId;
+  parent_id: RawId;
+  selectors: { type: string; value: string }[];
+  x509_svid_ttl?: number;
+  dns_names?: string[] | null;
+  federates_with?: string[] | null;
+}
+
+function idOf(r: RawId): string {
+  return `spiffe://${r.trust_domain}${r.path}`;
+}
+
+function fromRaw(r: RawEntry): Entry {
+  return {
+    id: r.id,
+    spiffe_id: idOf(r.spiffe_id),
+    parent_id: idOf(r.parent_id),
+    selectors: r.selectors.map((s) => `${s.type}:${s.value}`).sort(),
+    x509_svid_ttl: r.x509_svid_ttl,
+    dns_names: [...(r.dns_names ?? [])].sort(),
+    federates_with: [...(r.federates_with ?? [])].sort(),
+  };
+}
+
+function entryFlags(e: EntrySpec): string[] {
+  const flags = ['-spiffeID', e.spiffe_id, '-parentID', e.parent_id];
+  for (const s of e.selectors) flags.push('-selector', s);
+  if (e.x509_svid_ttl !== undefined) flags.push('-x509SVIDTTL', String(e.x509_svid_ttl));
+  for (const d of e.dns_names ?? []) flags.push('-dns', d);
+  for (const f of e.federates_with ?? []) flags.push('-federatesWith', f);
+  return flags;
+}
