@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import type { IdentitySource } from '@shop/auth';
 import type { ServiceMetrics } from './metrics.ts';
 
 /** ReadinessCheck reports one thing the service needs before it may take traffic. */
@@ -39,4 +40,14 @@ function safe(check: ReadinessCheck): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * identityCheck is the readiness check of an identity: loaded, and not
+ * expired. A service whose SVID expired (its registration entry was deleted,
+ * or its agent is gone for longer than the SVID lives) reports not ready, so
+ * it is taken out of rotation instead of failing every call.
+ */
+export function identityCheck(source: IdentitySource): ReadinessCheck {
+  return () => source.isReady && source.secondsToExpiry() > 0;
 }

@@ -33,3 +33,19 @@ describe('ops server', () => {
     }
   });
 });
+
+describe('identityCheck', () => {
+  test('ready with a valid SVID (positive control), not ready once it has expired', async () => {
+    const { createTestTrustDomain, MemorySource } = await import('@shop/auth/testing');
+    const { identityCheck } = await import('../src/ops-server.ts');
+    const td = await createTestTrustDomain('example.org');
+    const valid = MemorySource.create(await td.svid('/payment'), [td.bundle]);
+    assert.equal(identityCheck(valid)(), true);
+    const hour = 3_600_000;
+    const expired = MemorySource.create(
+      await td.svid('/payment', { notBefore: new Date(Date.now() - 2 * hour), notAfter: new Date(Date.now() - hour) }),
+      [td.bundle],
+    );
+    assert.equal(identityCheck(expired)(), false);
+  });
+});

@@ -12,6 +12,7 @@ import {
   runSteps,
   startOpsServer,
   type ShutdownStep,
+  identityCheck,
 } from '@shop/service-kit';
 import { buildApp } from './app.ts';
 import { loadConfig, type InventoryConfig } from './config.ts';
@@ -88,7 +89,7 @@ try {
     host: config.host,
     port: config.opsPort,
     metrics,
-    checks: { identity: () => source.isReady, store: () => store.isOpen },
+    checks: { identity: identityCheck(source), store: () => store.isOpen },
   });
   running.ops = ops;
   const bound = (server: FastifyInstance): number => (server.server.address() as AddressInfo).port;

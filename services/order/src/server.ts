@@ -9,6 +9,7 @@ import {
   observeIdentity,
   onSignals,
   startOpsServer,
+  identityCheck,
 } from '@shop/service-kit';
 import { buildApp } from './app.ts';
 import { createInventoryGrpcClientAdapter } from './clients/inventory-grpc.ts';
@@ -86,7 +87,7 @@ async function main(): Promise<void> {
     host: config.host,
     port: config.opsPort,
     metrics,
-    checks: { identity: () => source.isReady, store: () => store.isOpen },
+    checks: { identity: identityCheck(source), store: () => store.isOpen },
   });
   log.info(
     {

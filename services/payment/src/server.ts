@@ -1,6 +1,13 @@
 // The payment process: identity, ledger, mTLS API, ops and admin ports, graceful shutdown.
 import { createIdentitySource } from '@shop/auth';
-import { createServiceMetrics, loggerOptions, observeIdentity, onSignals, startOpsServer } from '@shop/service-kit';
+import {
+  createServiceMetrics,
+  loggerOptions,
+  observeIdentity,
+  onSignals,
+  startOpsServer,
+  identityCheck,
+} from '@shop/service-kit';
 import { ADMIN_HOST, buildAdminApp } from './admin.ts';
 import { buildApp } from './app.ts';
 import { loadConfig } from './config.ts';
@@ -26,7 +33,7 @@ async function main(): Promise<void> {
     host: config.host,
     port: config.opsPort,
     metrics,
-    checks: { identity: () => source.isReady, store: () => store.isOpen },
+    checks: { identity: identityCheck(source), store: () => store.isOpen },
   });
   const admin = buildAdminApp(processor, metrics, loggerOptions('payment', config.logLevel));
   await admin.listen({ host: ADMIN_HOST, port: config.adminPort });
