@@ -264,3 +264,88 @@ describe('TLS session resumption never skips verification', () => {
     }
   });
 });
+
+describe('connections are recycled at the half-life of a certificate on them', () => {
+  test('HTTP: a keep-alive connection is closed once past its recycle time; the next request reconnects', async () => {
+    // A certificate near its end: the connection gets half of what is left (about a second).
+    const aging = await td.issue('/order', {
+      notBefore: new Date(Date.now() - 3_600_000),
+      notAfter: new Date(Date.now() + 2500),
+    });
+    const { Agent } = await import('undici');
+    const d = new Agent({ connect: { rejectUnauthorized: false, cert: aging.certPem, key: aging.keyPem } });
+    const call = async (): Promise<string | undefined> => {
+      const res = await request(`https://127.0.0.1:${port}/whoami`, { dispatcher: d });
+      await res.body.dump();
+      assert.equal(res.statusCode, 200);
+      return res.headers.connection as string | undefined;
+    };
+    try {
+      assert.equal(await call(), 'keep-alive', 'positive control: before the recycle time the connection stays');
+      await new Promise((r) => setTimeout(r, 1400));
+      assert.equal(await call(), 'close');
+    } finally {
+      await d.close();
+    }
+  });
+
+  test("gRPC: the server drains a connection at the client certificate's half-life; calls go on over a new one, none fail", async () => {
+    const mtls = createGrpcMtls({ source: serverSource, allow: ['spiffe://example.org/order'] });
+    const server = new grpc.Server({ interceptors: [mtls.interceptor] });
+    type Reply = WhoAmIReply & { via: string };
+    server.addService(echoService, {
+      whoAmI: (call: grpc.ServerUnaryCall<unknown, Reply>, cb: grpc.sendUnaryData<Reply>) => {
+        cb(null, { caller: mtls.peerOf(call)?.id.toString() ?? null, via: call.getPeer() });
+      },
+    });
+    const grpcPort = await mtls.listen(server, { port: 0 });
+    // A client SVID whose half-life is a second away; like a SPIRE agent, the
+    // test hands the client its next SVID a little before that.
+    const short = MemorySource.create(
+      await td.svid('/order', { notBefore: new Date(Date.now() - 2000), ttlSeconds: 6 }),
+      [td.bundle],
+    );
+    const next = await td.svid('/order');
+    setTimeout(() => {
+      short.set(next, [td.bundle]);
+    }, 700).unref();
+    const client = new grpc.Client(
+      `127.0.0.1:${grpcPort}`,
+      grpcChannelCredentials(short, authorizeId('spiffe://example.org/payment')),
+    );
+    const call = (): Promise<Reply> =>
+      new Promise((resolve, reject) => {
+        client.makeUnaryRequest(
+          echoService.whoAmI.path,
+          echoService.whoAmI.requestSerialize,
+          (b: Buffer) => JSON.parse(b.toString()) as Reply,
+          {},
+          (e, v) => {
+            if (e) reject(e);
+            else resolve(v!);
+          },
+        );
+      });
+    const connections = new Set<string>();
+    const failures: unknown[] = [];
+    try {
+      const until = Date.now() + 2500;
+      while (Date.now() < until) {
+        try {
+          const r = await call();
+          assert.equal(r.caller, 'spiffe://example.org/order');
+          connections.add(r.via);
+        } catch (err) {
+          failures.push(err);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      client.close();
+      await mtls.close(100);
+      server.forceShutdown();
+    }
+    assert.deepEqual(failures, []);
+    assert.ok(connections.size >= 2, `calls moved to a new connection (${[...connections].join(', ')})`);
+  });
+});

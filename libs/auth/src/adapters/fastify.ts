@@ -7,7 +7,7 @@ import { AuthError, isAuthError } from '../errors.ts';
 import type { IdentitySource } from '../source/identity-source.ts';
 import type { SpiffeId } from '../spiffeid/spiffe-id.ts';
 import type { TrustDomain } from '../spiffeid/trust-domain.ts';
-import { ConnectionVerifier, type PeerResult } from '../tls/connection-verifier.ts';
+import { ConnectionVerifier, recycleAt, type PeerResult } from '../tls/connection-verifier.ts';
 import { keepServerIdentityCurrent, mtlsServerOptions } from '../tls/server-options.ts';
 import { toAuthorizer, type AllowRule } from './allow-rule.ts';
 
@@ -117,6 +117,16 @@ const plugin: FastifyPluginAsync<SpiffeAuthOptions> = (app: FastifyInstance, opt
     });
   }
 
+  const recycle = new WeakMap<TLSSocket, number>();
+  const recycleTime = (socket: TLSSocket, peerLeaf: X509Certificate): number => {
+    let at = recycle.get(socket);
+    if (at === undefined) {
+      at = recycleAt([peerLeaf, source.getX509Svid().leaf]);
+      recycle.set(socket, at);
+    }
+    return at;
+  };
+
   app.decorateRequest('peer', null);
 
   app.addHook('onRequest', async (request, reply) => {
@@ -156,6 +166,11 @@ const plugin: FastifyPluginAsync<SpiffeAuthOptions> = (app: FastifyInstance, opt
       return;
     }
     request.peer = { id: peer.id, trustDomain: peer.id.trustDomain, certificate: peer.certificate };
+    if (socket instanceof TLSSocket && Date.now() >= recycleTime(socket, peer.certificate)) {
+      // Past the half-life of a certificate on this connection: let the
+      // client reconnect with its current SVID for its next request.
+      void reply.header('connection', 'close');
+    }
     const decision: AuthzDecision = { decision: 'allow', status: 200, caller, ...base };
     request.log[auditLevel]({ authz: decision }, 'authz allow');
     opts.onDecision?.(decision);

@@ -4,7 +4,7 @@ import type { DetailedPeerCertificate } from 'node:tls';
 import { authorizeMemberOf, type Authorizer } from '../authorize/authorizer.ts';
 import { AuthError, isAuthError } from '../errors.ts';
 import type { IdentitySource, RotatedEvent } from '../source/identity-source.ts';
-import { ConnectionVerifier } from '../tls/connection-verifier.ts';
+import { ConnectionVerifier, recycleAt } from '../tls/connection-verifier.ts';
 import { peerChainFromCertificate } from '../tls/peer-chain.ts';
 import { keepServerIdentityCurrent, mtlsServerOptions } from '../tls/server-options.ts';
 import { verifyX509Svid } from '../verify/x509-verify.ts';
@@ -12,6 +12,9 @@ import type { RequestPeer } from './fastify.ts';
 import { toAuthorizer, type AllowRule } from './allow-rule.ts';
 
 type Listener<T> = (update: T | null) => void;
+
+// Time in-flight calls get to finish when a connection is recycled.
+const DRAIN_GRACE_MS = 30_000;
 
 /**
  * SourceCertificateProvider feeds an identity source into grpc-js's
@@ -166,8 +169,8 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
   // grpc-js names a call's peer "<remoteAddress>:<remotePort>"; we key live
   // connections the same way to find the socket a call arrived on.
   const sockets = new Map<string, TLSSocket>();
-  const servers: { tls: TlsServer; stop: () => void; injector: ReturnType<grpc.Server['createConnectionInjector']> }[] =
-    [];
+  type Injector = ReturnType<grpc.Server['createConnectionInjector']>;
+  const servers: { tls: TlsServer; stop: () => void; injectors: Set<Injector> }[] = [];
 
   const socketOf = (call: { getPeer(): string }): TLSSocket | undefined => sockets.get(call.getPeer());
 
@@ -233,14 +236,30 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
     async listen(server, address) {
       const tlsServer = createTlsServer({ ...mtlsServerOptions(source), ALPNProtocols: ['h2'] });
       const stop = keepServerIdentityCurrent(tlsServer, source, { ALPNProtocols: ['h2'] });
-      const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+      const injectors = new Set<Injector>();
       tlsServer.on('secureConnection', (socket: TLSSocket) => {
         const result = verifier.verify(socket);
         if (!result.ok) options.onHandshakeError?.(result.error);
         const key = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? ''}`;
         sockets.set(key, socket);
+        // One injector per connection, so this one connection can be drained
+        // (GOAWAY, in-flight calls finish) at its recycle time: HTTP/2
+        // connections live long, and must not carry a certificate to expiry.
+        const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+        injectors.add(injector);
+        const leaves = [source.getX509Svid().leaf, ...(result.ok ? [result.peer.certificate] : [])];
+        const timer = setTimeout(
+          () => {
+            injector.drain(DRAIN_GRACE_MS);
+          },
+          Math.max(0, Math.min(recycleAt(leaves) - Date.now(), 2 ** 31 - 1)),
+        );
+        timer.unref();
         socket.once('close', () => {
+          clearTimeout(timer);
           if (sockets.get(key) === socket) sockets.delete(key);
+          injectors.delete(injector);
+          injector.destroy();
         });
         injector.injectConnection(socket);
       });
@@ -249,7 +268,7 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
           new AuthError('AUTH_ERR_TLS_HANDSHAKE', `TLS handshake failed: ${err.message}`, { cause: err }),
         );
       });
-      servers.push({ tls: tlsServer, stop, injector });
+      servers.push({ tls: tlsServer, stop, injectors });
       await new Promise<void>((resolve, reject) => {
         tlsServer.once('error', reject);
         tlsServer.listen(address.port, address.host ?? '127.0.0.1', () => {
@@ -271,15 +290,17 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
     async close(graceMs = 5000) {
       await Promise.all(
         servers.splice(0).map(
-          ({ tls, stop, injector }) =>
+          ({ tls, stop, injectors }) =>
             new Promise<void>((resolve) => {
               stop();
-              injector.drain(graceMs);
+              for (const injector of injectors) injector.drain(graceMs);
               tls.close(() => {
-                injector.destroy();
+                for (const injector of injectors) injector.destroy();
                 resolve();
               });
-              for (const s of sockets.values()) s.end();
+              setTimeout(() => {
+                for (const s of sockets.values()) s.destroy();
+              }, graceMs).unref();
             }),
         ),
       );

@@ -48,3 +48,21 @@ export class ConnectionVerifier {
     return result;
   }
 }
+
+/**
+ * recycleAt is when a connection should be closed gracefully so that both
+ * sides reconnect with their current SVIDs: the half-life of the shorter-lived
+ * of the two leaves, when SPIFFE workloads have rotated (SPIRE renews at
+ * half-life). A connection made after that point gets half of what is left.
+ * Closing there keeps long-lived connections (HTTP/2 above all) from
+ * carrying a certificate to its expiry, which the verifier would then refuse.
+ */
+export function recycleAt(leaves: readonly { validFromDate: Date; validToDate: Date }[], now = Date.now()): number {
+  let at = Number.POSITIVE_INFINITY;
+  for (const leaf of leaves) {
+    const from = leaf.validFromDate.getTime();
+    const to = leaf.validToDate.getTime();
+    at = Math.min(at, Math.max(from + (to - from) / 2, now + (to - now) / 2));
+  }
+  return at;
+}

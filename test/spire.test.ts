@@ -1,0 +1,191 @@
+// The shop on identities from a real SPIRE server and agents: each service
+// gets exactly its own ID, rotation under load, agents killed and restarted,
+// revocation by deregistration, and an unregistered workload.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { request } from 'undici';
+import { authorizeId, connectMtls, isAuthError, WorkloadApiClient, WorkloadX509Source, type IdentitySource } from '@shop/auth';
+import { newTally, runTraffic, type Tally } from '../scripts/traffic.ts';
+import type { Shop } from '../scripts/shop.ts';
+import { SERVICES, startSpiffeShop, startSpire, type SpireWorld } from './support/spire-shop.ts';
+
+const run = promisify(execFile);
+const ROOT = join(import.meta.dirname, '..');
+// Short enough that SPIRE rotates every ~10 s (agents renew at half-life).
+const SVID_TTL = 20;
+
+let world: SpireWorld;
+let shop: Shop;
+let orderIdentity: IdentitySource | undefined;
+
+before(async () => {
+  world = await startSpire({ nodes: [...SERVICES, 'stranger'] });
+  await world.register(SVID_TTL);
+  shop = await startSpiffeShop(world);
+});
+
+after(async () => {
+  await orderIdentity?.close();
+  await shop?.stopAll();
+  await world?.stop();
+});
+
+async function rotationsOf(name: string): Promise<number> {
+  const text = await (await request(`${shop.opsUrl(name as 'order')}/metrics`)).body.text();
+  return Number(/^shop_identity_rotations_total\{[^}]*\} (\d+)/m.exec(text)?.[1] ?? 'NaN');
+}
+
+async function allRotations(): Promise<Record<string, number>> {
+  return Object.fromEntries(await Promise.all(SERVICES.map(async (s) => [s, await rotationsOf(s)] as const)));
+}
+
+async function traffic(seconds: number, during?: () => Promise<void>): Promise<Tally> {
+  const controller = new AbortController();
+  const tally = newTally();
+  const flowing = runTraffic({ url: shop.orderUrl, concurrency: 3, pauseMs: 50, signal: controller.signal }, tally);
+  const started = Date.now();
+  try {
+    await during?.();
+  } finally {
+    const left = seconds * 1000 - (Date.now() - started);
+    if (left > 0) await new Promise((r) => setTimeout(r, left));
+    controller.abort();
+    await flowing;
+  }
+  return tally;
+}
+
+function assertNoFailures(t: Tally, what: string): void {
+  assert.ok(t.placed > 20, `${what}: orders flowed (${t.placed})`);
+  assert.equal(t.errors, 0, `${what}: transport errors`);
+  assert.deepEqual(t.rejected, {}, `${what}: refused orders`);
+  assert.deepEqual(t.failed, {}, `${what}: failed orders`);
+}
+
+async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}; last: ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+describe('the shop on SPIRE identities', () => {
+  test('each agent hands out exactly its own service\'s SVID, and an order flows end to end', async () => {
+    for (const name of SERVICES) {
+      const { stdout } = await run(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'libs/auth/src/cli/main.ts'), 'fetch', '--socket', world.spire.agentAddress(name), '--json']);
+      const out = JSON.parse(stdout) as { svids: { spiffeId: string }[] };
+      assert.deepEqual(out.svids.map((s) => s.spiffeId), [`spiffe://example.org/${name}`], name);
+    }
+    const res = await request(`${shop.orderUrl}/orders`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ customer_id: 'c-1', currency: 'EUR', items: [{ product_id: 'sku-a', quantity: 1 }] }),
+    });
+    const order = (await res.body.json()) as { status: string };
+    assert.equal(res.statusCode, 201);
+    assert.equal(order.status, 'confirmed');
+    const metrics = await (await request(`${shop.opsUrl('payment')}/metrics`)).body.text();
+    assert.match(metrics, /shop_requests_total\{[^}]*route="\/api\/charge"[^}]*caller="spiffe:\/\/example\.org\/order"/);
+  });
+
+  test('rotation under load: two or more rotations of every service, no failed request, new connections present the new SVID', async () => {
+    const before = await allRotations();
+    const tally = await traffic(2.6 * SVID_TTL);
+    const afterRotations = await allRotations();
+    for (const s of SERVICES) {
+      assert.ok(afterRotations[s]! - before[s]! >= 2, `${s} rotated ${afterRotations[s]! - before[s]!} times`);
+    }
+    assertNoFailures(tally, 'rotation');
+    console.log(`rotation under load: ${tally.placed} orders, 0 failed; rotations ${JSON.stringify(Object.fromEntries(SERVICES.map((s) => [s, afterRotations[s]! - before[s]!])))}`);
+
+    // A new connection to payment presents payment's current SVID, as its agent hands it out now.
+    orderIdentity = await WorkloadX509Source.create({ address: world.spire.agentAddress('order') });
+    const paymentAgent = new WorkloadApiClient({ address: world.spire.agentAddress('payment') });
+    try {
+      const match = await until(
+        'payment to present its current SVID',
+        async () => {
+          const current = (await paymentAgent.fetchX509Context()).svids[0]!.leaf.serialNumber;
+          const { socket, peer } = await connectMtls({ host: '127.0.0.1', port: shop.ports.payment, source: orderIdentity!, authorize: authorizeId('spiffe://example.org/payment') });
+          socket.destroy();
+          return { current, presented: peer.certificate.serialNumber };
+        },
+        (v) => v.current === v.presented,
+        10_000,
+      );
+      assert.equal(match.presented, match.current);
+    } finally {
+      await paymentAgent.close();
+    }
+  });
+
+  test('agents killed while traffic flows: services keep serving on their SVIDs, reconnect, and rotate again', async () => {
+    const before = await allRotations();
+    const down = await traffic(8, async () => {
+      for (const s of SERVICES) await world.spire.stopAgent(s, 'SIGKILL');
+    });
+    assertNoFailures(down, 'agents down');
+    for (const s of SERVICES) await world.spire.startAgent(s);
+    const back = await traffic(SVID_TTL);
+    assertNoFailures(back, 'agents back');
+    const afterRotations = await until('a rotation of every service after the agents came back', allRotations, (r) => SERVICES.every((s) => r[s]! > before[s]!), 30_000);
+    for (const s of SERVICES) assert.ok(afterRotations[s]! > before[s]!, s);
+  });
+
+  test('an unregistered workload gets PermissionDenied, says why, retries, and comes up once an entry exists', async () => {
+    const source = WorkloadX509Source.open({ address: world.spire.agentAddress('stranger'), backoff: { initialMs: 100, maxMs: 1000 } });
+    const errors: string[] = [];
+    source.on('loadError', (e) => errors.push(`${e.code}: ${e.message}`));
+    try {
+      await until('PermissionDenied to be reported twice (retries)', () => Promise.resolve(errors.length), (n) => n >= 2, 15_000);
+      assert.equal(source.isReady, false);
+      assert.match(errors[0]!, /AUTH_ERR_WORKLOAD_PERMISSION_DENIED: .*no registration entry/i);
+      await world.spire.createEntry({ spiffe_id: 'spiffe://example.org/stranger', parent_id: world.spire.nodeId('stranger'), selectors: [`unix:uid:${world.uid}`], x509_svid_ttl: SVID_TTL });
+      await until('the stranger to get an SVID', () => Promise.resolve(source.isReady), Boolean, 30_000);
+      assert.equal(source.getX509Svid().id.toString(), 'spiffe://example.org/stranger');
+    } finally {
+      await source.close();
+    }
+  });
+
+  test('revocation by deregistration: order loses its identity when its SVID expires, fails closed with a clear log line, and recovers when registered again', async () => {
+    const entry = await world.entryOf('spiffe://example.org/order');
+    await world.spire.deleteEntry(entry.id);
+    // Once the last SVID has expired, order is not ready and its calls fail closed.
+    await until('order to report not ready', async () => (await request(`${shop.opsUrl('order')}/health/ready`)).statusCode, (s) => s === 503, (SVID_TTL + 15) * 1000);
+    const res = await request(`${shop.orderUrl}/orders`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ customer_id: 'c-1', currency: 'EUR', items: [{ product_id: 'sku-a', quantity: 1 }] }),
+    });
+    const body = (await res.body.json()) as { status?: string; code?: string };
+    assert.notEqual(body.status, 'confirmed', 'no order goes through on an expired identity');
+    const log = await readFile(shop.logFile('order'), 'utf8');
+    assert.match(log, /AUTH_ERR_WORKLOAD_PERMISSION_DENIED.*no registration entry/i, 'order logs why it has no new identity');
+    // Registered again: a new SVID arrives and orders flow.
+    await world.register(SVID_TTL);
+    await until('order to be ready again', async () => (await request(`${shop.opsUrl('order')}/health/ready`)).statusCode, (s) => s === 200, 30_000);
+    const again = await until(
+      'an order to go through again',
+      async () => {
+        const r = await request(`${shop.orderUrl}/orders`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ customer_id: 'c-1', currency: 'EUR', items: [{ product_id: 'sku-a', quantity: 1 }] }),
+        });
+        return ((await r.body.json()) as { status?: string }).status;
+      },
+      (s) => s === 'confirmed',
+      30_000,
+    );
+    assert.equal(again, 'confirmed');
+    assert.ok(isAuthError instanceof Function);
+  });
+});
