@@ -6,7 +6,8 @@
 // partner once its bundle is gone, is not even authenticated.
 import assert from 'node:assert/strict';
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
@@ -55,6 +56,29 @@ async function until<T>(what: string, fn: () => Promise<T> | T, ok: (v: T) => bo
     if (ok(v)) return v;
     if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}; last: ${JSON.stringify(v)}`);
     await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * startWorld starts a SPIRE deployment in a directory of ours, removed in
+ * after() also when the start fails. startSpire checks its health ports are
+ * free but cannot hold them: when another process takes one in between, the
+ * SPIRE process logs "address already in use", serves no health checks, and
+ * the start times out. Only then, one more try with fresh ports.
+ */
+async function startWorld(o: { nodes: string[]; trustDomain?: string }): Promise<SpireWorld> {
+  for (let attempt = 1; ; attempt++) {
+    const dir = await mkdtemp(join(tmpdir(), 'spire-federation-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    try {
+      const world = await startSpire({ ...o, dir });
+      cleanups.push(() => world.stop());
+      return world;
+    } catch (err) {
+      const logs = await readdir(join(dir, 'logs')).catch(() => []);
+      const texts = await Promise.all(logs.map((f) => readFile(join(dir, 'logs', f), 'utf8')));
+      if (attempt > 1 || !texts.some((t) => t.includes('address already in use'))) throw err;
+    }
   }
 }
 
@@ -160,12 +184,10 @@ function presenting(cert: { certPem: string; keyPem: string }): Agent {
 
 before(
   async () => {
-    const started = await Promise.allSettled([
-      startSpire({ nodes: SERVICES }),
-      startSpire({ nodes: ['reader', 'other-reader'], trustDomain: PARTNER }),
+    const [o, p] = await Promise.allSettled([
+      startWorld({ nodes: SERVICES }),
+      startWorld({ nodes: ['reader', 'other-reader'], trustDomain: PARTNER }),
     ]);
-    for (const s of started) if (s.status === 'fulfilled') cleanups.push(() => s.value.stop());
-    const [o, p] = started;
     if (o.status === 'rejected') throw o.reason;
     if (p.status === 'rejected') throw p.reason;
     ours = o.value;

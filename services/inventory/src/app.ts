@@ -11,6 +11,7 @@ import {
   stockReply,
 } from './http-schemas.ts';
 import type { ReserveBody } from './messages.ts';
+import { authorizeStockReaders } from './stock-readers.ts';
 import type { InventoryStore } from './store.ts';
 
 /** AppDeps is what the HTTP API is built from. */
@@ -21,6 +22,8 @@ export interface AppDeps {
   metrics: ServiceMetrics;
   /** orderId is the SPIFFE ID allowed to reserve, release and commit. */
   orderId: string;
+  /** partnerStockReaders are SPIFFE IDs of other trust domains that may also read stock, and nothing else. Default: none. */
+  partnerStockReaders?: readonly string[];
   /** log is the process's pino logger. Default: no logging. */
   log?: FastifyBaseLogger;
   /** resolvePeer replaces the TLS client certificate in `inject()` tests; never set it in production. */
@@ -33,7 +36,8 @@ const RESERVE_BODY_LIMIT = 1024;
 /**
  * buildApp builds the inventory HTTP API over SPIFFE mTLS without listening:
  * reads are open to any workload of our trust domain (the plugin's default
- * rule), writes to the order service only. Test it with `app.inject()`.
+ * rule), stock reads also to `partnerStockReaders`, writes to the order
+ * service only. Test it with `app.inject()`.
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { store, source, metrics } = deps;
@@ -51,12 +55,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   installHttpBasics(app, metrics);
 
   const orderOnly = { spiffe: { allow: [deps.orderId] } };
+  const stockReaders = {
+    spiffe: { allow: authorizeStockReaders(source.getX509Svid().id.trustDomain, deps.partnerStockReaders) },
+  };
 
   app.get('/api/products', { schema: { response: { 200: productsReply } } }, () => store.listProducts());
 
   app.get<{ Params: { productId: string } }>(
     '/api/stock/:productId',
-    { schema: { params: productParams, response: { 200: stockReply } } },
+    { config: stockReaders, schema: { params: productParams, response: { 200: stockReply } } },
     (req) => store.getStock(req.params.productId),
   );
 

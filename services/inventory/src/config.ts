@@ -20,6 +20,8 @@ export interface InventoryConfig {
   reservationTtlSeconds: number;
   /** orderId is the SPIFFE ID allowed to reserve, release and commit. */
   orderId: string;
+  /** partnerStockReaders are SPIFFE IDs of other trust domains that may also read stock, and nothing else. */
+  partnerStockReaders: readonly string[];
   /** seedFile, when set, replaces the built-in catalogue on first start. */
   seedFile: string | undefined;
   logLevel: string;
@@ -41,6 +43,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Inven
   const orderId = parseWith('ORDER_ID', e.string('ORDER_ID', `spiffe://${trustDomain}/order`), (v) =>
     SpiffeId.parse(v).toString(),
   );
+  const partnerStockReaders = parseWith(
+    'PARTNER_STOCK_READERS',
+    e.string('PARTNER_STOCK_READERS', ''),
+    parseWorkloadIds,
+  );
   const dataDir = resolve(e.string('DATA_DIR', './.data/inventory'));
   return Object.freeze({
     trustDomain,
@@ -52,9 +59,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Inven
     databaseFile: join(dataDir, 'inventory.db'),
     reservationTtlSeconds: e.int('RESERVATION_TTL_SECONDS', 300, { min: 1, max: 86_400 }),
     orderId,
+    partnerStockReaders,
     seedFile: e.optional('SEED_FILE'),
     logLevel: e.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
   });
+}
+
+// A comma-separated list of workload IDs; blanks around commas and empty
+// items are ignored, duplicates kept once.
+function parseWorkloadIds(raw: string): readonly string[] {
+  const ids = raw
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '')
+    .map((item) => {
+      const id = SpiffeId.parse(item);
+      // A trust domain's own ID is carried by no SVID, so it would match nobody.
+      if (id.isRoot) throw new Error(`${JSON.stringify(item)} must name a workload, not a whole trust domain`);
+      return id.toString();
+    });
+  return Object.freeze([...new Set(ids)]);
 }
 
 function parseWith<T>(variable: string, raw: string, parse: (raw: string) => T): T {

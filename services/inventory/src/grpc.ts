@@ -13,6 +13,7 @@ import type {
   Stock,
 } from './messages.ts';
 import { INVENTORY_METHODS, inventoryServiceDefinition, type InventoryMethod } from './proto.ts';
+import { authorizeStockReaders } from './stock-readers.ts';
 import type { InventoryStore } from './store.ts';
 
 /** GrpcServerDeps is what the gRPC API is built from. */
@@ -23,6 +24,8 @@ export interface GrpcServerDeps {
   metrics: ServiceMetrics;
   /** orderId is the SPIFFE ID allowed to call Reserve, Release and Commit. */
   orderId: string;
+  /** partnerStockReaders are SPIFFE IDs of other trust domains that may also call GetStock, and nothing else. Default: none. */
+  partnerStockReaders?: readonly string[];
   /** log receives failed calls that were not the caller's fault. Default: none. */
   log?: Logger;
 }
@@ -89,7 +92,8 @@ export function inventoryGrpcHandlers(
 /**
  * startGrpcServer serves the Inventory service over SPIFFE mTLS on
  * host:port: GetStock and ListProducts for any workload of our trust domain,
- * Reserve, Release and Commit for `orderId` only. Calls are counted in
+ * GetStock also for `partnerStockReaders`, Reserve, Release and Commit for
+ * `orderId` only. Calls are counted in
  * `shop_requests_total{protocol="grpc"}`; refusals in the auth metrics.
  */
 export async function startGrpcServer(
@@ -100,6 +104,10 @@ export async function startGrpcServer(
   const mtls = createGrpcMtls({
     source,
     methods: {
+      [INVENTORY_METHODS.GetStock]: authorizeStockReaders(
+        source.getX509Svid().id.trustDomain,
+        deps.partnerStockReaders,
+      ),
       [INVENTORY_METHODS.Reserve]: orderOnly,
       [INVENTORY_METHODS.Release]: orderOnly,
       [INVENTORY_METHODS.Commit]: orderOnly,

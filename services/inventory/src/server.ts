@@ -79,7 +79,14 @@ try {
     else if (count > 0) log.info({ count }, 'expired reservations swept');
   });
 
-  const deps = { store, source, metrics, orderId: config.orderId, log };
+  const deps = {
+    store,
+    source,
+    metrics,
+    orderId: config.orderId,
+    partnerStockReaders: config.partnerStockReaders,
+    log,
+  };
   const app = await buildApp(deps);
   running.app = app;
   await app.listen({ host: config.host, port: config.port });

@@ -20,6 +20,7 @@ describe('config', () => {
       databaseFile: resolve('.data/inventory/inventory.db'),
       reservationTtlSeconds: 300,
       orderId: 'spiffe://example.org/order',
+      partnerStockReaders: [],
       seedFile: undefined,
       logLevel: 'info',
     });
@@ -34,6 +35,25 @@ describe('config', () => {
     );
   });
 
+  test('PARTNER_STOCK_READERS: comma-separated SPIFFE IDs, blanks and repeats ignored, frozen', () => {
+    const readers = loadConfig({
+      PARTNER_STOCK_READERS:
+        ' spiffe://partner.example/reader ,, spiffe://other.example/ns/prod/reader,spiffe://partner.example/reader,',
+    }).partnerStockReaders;
+    assert.deepEqual(readers, ['spiffe://partner.example/reader', 'spiffe://other.example/ns/prod/reader']);
+    assert.ok(Object.isFrozen(readers));
+    assert.deepEqual(loadConfig({ PARTNER_STOCK_READERS: '  ' }).partnerStockReaders, []);
+    // A bad item is named, so a long list is quick to fix.
+    assert.throws(
+      () => loadConfig({ PARTNER_STOCK_READERS: 'spiffe://partner.example/reader,spiffe://partner.example/a b' }),
+      /^ConfigError: PARTNER_STOCK_READERS: invalid SPIFFE ID "spiffe:\/\/partner.example\/a b"/,
+    );
+    assert.throws(
+      () => loadConfig({ PARTNER_STOCK_READERS: 'spiffe://partner.example' }),
+      /PARTNER_STOCK_READERS: "spiffe:\/\/partner.example" must name a workload, not a whole trust domain/,
+    );
+  });
+
   const bad: [Record<string, string>, string][] = [
     [{ PORT: '70000' }, 'PORT'],
     [{ GRPC_PORT: 'x' }, 'GRPC_PORT'],
@@ -43,6 +63,12 @@ describe('config', () => {
     [{ TRUST_DOMAIN: 'Not A Domain' }, 'TRUST_DOMAIN'],
     [{ ORDER_ID: 'https://example.org/order' }, 'ORDER_ID'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ PARTNER_STOCK_READERS: 'partner.example/reader' }, 'PARTNER_STOCK_READERS'],
+    [
+      { PARTNER_STOCK_READERS: 'spiffe://partner.example/reader,spiffe://partner.example/a b' },
+      'PARTNER_STOCK_READERS',
+    ],
+    [{ PARTNER_STOCK_READERS: 'spiffe://partner.example' }, 'PARTNER_STOCK_READERS'],
   ];
   for (const [env, variable] of bad) {
     test(`${JSON.stringify(env)} → ConfigError naming ${variable}`, () => {
