@@ -69,6 +69,22 @@ export interface SpireWorld {
 export async function startSpire(
   o: { nodes: string[]; trustDomain?: string; x509SvidTtl?: string; dir?: string } = { nodes: SERVICES },
 ): Promise<SpireWorld> {
+  // Ports are found free, then bound by SPIRE a moment later; another
+  // process may take one in between (SPIRE then only logs it), so a start
+  // that fails is tried once more on fresh ports in a fresh directory.
+  try {
+    return await startSpireOnce(o);
+  } catch {
+    return startSpireOnce(o.dir ? { ...o, dir: `${o.dir}-retry` } : o);
+  }
+}
+
+async function startSpireOnce(o: {
+  nodes: string[];
+  trustDomain?: string;
+  x509SvidTtl?: string;
+  dir?: string;
+}): Promise<SpireWorld> {
   const binDir = await getSpire();
   const dir = o.dir ?? (await mkdtemp(join(tmpdir(), 'spire-')));
   const spire = new Spire({
@@ -90,6 +106,8 @@ export async function startSpire(
     for (const n of o.nodes) await spire.startAgent(n);
   } catch (err) {
     await spire.stop();
+    process.off('exit', onExit);
+    if (!o.dir) await rm(dir, { recursive: true, force: true });
     throw err;
   }
   const uid = String(process.getuid?.() ?? 0);
