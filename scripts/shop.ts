@@ -140,9 +140,14 @@ export class Shop {
     await this.#waitReady(name);
   }
 
-  /** startAll starts inventory, payment, then order. */
+  /** startAll starts inventory, payment, then order; if one fails, those already started are stopped. */
   async startAll(): Promise<void> {
-    for (const name of ['inventory', 'payment', 'order'] as const) await this.start(name);
+    try {
+      for (const name of ['inventory', 'payment', 'order'] as const) await this.start(name);
+    } catch (err) {
+      await this.stopAll();
+      throw err;
+    }
   }
 
   async #waitReady(name: ServiceName, timeoutMs = 30_000): Promise<void> {
