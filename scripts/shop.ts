@@ -37,20 +37,23 @@ export const DEFAULT_PORTS: ShopPorts = {
   inventoryOps: 9444,
 };
 
-/** freePorts picks free loopback ports for a test shop. */
-export async function freePorts(): Promise<ShopPorts> {
-  const one = (): Promise<number> =>
-    new Promise((res, rej) => {
-      const s = createServer();
-      s.once('error', rej);
-      s.listen(0, '127.0.0.1', () => {
-        const port = (s.address() as { port: number }).port;
-        s.close(() => {
-          res(port);
-        });
+/** freePort picks one free loopback port (free now; the caller binds it soon after). */
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => {
+        res(port);
       });
     });
-  const entries = await Promise.all(Object.keys(DEFAULT_PORTS).map(async (k) => [k, await one()] as const));
+  });
+}
+
+/** freePorts picks free loopback ports for a test shop. */
+export async function freePorts(): Promise<ShopPorts> {
+  const entries = await Promise.all(Object.keys(DEFAULT_PORTS).map(async (k) => [k, await freePort()] as const));
   return Object.fromEntries(entries) as unknown as ShopPorts;
 }
 

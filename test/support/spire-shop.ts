@@ -5,27 +5,16 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePorts, Shop, type ServiceName, type ShopOptions } from '../../scripts/shop.ts';
+import { freePort, freePorts, Shop, type ServiceName, type ShopOptions } from '../../scripts/shop.ts';
 import { getSpire } from '../../scripts/spire/get-spire.ts';
 import { applyEntries, loadEntries } from '../../scripts/spire/register.ts';
 import { Spire, type EntrySpec } from '../../scripts/spire/spire.ts';
 
+// Re-exported for the SPIRE tests, which pick extra ports for their own peers.
+export { freePort };
+
 /** SERVICES are the shop's services, one SPIRE node each. */
 export const SERVICES: ServiceName[] = ['inventory', 'payment', 'order'];
-
-/** freePort picks one free loopback port. */
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => {
-        res(port);
-      });
-    });
-  });
-}
 
 /** freeConsecutivePorts finds `n` consecutive free ports (agent health ports are base + index). */
 export async function freeConsecutivePorts(n: number): Promise<number> {
