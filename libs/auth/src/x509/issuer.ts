@@ -22,7 +22,7 @@ export interface CertificateOptions {
   dnsNames?: string[];
   /** notBefore Default: one minute ago (tolerates clock skew). */
   notBefore?: Date;
-  /** notAfter Default: notBefore + ttlSeconds. */
+  /** notAfter Default: now + ttlSeconds (notBefore + ttlSeconds when notBefore is given). */
   notAfter?: Date;
   /** ttlSeconds Default: 3600. */
   ttlSeconds?: number;
@@ -169,7 +169,10 @@ async function build(
   issuerPublicKey: webcrypto.CryptoKey,
 ): Promise<x509.X509Certificate> {
   const notBefore = o.notBefore ?? new Date(Date.now() - 60_000);
-  const notAfter = o.notAfter ?? new Date(notBefore.getTime() + (o.ttlSeconds ?? 3600) * 1000);
+  // ttlSeconds counts from now (the default notBefore is backdated a minute
+  // for clock skew), or from an explicit notBefore.
+  const ttlFrom = o.notBefore ? o.notBefore.getTime() : Date.now();
+  const notAfter = o.notAfter ?? new Date(ttlFrom + (o.ttlSeconds ?? 3600) * 1000);
   const isCA = o.isCA ?? false;
   const extensions: x509.Extension[] = [];
   if (!o.omitBasicConstraints) extensions.push(new x509.BasicConstraintsExtension(isCA, o.pathLen, true));

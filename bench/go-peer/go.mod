@@ -1,0 +1,3 @@
+module shop.example/bench/go-peer
+
+go 1.22
