@@ -8,7 +8,7 @@ import { createDevCerts, freePorts, Shop } from '../../scripts/shop.ts';
 import { runClosedLoop } from '../load/closed-loop.ts';
 import { httpAttempt } from '../load/http-load.ts';
 import type { Cleanup } from '../support/cleanup.ts';
-import { BENCH_DIR, type BenchContext, type Scenario, type ScenarioOutcome } from '../support/context.ts';
+import { type BenchContext, type Scenario, type ScenarioOutcome } from '../support/context.ts';
 import { machineCpuMeter, selfCpuMeter } from '../support/cpu-meter.ts';
 import { compare, variantFigures, type Check } from '../support/figures.ts';
 import { plainClient } from '../support/http-clients.ts';
@@ -69,7 +69,7 @@ export const chain: Scenario = {
       dataDir: join(dir, 'shop-breakers-off'),
       certsDir,
       ports: { ...ports, order: off.order, orderOps: off.orderOps },
-      env: { order: { NODE_OPTIONS: `--import=${join(BENCH_DIR, 'chain', 'no-breakers.ts')}` } },
+      env: { order: { BREAKERS: 'off' } },
       onExit,
     });
     cleanup.onExit(() => {
@@ -89,7 +89,7 @@ export const chain: Scenario = {
     });
     const variants = [
       { id: 'breakers-on', label: 'breakers on (opossum, as shipped)', url: shop.orderUrl },
-      { id: 'breakers-off', label: 'breakers off (pass-through, bench-only)', url: shopOff.orderUrl },
+      { id: 'breakers-off', label: 'breakers off (BREAKERS=off)', url: shopOff.orderUrl },
     ];
     const runs = await alternate(
       'chain',
@@ -160,7 +160,7 @@ export const chain: Scenario = {
       checks,
       notes: [
         'The real services as processes (scripts/shop.ts), certificates from `spiffe-auth dev-certs`, file sources, default settings (LOG_LEVEL info: the HTTP servers log each request and its authorization). One order = catalogue read (cached 1 s), reserve over gRPC, charge over HTTP, commit over gRPC, SQLite writes in all three.',
-        '“Breakers off” is a second order service against the same inventory and payment, started with `--import bench/chain/no-breakers.ts`, which resolves `opossum` to a pass-through (no timeout, no events, no metrics). The services are unchanged; a real switch (`BREAKERS=off` in the order service) would be cleaner.',
+        '“Breakers off” is a second order service against the same inventory and payment, started with `BREAKERS=off`: the same retries and per-call timeouts, but upstream calls go straight out instead of through opossum (no breaker, no events, no metrics).',
         'CPU per order is the whole machine’s busy time (all three services, the load generator, anything else running) divided by confirmed orders.',
       ],
     };

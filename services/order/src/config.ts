@@ -18,6 +18,8 @@ export interface OrderConfig {
   reconcileIntervalMs: number;
   /** pendingGraceMs is how long an order may sit in a stage before the reconciler takes it over. */
   pendingGraceMs: number;
+  /** breakers "off" calls upstreams directly (retries and timeouts stay): for measuring what the breakers cost. */
+  breakers: 'on' | 'off';
 }
 
 /** readConfig reads and validates the environment; a bad variable is named in the error. */
@@ -40,5 +42,6 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Order
     breakerResetMs: e.int('BREAKER_RESET_MS', 3000, { min: 100, max: 300_000 }),
     reconcileIntervalMs: e.int('RECONCILE_INTERVAL_MS', 2000, { min: 50, max: 600_000 }),
     pendingGraceMs: e.int('PENDING_GRACE_MS', 3000, { min: 0, max: 3_600_000 }),
+    breakers: e.oneOf('BREAKERS', ['on', 'off'] as const, 'on'),
   });
 }

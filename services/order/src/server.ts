@@ -64,6 +64,7 @@ async function main(): Promise<void> {
     resetTimeoutMs: config.breakerResetMs,
     metrics,
     log,
+    breakers: config.breakers === 'on',
   });
   const orders = new OrderService(store, upstreams, log, metrics);
   const app = await buildApp({ orders, metrics, logger: loggerOptions('order') });

@@ -9,6 +9,8 @@ export interface UpstreamOptions {
   resetTimeoutMs: number;
   metrics: ServiceMetrics;
   log: Logger;
+  /** breakers false calls upstreams directly (no opossum): only for measuring what the breakers cost. Default: true. */
+  breakers?: boolean;
 }
 
 type Fn = (...args: never[]) => Promise<unknown>;
@@ -21,13 +23,17 @@ type Fn = (...args: never[]) => Promise<unknown>;
  */
 class Guarded {
   readonly name: string;
-  readonly #breaker: CircuitBreaker<[Fn, unknown[]]>;
+  readonly #breaker: CircuitBreaker<[Fn, unknown[]]> | undefined;
   readonly #resetTimeoutMs: number;
   #openedAt = 0;
 
   constructor(name: string, o: UpstreamOptions) {
     this.name = name;
     this.#resetTimeoutMs = o.resetTimeoutMs;
+    if (o.breakers === false) {
+      this.#breaker = undefined;
+      return;
+    }
     this.#breaker = createBreaker(
       name,
       (fn: Fn, args: unknown[]) => fn(...(args as never[])),
@@ -41,11 +47,12 @@ class Guarded {
 
   /** isOpen is true while calls fail fast. */
   get isOpen(): boolean {
-    return this.#breaker.opened;
+    return this.#breaker?.opened ?? false;
   }
 
   /** state is "closed", "open" or "halfOpen" (for the demo's display). */
   get state(): 'closed' | 'open' | 'halfOpen' {
+    if (!this.#breaker) return 'closed';
     return this.#breaker.opened ? 'open' : this.#breaker.halfOpen ? 'halfOpen' : 'closed';
   }
 
@@ -57,7 +64,7 @@ class Guarded {
   async call<T>(fn: () => Promise<T>, idempotent: boolean): Promise<T> {
     const once = async (): Promise<T> => {
       try {
-        return (await this.#breaker.fire(fn, [])) as T;
+        return this.#breaker ? ((await this.#breaker.fire(fn, [])) as T) : await fn();
       } catch (err) {
         throw this.#translate(err);
       }
@@ -83,7 +90,7 @@ class Guarded {
   }
 
   shutdown(): void {
-    this.#breaker.shutdown();
+    this.#breaker?.shutdown();
   }
 }
 

@@ -24,7 +24,9 @@ interface World {
 let w: World;
 const cleanups: (() => Promise<void>)[] = [];
 
-async function world(opts: { timeoutMs?: number; resetTimeoutMs?: number; dir?: string } = {}): Promise<World> {
+async function world(
+  opts: { timeoutMs?: number; resetTimeoutMs?: number; dir?: string; breakers?: boolean } = {},
+): Promise<World> {
   const tmp = opts.dir ? { dir: opts.dir, cleanup: () => Promise.resolve() } : await makeTempDir('order-test-');
   const inventory = new FakeInventory([
     { id: 'sku-1', price: 1250, stock: 10 },
@@ -38,6 +40,7 @@ async function world(opts: { timeoutMs?: number; resetTimeoutMs?: number; dir?: 
     resetTimeoutMs: opts.resetTimeoutMs ?? 500,
     metrics,
     log: quiet,
+    breakers: opts.breakers,
   });
   const store = new OrderStore(tmp.dir);
   const orders = new OrderService(store, upstreams, quiet, metrics);
@@ -178,6 +181,21 @@ describe('breakers', () => {
     const ok = await place(w.app, anOrder);
     assert.equal(ok.body.status, 'confirmed');
     assert.equal(w.upstreams.breakerStates()['payment:http'], 'closed');
+  });
+});
+
+describe('BREAKERS=off (for measuring what the breakers cost)', () => {
+  test('with breakers off, payment down never opens a breaker: every order is tried and compensated, none fails fast', async () => {
+    const off = await world({ breakers: false });
+    off.payment.mode = 'down';
+    for (let i = 0; i < 6; i++) {
+      const r = await place(off.app, anOrder);
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      assert.equal(r.body.failure_reason, 'payment_unavailable');
+    }
+    assert.equal(off.upstreams.breakerStates()['payment:http'], 'closed');
+    off.payment.mode = 'ok';
+    assert.equal((await place(off.app, anOrder)).body.status, 'confirmed');
   });
 });
 
