@@ -4,14 +4,12 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import {
   createHeaderPeerResolver,
   createTestTrustDomain,
-  MemorySource,
   TEST_PEER_HEADER,
   type TestTrustDomain,
 } from '@shop/auth/testing';
-import { createServiceMetrics } from '@shop/service-kit';
-import { buildApp } from '../src/app.ts';
 import type { OrderReservations, Product, Reservation, Stock } from '../src/messages.ts';
 import {
+  buildTestApp,
   INVENTORY,
   openTestStore,
   ORDER,
@@ -47,18 +45,7 @@ interface Harness extends TestStore {
 
 async function harness(t: TestContext, options: { ttlSeconds?: number } = {}): Promise<Harness> {
   const fx = await openTestStore(t, options);
-  const source = MemorySource.create(await td.svid('/inventory'), [td.bundle]);
-  const app = await buildApp({
-    store: fx.store,
-    source,
-    metrics: createServiceMetrics('inventory'),
-    orderId: ORDER,
-    resolvePeer,
-  });
-  t.after(async () => {
-    await app.close();
-    await source.close();
-  });
+  const app = await buildTestApp(t, fx, td, resolvePeer);
   return Object.assign(fx, {
     app,
     call: (

@@ -2,11 +2,9 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { createHeaderPeerResolver, createTestTrustDomain, MemorySource, TEST_PEER_HEADER } from '@shop/auth/testing';
-import { createServiceMetrics } from '@shop/service-kit';
-import { buildApp } from '../src/app.ts';
+import { createHeaderPeerResolver, createTestTrustDomain, TEST_PEER_HEADER } from '@shop/auth/testing';
 import type { Stock } from '../src/messages.ts';
-import { openTestStore, ORDER, PAYMENT } from './support/fixture.ts';
+import { buildTestApp, openTestStore, ORDER, PAYMENT } from './support/fixture.ts';
 import type { ReserveWorkerData, ReserveWorkerResult } from './support/reserve-worker.ts';
 
 describe('never oversell', () => {
@@ -14,18 +12,7 @@ describe('never oversell', () => {
     const td = await createTestTrustDomain('example.org');
     const resolvePeer = await createHeaderPeerResolver(td, ['/order', '/payment']);
     const fx = await openTestStore(t);
-    const source = MemorySource.create(await td.svid('/inventory'), [td.bundle]);
-    const app = await buildApp({
-      store: fx.store,
-      source,
-      metrics: createServiceMetrics('inventory'),
-      orderId: ORDER,
-      resolvePeer,
-    });
-    t.after(async () => {
-      await app.close();
-      await source.close();
-    });
+    const app = await buildTestApp(t, fx, td, resolvePeer);
     assert.equal(fx.store.getStock('sku-limited').available, 50);
 
     const reserves = Array.from({ length: 200 }, (_, i) =>

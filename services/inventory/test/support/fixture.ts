@@ -1,8 +1,11 @@
 // What the inventory tests share: a small catalogue, a clock moved by hand,
 // and a store in a temporary directory that the test removes when it ends.
 import type { TestContext } from 'node:test';
+import type { FastifyInstance } from 'fastify';
 import { join } from 'node:path';
-import { makeTempDir } from '@shop/auth/testing';
+import { makeTempDir, MemorySource, type TestTrustDomain } from '@shop/auth/testing';
+import { createServiceMetrics } from '@shop/service-kit';
+import { buildApp } from '../../src/app.ts';
 import type { SeedProduct } from '../../src/seed.ts';
 import { InventoryStore } from '../../src/store.ts';
 
@@ -60,4 +63,30 @@ export async function openTestStore(t: TestContext, options: { ttlSeconds?: numb
     await cleanup();
   });
   return fixture;
+}
+
+/**
+ * buildTestApp builds inventory's HTTP app on a test store, with its own
+ * identity from `td` and the caller taken from `resolvePeer` (inject() has no
+ * TLS socket); everything is closed when the test ends.
+ */
+export async function buildTestApp(
+  t: TestContext,
+  fx: TestStore,
+  td: TestTrustDomain,
+  resolvePeer: NonNullable<Parameters<typeof buildApp>[0]['resolvePeer']>,
+): Promise<FastifyInstance> {
+  const source = MemorySource.create(await td.svid('/inventory'), [td.bundle]);
+  const app = await buildApp({
+    store: fx.store,
+    source,
+    metrics: createServiceMetrics('inventory'),
+    orderId: ORDER,
+    resolvePeer,
+  });
+  t.after(async () => {
+    await app.close();
+    await source.close();
+  });
+  return app;
 }
