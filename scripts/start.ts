@@ -18,21 +18,56 @@ import { applyEntries, loadEntries } from './spire/register.ts';
 import { Spire } from './spire/spire.ts';
 import { newTally, runTraffic, type Tally } from './traffic.ts';
 
-const { values: args } = parseArgs({
-  options: {
-    duration: { type: 'string' },
-    'payment-failure-rate': { type: 'string', default: '0.03' },
-    'inventory-protocol': { type: 'string', default: 'grpc' },
-    concurrency: { type: 'string', default: '4' },
-    'data-dir': { type: 'string', default: join(ROOT, '.data') },
-    'certs-dir': { type: 'string', default: join(ROOT, '.certs') },
-    spiffe: { type: 'boolean', default: false },
-    'svid-ttl': { type: 'string', default: '60' },
-  },
-});
+function readArgs() {
+  try {
+    return parseArgs({
+      options: {
+        duration: { type: 'string' },
+        'payment-failure-rate': { type: 'string', default: '0.03' },
+        'inventory-protocol': { type: 'string', default: 'grpc' },
+        concurrency: { type: 'string', default: '4' },
+        'data-dir': { type: 'string', default: join(ROOT, '.data') },
+        'certs-dir': { type: 'string', default: join(ROOT, '.certs') },
+        spiffe: { type: 'boolean', default: false },
+        'svid-ttl': { type: 'string', default: '60' },
+      },
+    }).values;
+  } catch (err) {
+    console.error(`npm start: ${(err as Error).message}`);
+    console.error(
+      'options: --duration <s> --concurrency <n> --inventory-protocol grpc|http --payment-failure-rate <0..1> --spiffe --svid-ttl <s> --data-dir <dir> --certs-dir <dir>',
+    );
+    process.exit(2);
+  }
+}
+const args = readArgs();
 const dataDir = resolve(args['data-dir']);
 const SERVICES: ServiceName[] = ['inventory', 'payment', 'order'];
 let spire: Spire | undefined;
+function positive(name: string, value: string | undefined, max: number): void {
+  if (value === undefined) return;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || n > max) {
+    console.error(`npm start: --${name} must be a number above 0 and at most ${max}, got ${JSON.stringify(value)}`);
+    process.exit(2);
+  }
+}
+positive('duration', args.duration, 86_400);
+positive('concurrency', args.concurrency, 256);
+positive('svid-ttl', args['svid-ttl'], 86_400);
+const failureRate = Number(args['payment-failure-rate']);
+if (!(failureRate >= 0 && failureRate <= 1)) {
+  console.error(
+    `npm start: --payment-failure-rate must be between 0 and 1, got ${JSON.stringify(args['payment-failure-rate'])}`,
+  );
+  process.exit(2);
+}
+if (args['inventory-protocol'] !== 'grpc' && args['inventory-protocol'] !== 'http') {
+  console.error(
+    `npm start: --inventory-protocol must be grpc or http, got ${JSON.stringify(args['inventory-protocol'])}`,
+  );
+  process.exit(2);
+}
 const certsDir = resolve(args['certs-dir']);
 const host = '127.0.0.1';
 let stopping = false;
