@@ -115,25 +115,61 @@ export function newTally(): Tally {
   };
 }
 
+/** tallyLine is one line of the running tally, as the compose traffic service prints it. */
+export function tallyLine(t: Tally): string {
+  const failed = Object.entries(t.failed)
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join(',');
+  const rejected = Object.entries(t.rejected)
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join(',');
+  return (
+    `placed=${String(t.placed)} confirmed=${String(t.confirmed)} pending=${String(t.pending)} ` +
+    `failed=${String(Object.values(t.failed).reduce((a, b) => a + b, 0))}${failed ? `(${failed})` : ''} ` +
+    `rejected=${String(Object.values(t.rejected).reduce((a, b) => a + b, 0))}${rejected ? `(${rejected})` : ''} ` +
+    `errors=${String(t.errors)}`
+  );
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({
     options: {
       url: { type: 'string', default: 'http://127.0.0.1:8080' },
+      // 0: until SIGINT or SIGTERM (the compose traffic service).
       duration: { type: 'string', default: '30' },
       concurrency: { type: 'string', default: '4' },
+      // Print a one-line tally every this many seconds; 0: only the summary at the end.
+      report: { type: 'string', default: '0' },
     },
   });
+  const duration = Number(values.duration);
+  const report = Number(values.report);
+  const concurrency = Number(values.concurrency);
+  for (const [name, v, min] of [
+    ['--duration', duration, 0],
+    ['--report', report, 0],
+    ['--concurrency', concurrency, 1],
+  ] as const) {
+    if (!Number.isInteger(v) || v < min) {
+      console.error(`traffic: ${name} must be an integer >= ${String(min)}`);
+      process.exit(2);
+    }
+  }
   const controller = new AbortController();
   const tally = newTally();
-  setTimeout(
-    () => {
-      controller.abort();
-    },
-    Number(values.duration) * 1000,
-  );
-  process.once('SIGINT', () => {
+  const stop = (): void => {
     controller.abort();
-  });
-  await runTraffic({ url: values.url, concurrency: Number(values.concurrency), signal: controller.signal }, tally);
+  };
+  if (duration > 0) setTimeout(stop, duration * 1000);
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const ticker =
+    report > 0
+      ? setInterval(() => {
+          console.log(`traffic: ${tallyLine(tally)}`);
+        }, report * 1000)
+      : undefined;
+  await runTraffic({ url: values.url, concurrency, signal: controller.signal }, tally);
+  clearInterval(ticker);
   console.log(JSON.stringify({ ...tally, orderIds: tally.orderIds.length }, null, 2));
 }

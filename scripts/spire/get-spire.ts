@@ -96,12 +96,31 @@ async function buildFromModule(out: string): Promise<void> {
       .join('\n'),
   );
   await mkdir(out, { recursive: true });
-  // cgo stays on: SPIRE's sqlite datastore (go-sqlite3) needs it.
-  await run('go', ['build', '-trimpath', '-o', `${out}/`, './cmd/spire-server', './cmd/spire-agent'], {
-    cwd: src,
-    env: { ...process.env, CGO_ENABLED: '1' },
-    maxBuffer: 16 << 20,
-  });
+  // cgo stays on: SPIRE's sqlite datastore (go-sqlite3) needs it. Linked
+  // statically, as SPIRE's own release and images are, so the same binaries
+  // run on the host and in `FROM scratch` images (scripts/containers). The
+  // netgo/osusergo tags keep name and user look-ups in Go, since a static
+  // glibc cannot load NSS modules.
+  await run(
+    'go',
+    [
+      'build',
+      '-trimpath',
+      '-tags',
+      'netgo,osusergo',
+      '-ldflags',
+      '-s -w -linkmode external -extldflags "-static"',
+      '-o',
+      `${out}/`,
+      './cmd/spire-server',
+      './cmd/spire-agent',
+    ],
+    {
+      cwd: src,
+      env: { ...process.env, CGO_ENABLED: '1' },
+      maxBuffer: 16 << 20,
+    },
+  );
   await rm(src, { recursive: true, force: true });
 }
 
@@ -130,7 +149,7 @@ export async function getSpire(): Promise<string> {
     log(`using the binaries on PATH in ${path}`);
     return path;
   }
-  const out = join(cacheDir(), 'bin');
+  const out = join(cacheDir(), 'bin-static');
   if (await usableDir(out, 'cache')) {
     log(`using the cached build in ${out}`);
     return out;

@@ -1,9 +1,15 @@
-// Applies spire/entries.json to a SPIRE server, idempotently: creates the
-// entries that are missing, updates those that changed, leaves the rest (and
-// anything not in the file) alone.
-import { readFile } from 'node:fs/promises';
+// Applies an entries file (spire/entries.json, spire/compose/entries.json) to
+// a SPIRE server, idempotently: creates the entries that are missing, updates
+// those that changed, leaves the rest (and anything not in the file) alone.
+//
+// Also the one-shot registration step of compose.yaml (SPIRE's images have no
+// shell, so it runs in the shop's tools image, which carries spire-server):
+//   node scripts/spire/register.ts --entries spire/compose/entries.json \
+//     [--socket /tmp/spire-server/private/api.sock] [--bundle-out /path/bundle.pem]
+import { rename, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { Entry, EntrySpec, Spire } from './spire.ts';
+import { parseArgs } from 'node:util';
+import { SpireServerCli, type Entry, type EntrySpec } from './server-cli.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -47,8 +53,11 @@ function same(a: EntrySpec, b: Entry): boolean {
   );
 }
 
+/** EntryStore is what applyEntries needs of a SPIRE server. */
+export type EntryStore = Pick<SpireServerCli, 'entries' | 'createEntry' | 'updateEntry'>;
+
 /** applyEntries brings the server's entries in line with `wanted`. */
-export async function applyEntries(spire: Spire, wanted: EntrySpec[]): Promise<ApplyReport> {
+export async function applyEntries(spire: EntryStore, wanted: EntrySpec[]): Promise<ApplyReport> {
   const existing = await spire.entries();
   const report: ApplyReport = { created: [], updated: [], unchanged: [] };
   for (const w of wanted) {
@@ -64,4 +73,44 @@ export async function applyEntries(spire: Spire, wanted: EntrySpec[]): Promise<A
     }
   }
   return report;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      entries: { type: 'string' },
+      socket: { type: 'string', default: '/tmp/spire-server/private/api.sock' },
+      'server-bin': { type: 'string', default: 'spire-server' },
+      'bundle-out': { type: 'string' },
+      'trust-domain': { type: 'string', default: process.env.TRUST_DOMAIN ?? 'example.org' },
+      'svid-ttl': { type: 'string', default: process.env.SVID_TTL ?? '300' },
+    },
+  });
+  if (!values.entries) throw new Error('--entries <file> is required, e.g. spire/compose/entries.json');
+  const server = new SpireServerCli(values['server-bin'], values.socket);
+  if (values['bundle-out']) {
+    // Written beside and renamed, so an agent never reads half a bundle.
+    const out = values['bundle-out'];
+    await writeFile(`${out}.tmp`, await server.bundlePem());
+    await rename(`${out}.tmp`, out);
+    console.log(`register: wrote the server's bundle to ${out}`);
+  }
+  const wanted = await loadEntries(
+    { TD: values['trust-domain'], UID: String(process.getuid?.() ?? 0), SVID_TTL: values['svid-ttl'] },
+    resolve(values.entries),
+  );
+  const report = await applyEntries(server, wanted);
+  console.log(
+    `register: created ${report.created.length}, updated ${report.updated.length}, unchanged ${report.unchanged.length}` +
+      (report.created.length ? ` (created ${report.created.join(', ')})` : ''),
+  );
+}
+
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (err) {
+    console.error(`register: ${(err as Error).message}`);
+    process.exit(1);
+  }
 }

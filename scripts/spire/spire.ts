@@ -2,14 +2,15 @@
 // `npm run start:spiffe` and the SPIRE tests: one agent per simulated node,
 // each attested with a one-time join token and serving its own Workload API
 // socket. Every process started here is stopped by stop(), also on failure.
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { request } from 'undici';
+import { SpireServerCli } from './server-cli.ts';
 
-const run = promisify(execFile);
+export type { Entry, EntrySpec } from './server-cli.ts';
+
 const ROOT = resolve(import.meta.dirname, '../..');
 
 /** SpireOptions describe one SPIRE deployment (one trust domain). */
@@ -26,21 +27,6 @@ export interface SpireOptions {
   /** caTtl Default: "24h". */
   caTtl?: string;
   logLevel?: string;
-}
-
-/** EntrySpec is one registration entry, as spire/entries.json writes it. */
-export interface EntrySpec {
-  spiffe_id: string;
-  parent_id: string;
-  selectors: string[];
-  x509_svid_ttl?: number;
-  dns_names?: string[];
-  federates_with?: string[];
-}
-
-/** Entry is an entry as the server reports it. */
-export interface Entry extends EntrySpec {
-  id: string;
 }
 
 async function waitHttp(url: string, what: string, alive: () => boolean, timeoutMs = 30_000): Promise<void> {
@@ -60,19 +46,16 @@ async function waitHttp(url: string, what: string, alive: () => boolean, timeout
 }
 
 /** Spire runs one SPIRE server and any number of agents. */
-export class Spire {
+export class Spire extends SpireServerCli {
   readonly trustDomain: string;
   readonly #o: SpireOptions;
   #server: ChildProcess | undefined;
   readonly #agents = new Map<string, { proc: ChildProcess | undefined; index: number }>();
 
   constructor(o: SpireOptions) {
+    super(join(o.binDir, 'spire-server'), join(o.workDir, 'server', 'api.sock'));
     this.#o = o;
     this.trustDomain = o.trustDomain ?? 'example.org';
-  }
-
-  get serverSocket(): string {
-    return join(this.#o.workDir, 'server', 'api.sock');
   }
 
   /** agentSocket is the Workload API socket of a node's agent. */
@@ -133,19 +116,6 @@ export class Spire {
     await writeFile(this.bundlePath, await this.bundlePem());
   }
 
-  /** cli runs a spire-server command against this server's API socket. */
-  async cli(args: string[]): Promise<string> {
-    const { stdout } = await run(join(this.#o.binDir, 'spire-server'), [...args, '-socketPath', this.serverSocket], {
-      maxBuffer: 16 << 20,
-    });
-    return stdout;
-  }
-
-  /** bundlePem is the server's X.509 bundle as PEM. */
-  bundlePem(): Promise<string> {
-    return this.cli(['bundle', 'show', '-format', 'pem']);
-  }
-
   /** nodeId is the SPIFFE ID the agent of `node` gets (an alias of its join token). */
   nodeId(node: string): string {
     return `spiffe://${this.trustDomain}/node/${node}`;
@@ -188,28 +158,6 @@ export class Spire {
     if (a?.proc) await stopProcess(a.proc, signal);
   }
 
-  /** entries lists the registration entries (node aliases excluded). */
-  async entries(): Promise<Entry[]> {
-    const out = await this.cli(['entry', 'show', '-output', 'json']);
-    const doc = JSON.parse(out || '{}') as { entries?: RawEntry[] };
-    return (doc.entries ?? []).map(fromRaw).filter((e) => !e.parent_id.includes('/spire/agent/join_token/'));
-  }
-
-  /** createEntry registers one entry. */
-  async createEntry(e: EntrySpec): Promise<void> {
-    await this.cli(['entry', 'create', ...entryFlags(e)]);
-  }
-
-  /** updateEntry changes an existing entry to `e`. */
-  async updateEntry(id: string, e: EntrySpec): Promise<void> {
-    await this.cli(['entry', 'update', '-entryID', id, ...entryFlags(e)]);
-  }
-
-  /** deleteEntry removes an entry. */
-  async deleteEntry(id: string): Promise<void> {
-    await this.cli(['entry', 'delete', '-entryID', id]);
-  }
-
   /** stop stops every agent, then the server. */
   async stop(): Promise<void> {
     for (const a of this.#agents.values()) if (a.proc) await stopProcess(a.proc, 'SIGTERM');
@@ -230,43 +178,4 @@ async function stopProcess(p: ChildProcess, signal: NodeJS.Signals): Promise<voi
   const timer = setTimeout(() => p.kill('SIGKILL'), 10_000);
   await exited;
   clearTimeout(timer);
-}
-
-interface RawId {
-  trust_domain: string;
-  path: string;
-}
-interface RawEntry {
-  id: string;
-  spiffe_id: RawId;
-  parent_id: RawId;
-  selectors: { type: string; value: string }[];
-  x509_svid_ttl?: number;
-  dns_names?: string[] | null;
-  federates_with?: string[] | null;
-}
-
-function idOf(r: RawId): string {
-  return `spiffe://${r.trust_domain}${r.path}`;
-}
-
-function fromRaw(r: RawEntry): Entry {
-  return {
-    id: r.id,
-    spiffe_id: idOf(r.spiffe_id),
-    parent_id: idOf(r.parent_id),
-    selectors: r.selectors.map((s) => `${s.type}:${s.value}`).sort(),
-    x509_svid_ttl: r.x509_svid_ttl,
-    dns_names: [...(r.dns_names ?? [])].sort(),
-    federates_with: [...(r.federates_with ?? [])].sort(),
-  };
-}
-
-function entryFlags(e: EntrySpec): string[] {
-  const flags = ['-spiffeID', e.spiffe_id, '-parentID', e.parent_id];
-  for (const s of e.selectors) flags.push('-selector', s);
-  if (e.x509_svid_ttl !== undefined) flags.push('-x509SVIDTTL', String(e.x509_svid_ttl));
-  for (const d of e.dns_names ?? []) flags.push('-dns', d);
-  for (const f of e.federates_with ?? []) flags.push('-federatesWith', f);
-  return flags;
 }
