@@ -1,0 +1,64 @@
+// Runs inside a container on the compose network (test/containers/*.test.ts
+// mounts it into the shop's image): asks the SPIRE agent for an identity, then
+// calls payment with it — or, with none, tries payment without a client
+// certificate. Prints one JSON line with what happened.
+import { connect } from 'node:tls';
+import { request } from 'undici';
+import { authorizeId, createMtlsDispatcher, SpiffeId, WorkloadX509Source } from '@shop/auth';
+
+interface ProbeResult {
+  identity: string | null;
+  identityError?: string;
+  paymentStatus?: number;
+  paymentCode?: string;
+  paymentError?: string;
+}
+
+const address = process.env.SPIFFE_ENDPOINT_SOCKET ?? 'unix:///run/spire/agent/public/api.sock';
+const result: ProbeResult = { identity: null };
+
+/** Without an SVID: a TLS client with no certificate, as any stranger on the network would be. */
+async function callWithoutIdentity(): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: 'payment', port: 8443, rejectUnauthorized: false, servername: 'payment' });
+    socket.setTimeout(5000, () => {
+      socket.destroy();
+      resolve('timeout');
+    });
+    socket.once('secureConnect', () => {
+      socket.write('GET /api/payments?order_id=probe HTTP/1.1\r\nhost: payment\r\nconnection: close\r\n\r\n');
+    });
+    let answer = '';
+    socket.on('data', (b: Buffer) => (answer += b.toString()));
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      resolve(`${err.code ?? ''} ${err.message}`.trim());
+    });
+    socket.once('close', () => {
+      resolve(answer ? `answered: ${answer.split('\r\n')[0] ?? ''}` : 'closed without an answer');
+    });
+  });
+}
+
+try {
+  const source = await WorkloadX509Source.create({ address, timeoutMs: 8000 });
+  result.identity = source.getX509Svid().id.toString();
+  const dispatcher = createMtlsDispatcher({
+    source,
+    authorize: authorizeId(SpiffeId.parse('spiffe://example.org/payment')),
+  });
+  try {
+    const res = await request('https://payment:8443/api/payments?order_id=probe', { dispatcher });
+    result.paymentStatus = res.statusCode;
+    const body = (await res.body.json()) as { code?: string };
+    if (body.code) result.paymentCode = body.code;
+  } catch (err) {
+    result.paymentError = (err as Error).message;
+  }
+  await dispatcher.close();
+  await source.close();
+} catch (err) {
+  const e = err as Error & { code?: string };
+  result.identityError = `${e.code ?? ''} ${e.message}`.trim();
+  result.paymentError = await callWithoutIdentity();
+}
+console.log(JSON.stringify(result));
