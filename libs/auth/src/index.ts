@@ -27,6 +27,7 @@ export type {
 } from './source/identity-source.ts';
 export { FileIdentitySource, type FileSourceOptions } from './source/file-source.ts';
 export { createIdentitySource, type CreateIdentitySourceOptions } from './source/create-identity-source.ts';
+export { TrustBridgeSource, type TrustBridgeOptions } from './source/trust-bridge-source.ts';
 export { mtlsServerOptions, keepServerIdentityCurrent } from './tls/server-options.ts';
 export {
   connectMtls,

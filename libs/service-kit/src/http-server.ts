@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance, FastifyServerOptions } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyListenOptions, FastifyServerOptions } from 'fastify';
 import { ServiceError } from './errors.ts';
 import type { ServiceMetrics } from './metrics.ts';
 
@@ -66,4 +66,26 @@ export function installHttpBasics(app: FastifyInstance, metrics: ServiceMetrics)
     metrics.requestSeconds.observe({ protocol: 'http', route }, reply.elapsedTime / 1000);
     done();
   });
+}
+
+/** ListenAddress is where a server listens. */
+export interface ListenAddress {
+  host: string;
+  port: number;
+  /** reusePort: SO_REUSEPORT, so a new instance can bind before this one drains. Default: false. */
+  reusePort?: boolean;
+}
+
+/**
+ * listen starts `app` on `where`. fastify hands its listen options to
+ * net.Server.listen() unchanged, which takes reusePort (Node >= 22.12), but
+ * fastify's types do not list it yet, hence the widening here.
+ */
+export async function listen(app: FastifyInstance, where: ListenAddress): Promise<void> {
+  const options: FastifyListenOptions & { reusePort: boolean } = {
+    host: where.host,
+    port: where.port,
+    reusePort: where.reusePort === true,
+  };
+  await app.listen(options);
 }

@@ -5,6 +5,6 @@ export { loggerOptions } from './logger.ts';
 export { openDatabase, transaction, type Migration } from './db.ts';
 export { createServiceMetrics, observeIdentity, authHooks, type ServiceMetrics, type Logger } from './metrics.ts';
 export { createBreaker, retry, type BreakerOptions, type RetryOptions } from './breaker.ts';
-export { serviceFastifyOptions, installHttpBasics, HTTP_LIMITS } from './http-server.ts';
+export { serviceFastifyOptions, installHttpBasics, HTTP_LIMITS, listen, type ListenAddress } from './http-server.ts';
 export { startOpsServer, identityCheck, type OpsServerOptions, type ReadinessCheck } from './ops-server.ts';
 export { onSignals, runSteps, type ShutdownStep } from './shutdown.ts';

@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { IdentitySource } from '@shop/auth';
+import { listen } from './http-server.ts';
 import type { ServiceMetrics } from './metrics.ts';
 
 /** ReadinessCheck reports one thing the service needs before it may take traffic. */
@@ -12,6 +13,8 @@ export interface OpsServerOptions {
   metrics: ServiceMetrics;
   /** checks must all pass for /health/ready (e.g. identity loaded, store open). */
   checks: Record<string, ReadinessCheck>;
+  /** reusePort lets a new instance bind the same port before this one drains (zero-downtime handover). Default: false. */
+  reusePort?: boolean;
 }
 
 /**
@@ -30,7 +33,7 @@ export async function startOpsServer(o: OpsServerOptions): Promise<FastifyInstan
   app.get('/metrics', async (_req, reply) => {
     return reply.type(o.metrics.registry.contentType).send(await o.metrics.registry.metrics());
   });
-  await app.listen({ host: o.host, port: o.port });
+  await listen(app, { host: o.host, port: o.port, reusePort: o.reusePort });
   return app;
 }
 

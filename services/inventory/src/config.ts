@@ -13,6 +13,8 @@ export interface InventoryConfig {
   grpcPort: number;
   /** opsPort serves health and metrics, plaintext. */
   opsPort: number;
+  /** reusePort: LISTEN_REUSE_PORT, a new instance may bind our ports before we drain (zero-downtime handover on one host). */
+  reusePort: boolean;
   /** dataDir holds the SQLite database, made absolute. */
   dataDir: string;
   /** databaseFile is `inventory.db` in dataDir. */
@@ -55,6 +57,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Inven
     port: e.port('PORT', 8444),
     grpcPort: e.port('GRPC_PORT', 50051),
     opsPort: e.port('OPS_PORT', 9444),
+    reusePort: e.oneOf('LISTEN_REUSE_PORT', ['true', 'false'] as const, 'false') === 'true',
     dataDir,
     databaseFile: join(dataDir, 'inventory.db'),
     reservationTtlSeconds: e.int('RESERVATION_TTL_SECONDS', 300, { min: 1, max: 86_400 }),

@@ -97,7 +97,7 @@ export function inventoryGrpcHandlers(
  * `shop_requests_total{protocol="grpc"}`; refusals in the auth metrics.
  */
 export async function startGrpcServer(
-  deps: GrpcServerDeps & { host: string; port: number },
+  deps: GrpcServerDeps & { host: string; port: number; reusePort?: boolean },
 ): Promise<InventoryGrpcServer> {
   const { store, source, metrics, orderId, log } = deps;
   const orderOnly = [orderId];
@@ -125,7 +125,7 @@ export async function startGrpcServer(
       if (code === grpc.status.INTERNAL) log?.error({ err, method: route, caller }, 'gRPC call failed');
     }),
   );
-  const port = await mtls.listen(server, { host: deps.host, port: deps.port });
+  const port = await mtls.listen(server, { host: deps.host, port: deps.port, reusePort: deps.reusePort });
   return {
     server,
     mtls,

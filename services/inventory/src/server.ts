@@ -13,6 +13,7 @@ import {
   startOpsServer,
   type ShutdownStep,
   identityCheck,
+  listen,
 } from '@shop/service-kit';
 import { buildApp } from './app.ts';
 import { loadConfig, type InventoryConfig } from './config.ts';
@@ -89,10 +90,16 @@ try {
   };
   const app = await buildApp(deps);
   running.app = app;
-  await app.listen({ host: config.host, port: config.port });
-  const grpc = await startGrpcServer({ ...deps, host: config.host, port: config.grpcPort });
+  await listen(app, { host: config.host, port: config.port, reusePort: config.reusePort });
+  const grpc = await startGrpcServer({
+    ...deps,
+    host: config.host,
+    port: config.grpcPort,
+    reusePort: config.reusePort,
+  });
   running.grpc = grpc;
   const ops = await startOpsServer({
+    reusePort: config.reusePort,
     host: config.host,
     port: config.opsPort,
     metrics,

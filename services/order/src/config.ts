@@ -6,6 +6,8 @@ export interface OrderConfig {
   host: string;
   port: number;
   opsPort: number;
+  /** reusePort: LISTEN_REUSE_PORT, a new instance may bind our ports before we drain (zero-downtime handover on one host). */
+  reusePort: boolean;
   dataDir: string;
   inventoryUrl: string;
   inventoryGrpcTarget: string;
@@ -31,6 +33,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Order
     host: e.string('HOST', '127.0.0.1'),
     port: e.port('PORT', 8080),
     opsPort: e.port('OPS_PORT', 9080),
+    reusePort: e.oneOf('LISTEN_REUSE_PORT', ['true', 'false'] as const, 'false') === 'true',
     dataDir: e.string('DATA_DIR', './.data/order'),
     inventoryUrl: e.url('INVENTORY_URL', 'https://127.0.0.1:8444'),
     inventoryGrpcTarget: e.hostPort('INVENTORY_GRPC_TARGET', '127.0.0.1:50051'),

@@ -10,6 +10,7 @@ import {
   onSignals,
   startOpsServer,
   identityCheck,
+  listen,
 } from '@shop/service-kit';
 import { buildApp } from './app.ts';
 import { createInventoryGrpcClientAdapter } from './clients/inventory-grpc.ts';
@@ -68,7 +69,7 @@ async function main(): Promise<void> {
   });
   const orders = new OrderService(store, upstreams, log, metrics);
   const app = await buildApp({ orders, metrics, logger: loggerOptions('order') });
-  await app.listen({ host: config.host, port: config.port });
+  await listen(app, { host: config.host, port: config.port, reusePort: config.reusePort });
 
   let reconciling = false;
   const reconciler = setInterval(() => {
@@ -85,6 +86,7 @@ async function main(): Promise<void> {
   }, config.reconcileIntervalMs);
 
   const ops = await startOpsServer({
+    reusePort: config.reusePort,
     host: config.host,
     port: config.opsPort,
     metrics,

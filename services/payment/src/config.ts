@@ -17,6 +17,8 @@ export interface PaymentConfig {
   readonly port: number;
   /** opsPort of the plaintext health and metrics server. */
   readonly opsPort: number;
+  /** reusePort: LISTEN_REUSE_PORT, a new instance may bind our ports before we drain (zero-downtime handover on one host). */
+  readonly reusePort: boolean;
   /** adminPort of the plaintext fault-injection server, always on 127.0.0.1. */
   readonly adminPort: number;
   /** dataDir holds the SQLite ledger (`payment.db`). */
@@ -54,6 +56,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Payme
     host: e.string('HOST', '127.0.0.1'),
     port: e.port('PORT', 8443),
     opsPort: e.port('OPS_PORT', 9443),
+    reusePort: e.oneOf('LISTEN_REUSE_PORT', ['true', 'false'] as const, 'false') === 'true',
     adminPort: e.port('ADMIN_PORT', 9543),
     dataDir: resolve(e.string('DATA_DIR', './.data/payment')),
     orderId,

@@ -7,6 +7,7 @@ import {
   onSignals,
   startOpsServer,
   identityCheck,
+  listen,
 } from '@shop/service-kit';
 import { ADMIN_HOST, buildAdminApp } from './admin.ts';
 import { buildApp } from './app.ts';
@@ -28,15 +29,16 @@ async function main(): Promise<void> {
   observeIdentity(source, metrics, app.log);
   app.log.info({ dataDir: config.dataDir, allow: config.orderId, faults: processor.faults }, 'payment ledger open');
 
-  await app.listen({ host: config.host, port: config.port });
+  await listen(app, { host: config.host, port: config.port, reusePort: config.reusePort });
   const ops = await startOpsServer({
+    reusePort: config.reusePort,
     host: config.host,
     port: config.opsPort,
     metrics,
     checks: { identity: identityCheck(source), store: () => store.isOpen },
   });
   const admin = buildAdminApp(processor, metrics, loggerOptions('payment', config.logLevel));
-  await admin.listen({ host: ADMIN_HOST, port: config.adminPort });
+  await listen(admin, { host: ADMIN_HOST, port: config.adminPort, reusePort: config.reusePort });
   app.log.info(
     { api: app.addresses(), ops: ops.addresses(), admin: admin.addresses() },
     'payment listening (API over mTLS; ops and admin plaintext)',

@@ -148,7 +148,7 @@ export interface GrpcMtls {
   /** interceptor goes into `new grpc.Server({ interceptors: [mtls.interceptor] })`. */
   readonly interceptor: grpc.ServerInterceptor;
   /** listen serves `server` over mTLS on host:port (port 0 picks one) and resolves to the bound port. */
-  listen(server: grpc.Server, address: { host?: string; port: number }): Promise<number>;
+  listen(server: grpc.Server, address: { host?: string; port: number; reusePort?: boolean }): Promise<number>;
   /** peerOf returns the verified caller of a call, inside a handler. */
   peerOf(call: { getPeer(): string }): RequestPeer | null;
   /** close stops accepting connections and ends open ones after `graceMs`. */
@@ -271,7 +271,8 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
       servers.push({ tls: tlsServer, stop, injectors });
       await new Promise<void>((resolve, reject) => {
         tlsServer.once('error', reject);
-        tlsServer.listen(address.port, address.host ?? '127.0.0.1', () => {
+        const where = { port: address.port, host: address.host ?? '127.0.0.1', reusePort: address.reusePort === true };
+        tlsServer.listen(where, () => {
           tlsServer.off('error', reject);
           resolve();
         });

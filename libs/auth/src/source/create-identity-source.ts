@@ -1,6 +1,7 @@
 import { AuthError } from '../errors.ts';
 import { WorkloadX509Source } from '../workloadapi/x509-source.ts';
 import { FileIdentitySource } from './file-source.ts';
+import { TrustBridgeSource } from './trust-bridge-source.ts';
 import type { IdentitySource, IdentitySourceOptions } from './identity-source.ts';
 
 /** CreateIdentitySourceOptions override what the environment says; unset fields come from `env`. */
@@ -17,6 +18,8 @@ export interface CreateIdentitySourceOptions extends IdentitySourceOptions {
   federatedBundleFiles?: Record<string, string>;
   /** log receives the one line that says which source was picked and why. Default: none. */
   log?: (message: string) => void;
+  /** trustBridgeFile adds its PEM CAs to our own trust domain's bundle, in either mode (a migration's bridge). Default: `TRUST_BRIDGE_CA_FILE`, else none. */
+  trustBridgeFile?: string;
 }
 
 const FILE_VARS = ['TLS_CERT_FILE', 'TLS_KEY_FILE', 'TLS_CA_FILE'] as const;
@@ -27,10 +30,34 @@ const FILE_VARS = ['TLS_CERT_FILE', 'TLS_KEY_FILE', 'TLS_CA_FILE'] as const;
  * - `SPIFFE_ENDPOINT_SOCKET` set → the SPIRE agent's Workload API (it wins when files are set too);
  * - else `TLS_CERT_FILE`, `TLS_KEY_FILE` and `TLS_CA_FILE` all set → static files, hot-reloaded;
  * - anything else → AUTH_ERR_CONFIG_INVALID naming what is missing.
+ * With `TRUST_BRIDGE_CA_FILE` set, either is wrapped in a TrustBridgeSource that
+ * also trusts that file's CAs for our own trust domain (docs/migration.md).
  * The returned source's `describe()` (also passed to `log`) says which was picked.
  */
 export async function createIdentitySource(options: CreateIdentitySourceOptions = {}): Promise<IdentitySource> {
   const env = options.env ?? process.env;
+  const source = await createPlainSource(options, env);
+  const bridgeFile = options.trustBridgeFile ?? (env.TRUST_BRIDGE_CA_FILE?.trim() || undefined);
+  if (!bridgeFile) return source;
+  try {
+    const bridged = await TrustBridgeSource.create({
+      inner: source,
+      caFile: bridgeFile,
+      reloadIntervalMs: options.reloadIntervalMs,
+      expiryWarningSeconds: options.expiryWarningSeconds,
+    });
+    options.log?.(`trust bridged: ${bridged.describe()}, because TRUST_BRIDGE_CA_FILE is set`);
+    return bridged;
+  } catch (err) {
+    await source.close();
+    throw err;
+  }
+}
+
+async function createPlainSource(
+  options: CreateIdentitySourceOptions,
+  env: NodeJS.ProcessEnv,
+): Promise<IdentitySource> {
   const socket = env.SPIFFE_ENDPOINT_SOCKET?.trim();
   const files = FILE_VARS.filter((v) => (env[v] ?? '').trim() !== '');
   if (socket) {

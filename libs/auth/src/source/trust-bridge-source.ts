@@ -1,0 +1,152 @@
+import { readFile, stat } from 'node:fs/promises';
+import { X509Bundle } from '../bundle/x509-bundle.ts';
+import { AuthError, isAuthError } from '../errors.ts';
+import { decodePem } from '../x509/pem.ts';
+import {
+  IdentitySourceBase,
+  type IdentitySource,
+  type IdentitySourceOptions,
+  type X509Material,
+} from './identity-source.ts';
+
+/** TrustBridgeOptions configure a TrustBridgeSource. */
+export interface TrustBridgeOptions extends IdentitySourceOptions {
+  /** inner is the source of our SVID and bundles (Workload API or files); the bridge owns and closes it. */
+  inner: IdentitySource;
+  /** caFile holds PEM CA certificates trusted for our own trust domain in addition to inner's bundle; an empty file adds none. */
+  caFile: string;
+  /** reloadIntervalMs is how often the file is checked for changes. Default: 1000. */
+  reloadIntervalMs?: number;
+}
+
+/**
+ * TrustBridgeSource adds the CA certificates of a file to the bundle of our
+ * own trust domain, on top of another source: the bridge of a migration
+ * between two CAs of one trust domain (static files → SPIRE), where a service
+ * on either side must accept peers from both. Only our own trust domain's
+ * bundle grows; federated bundles are untouched, so verification stays per
+ * trust domain. The file is reloaded when it changes; emptying it ends the
+ * bridge without a restart. A file that cannot be read or parsed keeps the
+ * last good roots and emits `loadError`.
+ *
+ * Written here because no library bridges SPIFFE bundles; SPIRE's own answer
+ * (an UpstreamAuthority signing with the old CA) is in docs/migration.md.
+ */
+export class TrustBridgeSource extends IdentitySourceBase {
+  readonly kind: IdentitySource['kind'];
+  readonly #o: TrustBridgeOptions;
+  #extra: Buffer[] = [];
+  #fingerprint = '';
+  #timer: NodeJS.Timeout | undefined;
+  readonly #onRotated = (): void => {
+    this.#republish();
+  };
+  readonly #onLoadError = (err: AuthError): void => {
+    this.fail(err);
+  };
+
+  private constructor(o: TrustBridgeOptions) {
+    super(o);
+    this.#o = o;
+    this.kind = o.inner.kind;
+  }
+
+  /** create waits for inner's first material, loads the file (failing clearly if it is unusable) and starts watching both. */
+  static async create(o: TrustBridgeOptions): Promise<TrustBridgeSource> {
+    const bridge = new TrustBridgeSource(o);
+    await o.inner.ready();
+    const { roots, fingerprint } = await bridge.#load();
+    bridge.#extra = roots;
+    bridge.#fingerprint = fingerprint;
+    bridge.#republish();
+    o.inner.on('rotated', bridge.#onRotated);
+    o.inner.on('loadError', bridge.#onLoadError);
+    bridge.#timer = setInterval(() => {
+      void bridge.reload();
+    }, o.reloadIntervalMs ?? 1000);
+    bridge.#timer.unref();
+    return bridge;
+  }
+
+  describe(): string {
+    return `${this.#o.inner.describe()}, bridged with ${String(this.#extra.length)} extra root(s) from ${this.#o.caFile}`;
+  }
+
+  /** extraRoots is how many CA certificates the file adds now. */
+  get extraRoots(): number {
+    return this.#extra.length;
+  }
+
+  /** reload checks the file now and republishes if it changed and parses. */
+  async reload(): Promise<void> {
+    if (this.isClosed) return;
+    try {
+      const fingerprint = await this.#stat();
+      if (fingerprint === this.#fingerprint) return;
+      this.#fingerprint = fingerprint;
+      const { roots } = await this.#load();
+      this.#extra = roots;
+      this.#republish();
+    } catch (err) {
+      this.fail(isAuthError(err) ? err : new AuthError('AUTH_ERR_FILE_UNREADABLE', String(err), { cause: err }));
+    }
+  }
+
+  async #stat(): Promise<string> {
+    try {
+      const s = await stat(this.#o.caFile);
+      return `${String(s.ino)}:${String(s.size)}:${String(s.mtimeMs)}`;
+    } catch (cause) {
+      const code = (cause as NodeJS.ErrnoException).code ?? 'error';
+      throw new AuthError('AUTH_ERR_FILE_UNREADABLE', `cannot read trust bridge file ${this.#o.caFile} (${code})`, {
+        cause,
+      });
+    }
+  }
+
+  async #load(): Promise<{ roots: Buffer[]; fingerprint: string }> {
+    const fingerprint = await this.#stat();
+    const text = await readFile(this.#o.caFile, 'utf8');
+    const blocks = decodePem(text).filter((b) => b.type === 'CERTIFICATE');
+    if (blocks.length === 0 && text.trim() !== '') {
+      throw new AuthError(
+        'AUTH_ERR_BUNDLE_INVALID',
+        `trust bridge file ${this.#o.caFile} must hold PEM certificates (or be empty for none)`,
+      );
+    }
+    const roots = blocks.map((b) => Buffer.from(b.der));
+    if (roots.length > 0) {
+      // Parsed as a bundle once, so a broken certificate is refused here and not at a handshake.
+      try {
+        new X509Bundle('bridge.invalid', roots);
+      } catch (cause) {
+        throw new AuthError(
+          'AUTH_ERR_BUNDLE_INVALID',
+          `trust bridge file ${this.#o.caFile}: ${(cause as Error).message}`,
+          {
+            cause,
+          },
+        );
+      }
+    }
+    return { roots, fingerprint };
+  }
+
+  #republish(): void {
+    const inner = this.#o.inner;
+    if (!inner.isReady) return;
+    const material: X509Material = { svid: inner.getX509Svid(), bundles: inner.getX509Bundles() };
+    const td = material.svid.id.trustDomain;
+    const own = material.bundles.get(td);
+    // X509Bundle drops duplicates, so a root on both sides is listed once.
+    const merged = [...(own ? own.authorities.map((c) => c.raw) : []), ...this.#extra];
+    this.publish({ svid: material.svid, bundles: material.bundles.with(new X509Bundle(td, merged)) });
+  }
+
+  protected async onClose(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#o.inner.off('rotated', this.#onRotated);
+    this.#o.inner.off('loadError', this.#onLoadError);
+    await this.#o.inner.close();
+  }
+}
