@@ -75,7 +75,9 @@ export class Shop {
   readonly ports: ShopPorts;
   readonly #o: ShopOptions;
   readonly #children = new Map<ServiceName, ChildProcess>();
+  readonly #opsPorts = new Map<ServiceName, number>();
   #stopping = new Set<ServiceName>();
+  readonly #retiring = new Set<ChildProcess>();
 
   constructor(o: ShopOptions) {
     this.#o = o;
@@ -118,14 +120,44 @@ export class Shop {
 
   /** opsUrl is a service's plaintext ops base URL. */
   opsUrl(name: ServiceName): string {
-    const port = { order: this.ports.orderOps, payment: this.ports.paymentOps, inventory: this.ports.inventoryOps }[
-      name
-    ];
+    const port =
+      this.#opsPorts.get(name) ??
+      { order: this.ports.orderOps, payment: this.ports.paymentOps, inventory: this.ports.inventoryOps }[name];
     return `http://${HOST}:${port}`;
   }
 
   /** start starts one service and waits until its ops port says ready. */
   async start(name: ServiceName, env: Record<string, string> = {}): Promise<void> {
+    this.#spawn(name, env);
+    await this.#waitReady(name);
+  }
+
+  /**
+   * handover replaces a running service with a new instance (new `env`, e.g.
+   * another identity source) without a gap: the new one binds the same API
+   * ports (both run with LISTEN_REUSE_PORT=true), gets its own ops port, and
+   * only once it is ready is the old one told to drain (SIGTERM).
+   */
+  async handover(name: ServiceName, env: Record<string, string>): Promise<void> {
+    const old = this.#children.get(name);
+    const opsPort = await freePort();
+    const previousOps = this.#opsPorts.get(name);
+    this.#opsPorts.set(name, opsPort);
+    this.#spawn(name, { ...env, OPS_PORT: String(opsPort) });
+    try {
+      await this.#waitReady(name);
+    } catch (err) {
+      // The new instance failed: the old one keeps serving.
+      await this.stop(name);
+      if (old) this.#children.set(name, old);
+      if (previousOps === undefined) this.#opsPorts.delete(name);
+      else this.#opsPorts.set(name, previousOps);
+      throw err;
+    }
+    if (old) await this.#stopChild(old, 'SIGTERM');
+  }
+
+  #spawn(name: ServiceName, env: Record<string, string>): ChildProcess {
     mkdirSync(join(this.#o.dataDir, 'logs'), { recursive: true });
     const out = createWriteStream(this.logFile(name), { flags: 'a' });
     const child = spawn(process.execPath, [join(ROOT, 'services', name, 'src', 'server.ts')], {
@@ -138,9 +170,9 @@ export class Shop {
     this.#children.set(name, child);
     child.once('exit', (code, signal) => {
       if (this.#children.get(name) === child) this.#children.delete(name);
-      if (!this.#stopping.has(name)) this.#o.onExit?.(name, code, signal);
+      if (!this.#stopping.has(name) && !this.#retiring.has(child)) this.#o.onExit?.(name, code, signal);
     });
-    await this.#waitReady(name);
+    return child;
   }
 
   /** startAll starts inventory, payment, then order; if one fails, those already started are stopped. */
@@ -179,6 +211,16 @@ export class Shop {
     const child = this.#children.get(name);
     if (!child) return null;
     this.#stopping.add(name);
+    try {
+      return await this.#stopChild(child, signal);
+    } finally {
+      this.#stopping.delete(name);
+    }
+  }
+
+  async #stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<number | null> {
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+    this.#retiring.add(child);
     const exited = new Promise<number | null>((r) =>
       child.once('exit', (code) => {
         r(code);
@@ -188,7 +230,7 @@ export class Shop {
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     const code = await exited;
     clearTimeout(timer);
-    this.#stopping.delete(name);
+    this.#retiring.delete(child);
     return code;
   }
 

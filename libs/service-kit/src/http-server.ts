@@ -23,7 +23,12 @@ export function serviceFastifyOptions(extra: FastifyServerOptions = {}): Fastify
     connectionTimeout: HTTP_LIMITS.connectionTimeout,
     keepAliveTimeout: HTTP_LIMITS.keepAliveTimeout,
     requestTimeout: HTTP_LIMITS.requestTimeout,
-    return503OnClosing: true,
+    // While draining, a request that arrives on an open keep-alive connection
+    // is served (this instance still has all it needs) with `Connection:
+    // close`, so the client reconnects to whoever holds the port now: a
+    // hand-over to a new instance (npm run migrate) fails no request. With
+    // fastify's default the client would get a bare 503 instead.
+    return503OnClosing: false,
     // Unknown fields are an error the caller should hear about (a typo in
     // "quantity" must not silently order one), not something to strip.
     ajv: { customOptions: { removeAdditional: false } },

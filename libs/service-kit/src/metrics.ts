@@ -117,6 +117,34 @@ export function observeIdentity(source: IdentitySource, metrics: ServiceMetrics,
       'identity expiring soon and no new one has arrived',
     );
   });
+  // What identity is in use, and how many roots our own trust domain has:
+  // the two things to watch during a migration (docs/migration.md).
+  new Gauge({
+    name: 'shop_identity_info',
+    help: 'Always 1; labels say where the identity comes from (spiffe or files), its SPIFFE ID and the issuer of the certificate.',
+    labelNames: ['source', 'spiffe_id', 'issuer'],
+    registers: [metrics.registry],
+    collect() {
+      this.reset();
+      if (!source.isReady) return;
+      const svid = source.getX509Svid();
+      const issuer = /(?:^|\n)CN=([^\n]*)/.exec(svid.leaf.issuer)?.[1] ?? svid.leaf.issuer;
+      this.set({ source: source.kind, spiffe_id: svid.id.toString(), issuer }, 1);
+    },
+  });
+  new Gauge({
+    name: 'shop_identity_trust_roots',
+    help: 'CA certificates trusted for a trust domain (ours, plus federated ones).',
+    labelNames: ['trust_domain'],
+    registers: [metrics.registry],
+    collect() {
+      this.reset();
+      if (!source.isReady) return;
+      for (const b of source.getX509Bundles().bundles()) {
+        this.set({ trust_domain: b.trustDomain.name }, b.authorities.length);
+      }
+    },
+  });
   metrics.registry.removeSingleMetric('shop_identity_cert_expiry_seconds');
   metrics.certExpirySeconds = new Gauge({
     name: 'shop_identity_cert_expiry_seconds',

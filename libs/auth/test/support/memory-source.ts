@@ -16,7 +16,11 @@ export class MemorySource extends IdentitySourceBase {
   }
 
   /** create returns a ready source holding `svid` and `bundles`. */
-  static create(svid: X509Svid, bundles: X509Bundle[], options: IdentitySourceOptions = {}): MemorySource {
+  static create(
+    svid: X509Svid,
+    bundles: X509Bundle[],
+    options: IdentitySourceOptions & { kind?: IdentityKind } = {},
+  ): MemorySource {
     const s = new MemorySource(options);
     s.set(svid, bundles);
     return s;
