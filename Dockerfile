@@ -41,8 +41,8 @@ COPY scripts scripts
 COPY spire spire
 # Each service keeps its SQLite data under /data/<service>; compose mounts a
 # named volume there, which inherits this ownership (as does /certs, where
-# compose.static.yaml's certificate step writes).
-RUN mkdir -p /data/order /data/payment /data/inventory /certs && chown -R node:node /data /certs
+# compose.static.yaml's certificate step writes, and /trust of compose.migrate.yaml).
+RUN mkdir -p /data/order /data/payment /data/inventory /certs /trust && chown -R node:node /data /certs /trust
 USER node
 # The ops port answers /health/ready with 200 once the service has its identity and
 # its store; OPS_PORT is set per service below.

@@ -55,6 +55,7 @@ async function main(): Promise<number> {
           '--test-timeout=600000',
           'test/containers/compose-spiffe.test.ts',
           'test/containers/compose-static.test.ts',
+          'test/containers/compose-migrate.test.ts',
         ],
         { cwd: ROOT, env, stdio: 'inherit' },
       );

@@ -1,9 +1,12 @@
 // Runs inside a container on the compose network (test/containers/*.test.ts
 // mounts it into the shop's image): asks the SPIRE agent for an identity, then
 // calls payment with it — or, with none, tries payment without a client
-// certificate. Prints one JSON line with what happened.
+// certificate. With PROBE_STATIC_CERT=<dir>/<service> it instead calls payment
+// holding that static certificate (<...>.crt.pem, <...>.key.pem).
+// Prints one JSON line with what happened.
+import { readFile } from 'node:fs/promises';
 import { connect } from 'node:tls';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { authorizeId, createMtlsDispatcher, SpiffeId, WorkloadX509Source } from '@shop/auth';
 
 interface ProbeResult {
@@ -37,6 +40,29 @@ async function callWithoutIdentity(): Promise<string> {
       resolve(answer ? `answered: ${answer.split('\r\n')[0] ?? ''}` : 'closed without an answer');
     });
   });
+}
+
+async function callWithStaticCertificate(prefix: string): Promise<void> {
+  const [cert, key] = await Promise.all([readFile(`${prefix}.crt.pem`, 'utf8'), readFile(`${prefix}.key.pem`, 'utf8')]);
+  // Does not verify payment: it only shows what payment does with this client.
+  const dispatcher = new Agent({ connect: { cert, key, rejectUnauthorized: false } });
+  try {
+    const res = await request('https://payment:8443/api/payments?order_id=probe', { dispatcher });
+    result.paymentStatus = res.statusCode;
+    const body = (await res.body.json()) as { code?: string };
+    if (body.code) result.paymentCode = body.code;
+  } catch (err) {
+    result.paymentError = (err as Error).message;
+  } finally {
+    await dispatcher.close();
+  }
+}
+
+const staticCert = process.env.PROBE_STATIC_CERT;
+if (staticCert) {
+  await callWithStaticCertificate(staticCert);
+  console.log(JSON.stringify(result));
+  process.exit(0);
 }
 
 try {

@@ -24,14 +24,14 @@ export interface Shop {
   files: string[];
   orderUrl: string;
   env: StartedDockerComposeEnvironment;
-  /** compose runs `docker compose -p <project> -f ... <args>`. */
-  compose(args: string[]): Promise<string>;
+  /** compose runs `docker compose -p <project> -f ... <args>`, with `env` added to the environment. */
+  compose(args: string[], env?: Record<string, string>): Promise<string>;
   /** logs returns a service's log lines (JSON lines parsed where they parse). */
   logs(service: string): Promise<string[]>;
   down(): Promise<void>;
 }
 
-const ONE_SHOTS = ['spire-node-pki', 'spire-register', 'certs'];
+const ONE_SHOTS = ['spire-node-pki', 'spire-register', 'certs', 'trust-init'];
 const HEALTHY = ['spire-server', 'spire-agent', 'inventory', 'payment', 'order'];
 
 /** startShop brings `files` up as a fresh project and waits until every service is healthy. */
@@ -58,10 +58,10 @@ export async function startShop(files: string[], profiles: string[] = []): Promi
   );
   for (const s of ONE_SHOTS) if (present.has(s)) compose = compose.withWaitStrategy(`${s}-1`, Wait.forOneShotStartup());
   for (const s of HEALTHY) if (present.has(s)) compose = compose.withWaitStrategy(`${s}-1`, Wait.forHealthCheck());
-  const dc = async (args: string[]): Promise<string> => {
+  const dc = async (args: string[], extraEnv: Record<string, string> = {}): Promise<string> => {
     const { stdout } = await run('docker', ['compose', '-p', project, ...files.flatMap((f) => ['-f', f]), ...args], {
       cwd: ROOT,
-      env: { ...process.env, ...environment },
+      env: { ...process.env, ...environment, ...extraEnv },
       maxBuffer: 64 << 20,
     });
     return stdout;
@@ -88,6 +88,21 @@ export async function startShop(files: string[], profiles: string[] = []): Promi
       await env.down({ removeVolumes: true, timeout: 5_000 });
     },
   };
+}
+
+/** identityOf reads a service's shop_identity_info from its ops port, inside its container. */
+export async function identityOf(shop: Shop, service: string): Promise<{ source: string; issuer: string }> {
+  const out = await shop.compose([
+    'exec',
+    '-T',
+    service,
+    'node',
+    '-e',
+    'fetch(`http://127.0.0.1:${process.env.OPS_PORT}/metrics`).then((r) => r.text()).then((t) => console.log(t))',
+  ]);
+  const info = /^shop_identity_info\{([^}]*)\} 1$/m.exec(out)?.[1] ?? '';
+  const label = (k: string): string => new RegExp(`${k}="([^"]*)"`).exec(info)?.[1] ?? '';
+  return { source: label('source'), issuer: label('issuer') };
 }
 
 /** OrderResult is what a shopper saw for one order. */
@@ -137,8 +152,16 @@ export function parseJsonLines(lines: string[]): Record<string, unknown>[] {
 }
 
 /** runProbe runs test/containers/probe.ts in a throw-away container on the project's network, with `label`. */
-export async function runProbe(shop: Shop, label: string): Promise<Record<string, unknown>> {
+export async function runProbe(
+  shop: Shop,
+  label: string,
+  extra: { volumes?: string[]; env?: Record<string, string> } = {},
+): Promise<Record<string, unknown>> {
   const name = `${shop.project}-probe-${randomBytes(2).toString('hex')}`;
+  const more = [
+    ...(extra.volumes ?? []).flatMap((v) => ['-v', `${shop.project}_${v}`]),
+    ...Object.entries(extra.env ?? {}).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
+  ];
   try {
     const { stdout } = await run(
       'docker',
@@ -157,6 +180,7 @@ export async function runProbe(shop: Shop, label: string): Promise<Record<string
         `${resolve(import.meta.dirname, 'probe.ts')}:/app/probe.ts:ro`,
         '--health-cmd',
         'true',
+        ...more,
         `spiffe-shop/order:${process.env.SHOP_TAG ?? 'dev'}`,
         'node',
         'probe.ts',
