@@ -4,7 +4,7 @@
 // socket. Every process started here is stopped by stop(), also on failure.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { request } from 'undici';
 import { SpireServerCli } from './server-cli.ts';
@@ -27,6 +27,8 @@ export interface SpireOptions {
   /** caTtl Default: "24h". */
   caTtl?: string;
   logLevel?: string;
+  /** upstreamAuthority signs SPIRE's CA with an existing CA (spire/local/upstream-authority.conf). Default: SPIRE's own root. */
+  upstreamAuthority?: { certFile: string; keyFile: string };
 }
 
 async function waitHttp(url: string, what: string, alive: () => boolean, timeoutMs = 30_000): Promise<void> {
@@ -101,13 +103,19 @@ export class Spire extends SpireServerCli {
       SPIRE_SERVER_HEALTH_PORT: String(this.#o.serverHealthPort),
       SPIRE_X509_SVID_TTL: this.#o.x509SvidTtl ?? '1h',
       SPIRE_CA_TTL: this.#o.caTtl ?? '24h',
+      SPIRE_UPSTREAM_CERT: this.#o.upstreamAuthority?.certFile ?? '',
+      SPIRE_UPSTREAM_KEY: this.#o.upstreamAuthority?.keyFile ?? '',
     });
-    const proc = this.#spawn(
-      'spire-server',
-      ['run', '-config', join(ROOT, 'spire/local/server.conf'), '-expandEnv'],
-      env,
-      'spire-server',
-    );
+    let config = join(ROOT, 'spire/local/server.conf');
+    if (this.#o.upstreamAuthority) {
+      const base = await readFile(config, 'utf8');
+      const block = await readFile(join(ROOT, 'spire/local/upstream-authority.conf'), 'utf8');
+      if (!/^plugins \{$/m.test(base))
+        throw new Error(`${config} has no "plugins {" line to add the UpstreamAuthority to`);
+      config = join(this.#o.workDir, 'server-upstream.conf');
+      await writeFile(config, base.replace(/^plugins \{$/m, `plugins {\n${block}`));
+    }
+    const proc = this.#spawn('spire-server', ['run', '-config', config, '-expandEnv'], env, 'spire-server');
     this.#server = proc;
     proc.once('exit', () => {
       if (this.#server === proc) this.#server = undefined;

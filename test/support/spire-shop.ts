@@ -56,7 +56,7 @@ export interface SpireWorld {
 
 /** startSpire starts a SPIRE server and one agent per node in `nodes`. */
 export async function startSpire(
-  o: { nodes: string[]; trustDomain?: string; x509SvidTtl?: string; dir?: string } = { nodes: SERVICES },
+  o: SpireWorldOptions = { nodes: SERVICES },
 ): Promise<SpireWorld> {
   // Ports are found free, then bound by SPIRE a moment later; another
   // process may take one in between (SPIRE then only logs it), so a start
@@ -68,12 +68,16 @@ export async function startSpire(
   }
 }
 
-async function startSpireOnce(o: {
+/** SpireWorldOptions: agents (one per node), trust domain, SVID TTL, directory, and an optional upstream CA. */
+export interface SpireWorldOptions {
   nodes: string[];
   trustDomain?: string;
   x509SvidTtl?: string;
   dir?: string;
-}): Promise<SpireWorld> {
+  upstreamAuthority?: { certFile: string; keyFile: string };
+}
+
+async function startSpireOnce(o: SpireWorldOptions): Promise<SpireWorld> {
   const binDir = await getSpire();
   const dir = o.dir ?? (await mkdtemp(join(tmpdir(), 'spire-')));
   const spire = new Spire({
@@ -85,6 +89,7 @@ async function startSpireOnce(o: {
     agentHealthPortBase: await freeConsecutivePorts(o.nodes.length + 4),
     x509SvidTtl: o.x509SvidTtl ?? '1h',
     logLevel: 'INFO',
+    upstreamAuthority: o.upstreamAuthority,
   });
   const onExit = (): void => {
     spire.killAllNow();

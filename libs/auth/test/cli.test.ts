@@ -175,6 +175,27 @@ describe('spiffe-auth ca create', () => {
     assert.ok(ttl > 47 * HOUR && ttl <= 48 * HOUR, `ttl ${ttl}`);
   });
 
+  test('--path-len sets the CA certificates allowed below it (0 by default), and refuses anything but 0-8', async () => {
+    const pathLenOf = async (dir: string): Promise<number | undefined> =>
+      parseCertificate(pemBlocksOfType(await readFile(join(dir, 'ca.crt.pem'), 'utf8'), 'CERTIFICATE', 'ca')[0]!)
+        .pathLen;
+    const plain = await tempDir();
+    ok(await run(['ca', 'create', '--trust-domain', 'example.org', '--out-dir', plain]));
+    assert.equal(await pathLenOf(plain), 0);
+    const upstream = await tempDir();
+    ok(await run(['ca', 'create', '--trust-domain', 'example.org', '--out-dir', upstream, '--path-len', '1']));
+    assert.equal(await pathLenOf(upstream), 1);
+    for (const bad of ['-1', '9', 'one', '1.5']) {
+      const dir = await tempDir();
+      assertCliError(
+        await run(['ca', 'create', '--trust-domain', 'example.org', '--out-dir', dir, `--path-len=${bad}`]),
+        'AUTH_ERR_CLI_USAGE',
+        '--path-len must be an integer from 0 to 8',
+      );
+      assert.equal((await snapshot(dir)).size, 0, 'nothing written');
+    }
+  });
+
   test('--json reports the files and expiry', async () => {
     const dir = await tempDir();
     const out = json(

@@ -1,3 +1,4 @@
+import { AuthError } from '../errors.ts';
 import { TrustDomain } from '../spiffeid/trust-domain.ts';
 import { caFiles, createDevCa } from './ca-dir.ts';
 import { parseCommandArgs, printJson, required, table, type CliIo, type Command, type ExitCode } from './command.ts';
@@ -15,6 +16,8 @@ Options:
   --trust-domain <name>  trust domain the CA issues for (required), e.g. example.org
   --out-dir <dir>        directory to write to, created if missing (required)
   --ttl <duration>       how long the CA is valid; Default: 8760h
+  --path-len <n>         CA certificates allowed below it, 0-8; 1 lets it sign SPIRE's CA as SPIRE's
+                         UpstreamAuthority (docs/migration.md); Default: 0 (it signs leaves only)
   --force                replace an existing CA in <dir>; Default: false
   --json                 print the result as JSON; Default: false
   -h, --help             show this help
@@ -29,6 +32,7 @@ export const caCreate: Command = {
       'trust-domain': { type: 'string' },
       'out-dir': { type: 'string' },
       ttl: { type: 'string', default: '8760h' },
+      'path-len': { type: 'string', default: '0' },
       force: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     });
@@ -40,11 +44,18 @@ export const caCreate: Command = {
     const trustDomain = TrustDomain.parse(required(NAME, 'trust-domain', values['trust-domain']));
     const outDir = required(NAME, 'out-dir', values['out-dir']);
     const ttlSeconds = parseDuration('--ttl', values.ttl);
+    const pathLen = Number(values['path-len']);
+    if (!/^\d$/.test(values['path-len']) || pathLen > 8) {
+      throw new AuthError(
+        'AUTH_ERR_CLI_USAGE',
+        `spiffe-auth ${NAME}: --path-len must be an integer from 0 to 8, got ${JSON.stringify(values['path-len'])}`,
+      );
+    }
     const force = values.force;
     const paths = caFiles(outDir);
     // Refuse before generating anything, so nothing is written at all.
     if (!force) await refuseExisting([paths.cert, paths.key, paths.meta]);
-    const created = await createDevCa(outDir, trustDomain, ttlSeconds);
+    const created = await createDevCa(outDir, trustDomain, ttlSeconds, pathLen);
     await ensureDir(outDir);
     await writeFilesAtomic(created.files, force);
     const notAfter = created.cert.notAfter;

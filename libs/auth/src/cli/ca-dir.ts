@@ -115,13 +115,21 @@ export interface NewCa {
   files: OutputFile[];
 }
 
-/** createDevCa makes a development root CA (ECDSA P-256) for `trustDomain`, valid for `ttlSeconds`. */
-export async function createDevCa(dir: string, trustDomain: TrustDomain, ttlSeconds: number): Promise<NewCa> {
+/**
+ * createDevCa makes a development root CA (ECDSA P-256) for `trustDomain`,
+ * valid for `ttlSeconds`, allowing `pathLen` CA certificates below it (0:
+ * leaves only; 1: e.g. SPIRE's CA, when this CA is SPIRE's UpstreamAuthority).
+ */
+export async function createDevCa(
+  dir: string,
+  trustDomain: TrustDomain,
+  ttlSeconds: number,
+  pathLen = 0,
+): Promise<NewCa> {
   const ca = await CertificateAuthority.createRoot({
     subject: `CN=${trustDomain.name} development root CA`,
     ttlSeconds,
-    // Leaves of a development CA never need an intermediate below it.
-    pathLen: 0,
+    pathLen,
   });
   const paths = caFiles(dir);
   const meta = { trust_domain: trustDomain.name };
