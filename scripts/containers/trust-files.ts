@@ -38,7 +38,10 @@ try {
     if (!(await exists(SERVICES_TRUST))) await put(SERVICES_TRUST, staticCa);
     if (!(await exists(BRIDGE))) await put(BRIDGE, staticCa);
   } else if (command === 'bridge') {
-    const spire = new SpireServerCli('spire-server', process.env.SPIRE_SERVER_SOCKET ?? '/tmp/spire-server/private/api.sock');
+    const spire = new SpireServerCli(
+      'spire-server',
+      process.env.SPIRE_SERVER_SOCKET ?? '/tmp/spire-server/private/api.sock',
+    );
     await put(SERVICES_TRUST, `${staticCa.trimEnd()}\n${await spire.bundlePem()}`);
   } else if (command === 'end-bridge') {
     await put(BRIDGE, '');

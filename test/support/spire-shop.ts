@@ -55,9 +55,7 @@ export interface SpireWorld {
 }
 
 /** startSpire starts a SPIRE server and one agent per node in `nodes`. */
-export async function startSpire(
-  o: SpireWorldOptions = { nodes: SERVICES },
-): Promise<SpireWorld> {
+export async function startSpire(o: SpireWorldOptions = { nodes: SERVICES }): Promise<SpireWorld> {
   // Ports are found free, then bound by SPIRE a moment later; another
   // process may take one in between (SPIRE then only logs it), so a start
   // that fails is tried once more on fresh ports in a fresh directory.
