@@ -77,4 +77,4 @@ USER root
 RUN mkdir -p /etc/spire/node-pki /etc/spire/bootstrap && chown node:node /etc/spire/node-pki /etc/spire/bootstrap
 USER node
 HEALTHCHECK NONE
-CMD ["node", "scripts/spire/register.ts", "--help"]
+CMD ["spire-server", "--version"]

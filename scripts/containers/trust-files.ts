@@ -6,7 +6,8 @@
 //   node scripts/containers/trust-files.ts init        # create them from /certs/ca.crt.pem if missing
 //   node scripts/containers/trust-files.ts bridge      # static CA + SPIRE's bundle (needs spire-server and its socket)
 //   node scripts/containers/trust-files.ts end-bridge  # empty the bridge: the static CA leaves SPIFFE services' trust
-import { access, readFile, rename, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SpireServerCli } from '../spire/server-cli.ts';
 
@@ -21,22 +22,13 @@ async function put(path: string, text: string): Promise<void> {
   console.log(`trust-files: wrote ${path} (${String((text.match(/BEGIN CERTIFICATE/g) ?? []).length)} certificate(s))`);
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 const command = process.argv[2];
 try {
   const staticCa = await readFile(STATIC_CA, 'utf8');
   if (command === 'init') {
     // Only if missing: `up` runs this again at every step, and must not undo a bridge.
-    if (!(await exists(SERVICES_TRUST))) await put(SERVICES_TRUST, staticCa);
-    if (!(await exists(BRIDGE))) await put(BRIDGE, staticCa);
+    if (!existsSync(SERVICES_TRUST)) await put(SERVICES_TRUST, staticCa);
+    if (!existsSync(BRIDGE)) await put(BRIDGE, staticCa);
   } else if (command === 'bridge') {
     const spire = new SpireServerCli(
       'spire-server',

@@ -6,7 +6,7 @@
 // Prints one JSON line with what happened.
 import { readFile } from 'node:fs/promises';
 import { connect } from 'node:tls';
-import { Agent, request } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
 import { authorizeId, createMtlsDispatcher, SpiffeId, WorkloadX509Source } from '@shop/auth';
 
 interface ProbeResult {
@@ -42,10 +42,8 @@ async function callWithoutIdentity(): Promise<string> {
   });
 }
 
-async function callWithStaticCertificate(prefix: string): Promise<void> {
-  const [cert, key] = await Promise.all([readFile(`${prefix}.crt.pem`, 'utf8'), readFile(`${prefix}.key.pem`, 'utf8')]);
-  // Does not verify payment: it only shows what payment does with this client.
-  const dispatcher = new Agent({ connect: { cert, key, rejectUnauthorized: false } });
+/** callPayment looks an (unknown) order's payment up through `dispatcher`, recording what payment said. */
+async function callPayment(dispatcher: Dispatcher): Promise<void> {
   try {
     const res = await request('https://payment:8443/api/payments?order_id=probe', { dispatcher });
     result.paymentStatus = res.statusCode;
@@ -58,6 +56,12 @@ async function callWithStaticCertificate(prefix: string): Promise<void> {
   }
 }
 
+async function callWithStaticCertificate(prefix: string): Promise<void> {
+  const [cert, key] = await Promise.all([readFile(`${prefix}.crt.pem`, 'utf8'), readFile(`${prefix}.key.pem`, 'utf8')]);
+  // Does not verify payment: it only shows what payment does with this client.
+  await callPayment(new Agent({ connect: { cert, key, rejectUnauthorized: false } }));
+}
+
 const staticCert = process.env.PROBE_STATIC_CERT;
 if (staticCert) {
   await callWithStaticCertificate(staticCert);
@@ -68,19 +72,9 @@ if (staticCert) {
 try {
   const source = await WorkloadX509Source.create({ address, timeoutMs: 8000 });
   result.identity = source.getX509Svid().id.toString();
-  const dispatcher = createMtlsDispatcher({
-    source,
-    authorize: authorizeId(SpiffeId.parse('spiffe://example.org/payment')),
-  });
-  try {
-    const res = await request('https://payment:8443/api/payments?order_id=probe', { dispatcher });
-    result.paymentStatus = res.statusCode;
-    const body = (await res.body.json()) as { code?: string };
-    if (body.code) result.paymentCode = body.code;
-  } catch (err) {
-    result.paymentError = (err as Error).message;
-  }
-  await dispatcher.close();
+  await callPayment(
+    createMtlsDispatcher({ source, authorize: authorizeId(SpiffeId.parse('spiffe://example.org/payment')) }),
+  );
   await source.close();
 } catch (err) {
   const e = err as Error & { code?: string };

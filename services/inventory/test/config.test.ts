@@ -16,6 +16,7 @@ describe('config', () => {
       port: 8444,
       grpcPort: 50051,
       opsPort: 9444,
+      reusePort: false,
       dataDir: resolve('.data/inventory'),
       databaseFile: resolve('.data/inventory/inventory.db'),
       reservationTtlSeconds: 300,
@@ -25,6 +26,12 @@ describe('config', () => {
       logLevel: 'info',
     });
     assert.ok(Object.isFrozen(config));
+  });
+
+  test('LISTEN_REUSE_PORT: true turns SO_REUSEPORT on; anything but true/false is refused, naming the variable', () => {
+    assert.equal(loadConfig({ LISTEN_REUSE_PORT: 'true' }).reusePort, true);
+    assert.equal(loadConfig({ LISTEN_REUSE_PORT: 'false' }).reusePort, false);
+    assert.throws(() => loadConfig({ LISTEN_REUSE_PORT: 'yes' }), /LISTEN_REUSE_PORT/);
   });
 
   test('ORDER_ID follows TRUST_DOMAIN unless set', () => {

@@ -13,6 +13,7 @@ describe('config', () => {
         host: '127.0.0.1',
         port: 8443,
         opsPort: 9443,
+        reusePort: false,
         adminPort: 9543,
         dataDir: resolve('.data/payment'),
         orderId: 'spiffe://example.org/order',
