@@ -1,6 +1,7 @@
 // The three services together, as processes, over real mTLS on loopback:
 // orders end to end over gRPC and HTTP, faults, concurrency and restarts.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { DatabaseSync } from 'node:sqlite';
 import { tmpdir } from 'node:os';
@@ -312,5 +313,68 @@ describe('faults', () => {
       await metric(shop, 'payment', /^shop_requests_total\{[^}]*route="\/api\/charge"[^}]*\} (\d+)/),
       chargesBefore,
     );
+  });
+});
+
+describe('hand-over (LISTEN_REUSE_PORT)', () => {
+  test('payment and order replaced under load by new instances: no failed order; a new instance that cannot start leaves the old one serving', async () => {
+    const reuse = { LISTEN_REUSE_PORT: 'true' };
+    const shop = await newShop('handover', { payment: reuse, order: reuse, inventory: reuse });
+    const failures: string[] = [];
+    let placed = 0;
+    let resent = 0;
+    let stop = false;
+    // Shoppers as a careful client: an Idempotency-Key on every order, and the same request
+    // sent again if the connection closed under it (a keep-alive connection of the draining
+    // instance can close just as a request goes out). The key makes the resend harmless.
+    const shopper = async (): Promise<void> => {
+      while (!stop) {
+        const key = randomUUID();
+        for (let attempt = 1; ; attempt++) {
+          try {
+            const res = await request(`${shop.orderUrl}/orders`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json', 'idempotency-key': key },
+              body: JSON.stringify({
+                customer_id: 'c-1',
+                currency: 'EUR',
+                items: [{ product_id: 'sku-a', quantity: 1 }],
+              }),
+            });
+            const body = (await res.body.json()) as Order & { code?: string };
+            if (res.statusCode < 300 && body.status === 'confirmed') placed++;
+            else failures.push(`${String(res.statusCode)} ${body.code ?? body.failure_reason ?? ''}`);
+            break;
+          } catch (err) {
+            if (attempt === 3) {
+              failures.push((err as Error).message);
+              break;
+            }
+            resent++;
+          }
+        }
+      }
+    };
+    const load = Promise.all([shopper(), shopper()]);
+    try {
+      // A new payment that cannot start (its certificate file is missing): the hand-over fails
+      // with the reason, and the old instance never stopped serving.
+      await assert.rejects(
+        shop.handover('payment', { ...reuse, TLS_CERT_FILE: join(dir, 'missing.crt.pem') }),
+        /payment exited during start-up/,
+      );
+      assert.ok(shop.isRunning('payment'));
+      const before = placed;
+      // Positive control: real hand-overs, of a server (payment) and of the public API (order).
+      await shop.handover('payment', reuse);
+      await shop.handover('order', reuse);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.ok(placed - before > 10, `only ${String(placed - before)} orders across the hand-overs`);
+    } finally {
+      stop = true;
+      await load;
+    }
+    assert.deepEqual(failures, []);
+    assert.ok(resent <= 4, `${String(resent)} requests had to be sent again`);
   });
 });
