@@ -22,13 +22,22 @@ import { Spire } from './spire/spire.ts';
 
 const SERVICES: readonly ServiceName[] = ['inventory', 'payment', 'order'];
 
-const { values: args } = parseArgs({
-  options: {
-    step: { type: 'boolean', default: false },
-    dwell: { type: 'string', default: '6' },
-    concurrency: { type: 'string', default: '4' },
-  },
-});
+function readArgs() {
+  try {
+    return parseArgs({
+      options: {
+        step: { type: 'boolean', default: false },
+        dwell: { type: 'string', default: '6' },
+        concurrency: { type: 'string', default: '4' },
+      },
+    }).values;
+  } catch (err) {
+    console.error(`migrate: ${(err as Error).message}`);
+    console.error('options: --step --dwell <seconds> --concurrency <n>');
+    process.exit(2);
+  }
+}
+const args = readArgs();
 const dwellS = Number(args.dwell);
 const concurrency = Number(args.concurrency);
 if (!Number.isInteger(dwellS) || dwellS < 1 || !Number.isInteger(concurrency) || concurrency < 1) {

@@ -76,7 +76,9 @@ export class Shop {
   readonly #o: ShopOptions;
   readonly #children = new Map<ServiceName, ChildProcess>();
   readonly #opsPorts = new Map<ServiceName, number>();
-  #stopping = new Set<ServiceName>();
+  /** #live holds every process started and not yet exited (during a hand-over, old and new). */
+  readonly #live = new Set<ChildProcess>();
+  /** #retiring holds the processes we asked to stop, so their exit is not reported as unexpected. */
   readonly #retiring = new Set<ChildProcess>();
 
   constructor(o: ShopOptions) {
@@ -168,9 +170,11 @@ export class Shop {
     child.stdout.pipe(out);
     child.stderr.pipe(out);
     this.#children.set(name, child);
+    this.#live.add(child);
     child.once('exit', (code, signal) => {
+      this.#live.delete(child);
       if (this.#children.get(name) === child) this.#children.delete(name);
-      if (!this.#stopping.has(name) && !this.#retiring.has(child)) this.#o.onExit?.(name, code, signal);
+      if (!this.#retiring.has(child)) this.#o.onExit?.(name, code, signal);
     });
     return child;
   }
@@ -210,12 +214,7 @@ export class Shop {
   async stop(name: ServiceName, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<number | null> {
     const child = this.#children.get(name);
     if (!child) return null;
-    this.#stopping.add(name);
-    try {
-      return await this.#stopChild(child, signal);
-    } finally {
-      this.#stopping.delete(name);
-    }
+    return this.#stopChild(child, signal);
   }
 
   async #stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<number | null> {
@@ -241,7 +240,7 @@ export class Shop {
 
   /** killAllNow is the last resort on process exit: SIGKILL whatever is left. */
   killAllNow(): void {
-    for (const c of this.#children.values()) c.kill('SIGKILL');
+    for (const c of this.#live) c.kill('SIGKILL');
   }
 }
 

@@ -45,7 +45,9 @@ export async function runTraffic(o: TrafficOptions, tally: Tally): Promise<void>
       if (res.statusCode === 200) products = ((await res.body.json()) as { products: Product[] }).products;
       else await res.body.dump();
     } catch {
-      // The order service or inventory may be down: the tally shows it.
+      // The order service did not answer at all: counted, so an unreachable
+      // shop shows in the tally instead of shoppers silently waiting.
+      tally.errors++;
     }
   };
   await refresh();
@@ -132,16 +134,25 @@ export function tallyLine(t: Tally): string {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    options: {
-      url: { type: 'string', default: 'http://127.0.0.1:8080' },
-      // 0: until SIGINT or SIGTERM (the compose traffic service).
-      duration: { type: 'string', default: '30' },
-      concurrency: { type: 'string', default: '4' },
-      // Print a one-line tally every this many seconds; 0: only the summary at the end.
-      report: { type: 'string', default: '0' },
-    },
-  });
+  const readArgs = () => {
+    try {
+      return parseArgs({
+        options: {
+          url: { type: 'string', default: 'http://127.0.0.1:8080' },
+          // 0: until SIGINT or SIGTERM (the compose traffic service).
+          duration: { type: 'string', default: '30' },
+          concurrency: { type: 'string', default: '4' },
+          // Print a one-line tally every this many seconds; 0: only the summary at the end.
+          report: { type: 'string', default: '0' },
+        },
+      }).values;
+    } catch (err) {
+      console.error(`traffic: ${(err as Error).message}`);
+      console.error('options: --url <order base URL> --duration <s, 0 = until stopped> --concurrency <n> --report <s>');
+      process.exit(2);
+    }
+  };
+  const values = readArgs();
   const duration = Number(values.duration);
   const report = Number(values.report);
   const concurrency = Number(values.concurrency);

@@ -290,11 +290,17 @@ export async function buildLocalImages(rebuild = false): Promise<Record<string, 
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { rebuild: { type: 'boolean', default: false } } });
+  let rebuild = false;
+  try {
+    rebuild = parseArgs({ options: { rebuild: { type: 'boolean', default: false } } }).values.rebuild;
+  } catch (err) {
+    log(`${(err as Error).message}; the only option is --rebuild`);
+    process.exit(2);
+  }
   try {
     const { ensureEngine } = await import('./docker-engine.ts');
     await ensureEngine();
-    await buildLocalImages(values.rebuild);
+    await buildLocalImages(rebuild);
     log(`done; run the shop on them with:\n  docker compose --env-file ${composeEnvFile()} up`);
   } catch (err) {
     log((err as Error).message);

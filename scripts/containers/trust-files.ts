@@ -23,6 +23,10 @@ async function put(path: string, text: string): Promise<void> {
 }
 
 const command = process.argv[2];
+if (command !== 'init' && command !== 'bridge' && command !== 'end-bridge') {
+  console.error(`trust-files: unknown command ${JSON.stringify(command ?? '')}; use init | bridge | end-bridge`);
+  process.exit(2);
+}
 try {
   const staticCa = await readFile(STATIC_CA, 'utf8');
   if (command === 'init') {
@@ -35,11 +39,8 @@ try {
       process.env.SPIRE_SERVER_SOCKET ?? '/tmp/spire-server/private/api.sock',
     );
     await put(SERVICES_TRUST, `${staticCa.trimEnd()}\n${await spire.bundlePem()}`);
-  } else if (command === 'end-bridge') {
-    await put(BRIDGE, '');
   } else {
-    console.error('usage: trust-files.ts init | bridge | end-bridge');
-    process.exit(2);
+    await put(BRIDGE, '');
   }
 } catch (err) {
   console.error(`trust-files: ${(err as Error).message}`);

@@ -49,3 +49,41 @@ describe('identityCheck', () => {
     assert.equal(identityCheck(expired)(), false);
   });
 });
+
+describe('observeIdentity gauges', () => {
+  test('shop_identity_info and shop_identity_trust_roots follow the source: files, then a second root, then SPIFFE', async () => {
+    const { createTestTrustDomain, MemorySource } = await import('@shop/auth/testing');
+    const { X509Bundle } = await import('@shop/auth');
+    const { observeIdentity } = await import('../src/metrics.ts');
+    const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    const staticCa = await createTestTrustDomain('example.org');
+    const spireCa = await createTestTrustDomain('example.org');
+    const metrics = createServiceMetrics('svc');
+    const source = MemorySource.create(await staticCa.svid('/svc'), [staticCa.bundle], { kind: 'files' });
+    observeIdentity(source, metrics, quiet);
+    const scrape = (): Promise<string> => metrics.registry.metrics();
+
+    let text = await scrape();
+    assert.match(
+      text,
+      /shop_identity_info\{source="files",spiffe_id="spiffe:\/\/example\.org\/svc",issuer="example\.org test root",service="svc"\} 1/,
+    );
+    assert.match(text, /shop_identity_trust_roots\{trust_domain="example\.org",service="svc"\} 1/);
+
+    // Bridged: the same trust domain now has two roots.
+    const both = new X509Bundle('example.org', [staticCa.ca.certDer, spireCa.ca.certDer]);
+    source.set(await staticCa.svid('/svc'), [both]);
+    text = await scrape();
+    assert.match(text, /shop_identity_trust_roots\{trust_domain="example\.org",service="svc"\} 2/);
+    assert.equal((text.match(/^shop_identity_info\{/gm) ?? []).length, 1, 'one info series at a time');
+
+    // A service on the Workload API reports source="spiffe" and its SVID's issuer.
+    const spiffeMetrics = createServiceMetrics('svc');
+    const svid = await spireCa.svid('/svc');
+    observeIdentity(MemorySource.create(svid, [spireCa.bundle], { kind: 'spiffe' }), spiffeMetrics, quiet);
+    assert.match(
+      await spiffeMetrics.registry.metrics(),
+      /shop_identity_info\{source="spiffe",spiffe_id="spiffe:\/\/example\.org\/svc"/,
+    );
+  });
+});

@@ -51,13 +51,12 @@ export class TrustBridgeSource extends IdentitySourceBase {
     this.kind = o.inner.kind;
   }
 
-  /** create waits for inner's first material, loads the file (failing clearly if it is unusable) and starts watching both. */
+  /** create waits for inner's first material, loads the file (failing clearly if it is unusable; inner then stays the caller's to close) and starts watching both. */
   static async create(o: TrustBridgeOptions): Promise<TrustBridgeSource> {
     const bridge = new TrustBridgeSource(o);
     await o.inner.ready();
-    const { roots, fingerprint } = await bridge.#load();
-    bridge.#extra = roots;
-    bridge.#fingerprint = fingerprint;
+    bridge.#fingerprint = await bridge.#stat();
+    bridge.#extra = await bridge.#load();
     bridge.#republish();
     o.inner.on('rotated', bridge.#onRotated);
     o.inner.on('loadError', bridge.#onLoadError);
@@ -84,8 +83,7 @@ export class TrustBridgeSource extends IdentitySourceBase {
       const fingerprint = await this.#stat();
       if (fingerprint === this.#fingerprint) return;
       this.#fingerprint = fingerprint;
-      const { roots } = await this.#load();
-      this.#extra = roots;
+      this.#extra = await this.#load();
       this.#republish();
     } catch (err) {
       this.fail(isAuthError(err) ? err : new AuthError('AUTH_ERR_FILE_UNREADABLE', String(err), { cause: err }));
@@ -104,8 +102,7 @@ export class TrustBridgeSource extends IdentitySourceBase {
     }
   }
 
-  async #load(): Promise<{ roots: Buffer[]; fingerprint: string }> {
-    const fingerprint = await this.#stat();
+  async #load(): Promise<Buffer[]> {
     const text = await readFile(this.#o.caFile, 'utf8');
     const blocks = decodePem(text).filter((b) => b.type === 'CERTIFICATE');
     if (blocks.length === 0 && text.trim() !== '') {
@@ -129,7 +126,7 @@ export class TrustBridgeSource extends IdentitySourceBase {
         );
       }
     }
-    return { roots, fingerprint };
+    return roots;
   }
 
   #republish(): void {
