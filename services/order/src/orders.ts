@@ -149,8 +149,14 @@ export class OrderService {
     return { order: this.#store.get(order.order_id) as Order, created };
   }
 
-  /** #run takes a pending order from its current stage as far as it can go now. */
-  async #run(order: Order): Promise<void> {
+  /**
+   * #run takes a pending order from its current stage as far as it can go
+   * now. `chargeMayExist` is true when an earlier charge of this order may
+   * have reached payment (any order the reconciler finds in `charging`): then
+   * only payment's answer under the order's key can fail the order, never a
+   * failure to reach payment.
+   */
+  async #run(order: Order, chargeMayExist = false): Promise<void> {
     const id = order.order_id;
     switch (order.stage) {
       case 'reserving': {
@@ -174,16 +180,22 @@ export class OrderService {
             idempotencyKey: chargeKey(id),
           });
         } catch (err) {
-          if (err instanceof UpstreamError && err.kind === 'rejected') {
+          // Another key charged this order (a caller whose SPIFFE ID changed):
+          // the charge exists, so the reconciler looks it up by order.
+          const chargedElsewhere = err instanceof UpstreamError && err.code === 'ORDER_ALREADY_CHARGED';
+          if (err instanceof UpstreamError && err.kind === 'rejected' && !chargedElsewhere) {
             return this.#compensate(order, `payment_rejected:${err.code}`);
           }
-          if (err instanceof UpstreamError && err.kind === 'unavailable') {
-            // Known not charged: the processor failed before charging, the
-            // breaker was open, or the request never left this process.
+          if (err instanceof UpstreamError && err.kind === 'unavailable' && !chargeMayExist) {
+            // Known not charged: every attempt of this request was answered
+            // "nothing charged" (processor error) or never reached payment
+            // (open breaker, refused connection), and no earlier one exists.
             return this.#compensate(order, err.code === 'PROCESSOR_ERROR' ? 'payment_error' : 'payment_unavailable');
           }
-          // No answer: the charge may or may not have happened. Leave the order
-          // pending; the reconciler asks payment later with the same key.
+          // No answer, or an earlier attempt may still land: the charge may or
+          // may not exist. Failing the order now could leave a customer charged
+          // for a failed order, so it stays pending until payment answers under
+          // the same key (the reconciler asks again).
           this.#store.touch(id);
           this.#log.warn(
             { orderId: id, err: { code: (err as UpstreamError).code, message: (err as Error).message } },
@@ -263,7 +275,9 @@ export class OrderService {
             continue;
           }
         }
-        await this.#run(order);
+        // "No charge found" may still race a charge in flight to payment, so a
+        // charging order is charged again under its key, never failed unasked.
+        await this.#run(order, order.stage === 'charging');
       } catch (err) {
         this.#store.touch(order.order_id);
         this.#log.warn(

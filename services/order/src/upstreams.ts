@@ -61,21 +61,44 @@ class Guarded {
     return Math.max(1, Math.ceil((this.#openedAt + this.#resetTimeoutMs - Date.now()) / 1000));
   }
 
+  /**
+   * call runs `fn` through the breaker, retried when `idempotent`. Once any
+   * attempt's outcome is unknown (it may have reached the upstream and taken
+   * effect), a later attempt that fails without an answer (open breaker,
+   * refused connection, 5xx) cannot make the outcome known again: the call
+   * then fails as `unknown`, so the saga asks before it gives up.
+   */
   async call<T>(fn: () => Promise<T>, idempotent: boolean): Promise<T> {
+    let unknown: UpstreamError | undefined;
     const once = async (): Promise<T> => {
       try {
         return this.#breaker ? ((await this.#breaker.fire(fn, [])) as T) : await fn();
       } catch (err) {
-        throw this.#translate(err);
+        const e = this.#translate(err);
+        if (e instanceof UpstreamError && e.kind === 'unknown') unknown ??= e;
+        throw e;
       }
     };
-    if (!idempotent) return once();
-    return retry(once, {
-      attempts: 3,
-      baseMs: 50,
-      maxMs: 300,
-      retryOn: (err) => err instanceof UpstreamError && err.kind !== 'rejected' && err.code !== 'BREAKER_OPEN',
-    });
+    try {
+      if (!idempotent) return await once();
+      return await retry(once, {
+        attempts: 3,
+        baseMs: 50,
+        maxMs: 300,
+        retryOn: (err) => err instanceof UpstreamError && err.kind !== 'rejected' && err.code !== 'BREAKER_OPEN',
+      });
+    } catch (err) {
+      if (unknown && err instanceof UpstreamError && err.kind === 'unavailable') {
+        throw new UpstreamError(
+          err.upstream,
+          'unknown',
+          err.code,
+          `${err.message.slice(err.upstream.length + 2)} (after an earlier attempt whose outcome is unknown: ${unknown.code})`,
+          { status: err.status, cause: err },
+        );
+      }
+      throw err;
+    }
   }
 
   #translate(err: unknown): unknown {

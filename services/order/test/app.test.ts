@@ -63,6 +63,9 @@ async function place(app: FastifyInstance, body: unknown, headers: Record<string
   };
 }
 
+// One unit: enough stock for the tests that place several orders at once.
+const oneUnit = { customer_id: 'c-1', currency: 'EUR', items: [{ product_id: 'sku-1', quantity: 1 }] };
+
 const anOrder = {
   customer_id: 'c-1',
   currency: 'EUR',
@@ -151,6 +154,72 @@ describe('placing orders', () => {
     assert.equal(settled.status, 'confirmed');
     assert.equal(w.payment.charges.size, 1, 'charged exactly once');
     assert.ok(w.payment.attempts >= 2, 'the charge was retried with the same key');
+  });
+
+  test('regression: charged for a failed order — a charge that timed out, then met the open breaker, is not failed unasked', async () => {
+    // Payment slower than the timeout: every first attempt times out (the
+    // charge exists at payment, the answer is late), the timeouts open the
+    // breaker, and the retries meet it open. Before the fix those orders were
+    // failed payment_unavailable with no refund while payment kept the money.
+    w.payment.latencyMs = 400;
+    const placed = await Promise.all(Array.from({ length: 6 }, () => place(w.app, oneUnit)));
+    assert.equal(w.upstreams.breakerStates()['payment:http'], 'open', 'the scenario opened the breaker');
+    for (const r of placed) {
+      assert.equal(r.status, 201);
+      assert.equal(r.body.status, 'pending', `order ${r.body.order_id} must wait for payment's answer`);
+      assert.equal(r.body.stage, 'charging');
+    }
+    // Payment recovers; the reconciler settles every order through the same key.
+    w.payment.latencyMs = 0;
+    await new Promise((r) => setTimeout(r, 600)); // the breaker half-opens
+    for (let round = 0; round < 5 && w.store.counts().pending > 0; round++) await w.orders.reconcileOnce(0);
+    for (const r of placed) {
+      const o = w.orders.get(r.body.order_id);
+      const charge = w.payment.charges.get(o.order_id);
+      assert.equal(o.status, 'confirmed', `order ${o.order_id}: ${o.failure_reason}`);
+      assert.equal(o.payment_id, charge?.outcome.payment_id, 'confirmed with the payment that exists');
+    }
+    assert.equal(w.payment.charges.size, placed.length, 'one charge per order');
+    assert.deepEqual(w.payment.refunds, []);
+  });
+
+  test('positive control: a charge that never reached payment fails the order at once, nothing charged', async () => {
+    w.payment.mode = 'down';
+    const placed = await Promise.all(Array.from({ length: 6 }, () => place(w.app, oneUnit)));
+    assert.equal(w.upstreams.breakerStates()['payment:http'], 'open');
+    const stored = placed.filter((r) => r.status === 201);
+    assert.ok(stored.length > 0, 'some orders got as far as the charge');
+    for (const r of stored) {
+      assert.equal(r.body.status, 'failed', JSON.stringify(r.body));
+      assert.equal(r.body.failure_reason, 'payment_unavailable');
+    }
+    for (const r of placed.filter((p) => p.status !== 201)) assert.equal(r.body.code, 'UPSTREAM_UNAVAILABLE');
+    assert.equal(w.store.counts().pending, 0);
+    assert.equal(w.payment.charges.size, 0);
+    assert.equal(w.inventory.products.get('sku-1')!.available, 10, 'stock released');
+  });
+
+  test('regression: the reconciler never fails a charging order unasked, even when "no charge found" races a charge in flight', async () => {
+    w.payment.latencyMs = 400;
+    const res = await place(w.app, anOrder);
+    assert.equal(res.body.status, 'pending');
+    // The lookup by order sees nothing yet, and the new attempt under the key
+    // fails without an answer: neither says the first attempt will not land.
+    w.payment.latencyMs = 0;
+    w.payment.chargeInFlight = true;
+    w.payment.mode = 'processor-error';
+    await w.orders.reconcileOnce(0);
+    await w.orders.reconcileOnce(0);
+    assert.equal(w.orders.get(res.body.order_id).status, 'pending', 'no answer under the key yet');
+    w.payment.chargeInFlight = false;
+    w.payment.mode = 'ok';
+    await new Promise((r) => setTimeout(r, 600));
+    await w.orders.reconcileOnce(0);
+    const settled = w.orders.get(res.body.order_id);
+    assert.equal(settled.status, 'confirmed');
+    assert.equal(settled.payment_id, w.payment.charges.get(settled.order_id)?.outcome.payment_id);
+    assert.equal(w.payment.charges.size, 1);
+    assert.deepEqual(w.payment.refunds, []);
   });
 
   test('the same Idempotency-Key from a shopper returns the same order (200), not a second one', async () => {

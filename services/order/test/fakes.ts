@@ -83,6 +83,8 @@ export class FakePayment implements PaymentClient {
   readonly charges = new Map<string, { key: string; outcome: ChargeOutcome; amount: number }>();
   readonly refunds: string[] = [];
   attempts = 0;
+  /** chargeInFlight makes findByOrder see no charge yet, as while an earlier attempt is still on its way to payment. */
+  chargeInFlight = false;
 
   async charge(req: ChargeRequest): Promise<ChargeOutcome> {
     this.attempts++;
@@ -105,6 +107,7 @@ export class FakePayment implements PaymentClient {
   findByOrder(orderId: string): Promise<ChargeOutcome | null> {
     if (this.mode === 'down')
       return Promise.reject(new UpstreamError('payment', 'unavailable', 'UNREACHABLE', 'connection refused'));
+    if (this.chargeInFlight) return Promise.resolve(null);
     return Promise.resolve(this.charges.get(orderId)?.outcome ?? null);
   }
   refund(paymentId: string): Promise<void> {
