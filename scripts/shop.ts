@@ -217,8 +217,20 @@ export class Shop {
     return this.#stopChild(child, signal);
   }
 
+  /** freeze stops a service's process where it stands (SIGSTOP): its sockets stay open, nothing answers. */
+  freeze(name: ServiceName): void {
+    this.#children.get(name)?.kill('SIGSTOP');
+  }
+
+  /** thaw lets a frozen service run again (SIGCONT); harmless on one that runs. */
+  thaw(name: ServiceName): void {
+    this.#children.get(name)?.kill('SIGCONT');
+  }
+
   async #stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<number | null> {
     if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+    // A frozen process would hold a SIGTERM until thawed.
+    child.kill('SIGCONT');
     this.#retiring.add(child);
     const exited = new Promise<number | null>((r) =>
       child.once('exit', (code) => {
