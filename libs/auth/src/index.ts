@@ -45,6 +45,7 @@ export {
   type RequestPeer,
   type AuthzDecision,
 } from './adapters/fastify.ts';
+export type { AuditLevel, AuditLogger } from './adapters/audit.ts';
 export { createMtlsDispatcher, createMtlsConnector, type MtlsDispatcherOptions } from './adapters/undici.ts';
 export {
   grpcChannelCredentials,

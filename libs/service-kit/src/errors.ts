@@ -25,6 +25,31 @@ export class ServiceError extends Error {
   }
 }
 
+/** INPUT_QUOTE_LIMIT is how many characters of a caller's value an error message quotes. */
+export const INPUT_QUOTE_LIMIT = 64;
+
+/**
+ * cutInput returns a caller's text for an error message, cut to
+ * INPUT_QUOTE_LIMIT characters with "…" after: the reply names what was sent
+ * without echoing a huge input back whole (a megabyte in a gRPC status
+ * message is larger than a client accepts, and kills its connection).
+ */
+export function cutInput(text: string): string {
+  return text.length > INPUT_QUOTE_LIMIT ? `${text.slice(0, INPUT_QUOTE_LIMIT)}…` : text;
+}
+
+/** quoteInput renders a caller's value for an error message as JSON, cut like cutInput. */
+export function quoteInput(value: unknown): string {
+  if (typeof value === 'string') {
+    return value.length > INPUT_QUOTE_LIMIT
+      ? `${JSON.stringify(value.slice(0, INPUT_QUOTE_LIMIT))}…`
+      : JSON.stringify(value);
+  }
+  // JSON.stringify gives undefined (despite its type) for undefined and functions.
+  const json = JSON.stringify(value) as string | undefined;
+  return cutInput(json ?? String(value));
+}
+
 /** ConfigError names the environment variable that is wrong and what it must be. */
 export class ConfigError extends Error {
   readonly code = 'SVC_ERR_CONFIG_INVALID';

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyListenOptions, FastifyServerOptions } from 'fastify';
-import { ServiceError } from './errors.ts';
+import { cutInput, ServiceError } from './errors.ts';
 import type { ServiceMetrics } from './metrics.ts';
 
 /** HTTP_LIMITS are the server timeouts and size limits every service applies against slow or greedy clients. */
@@ -62,7 +62,7 @@ export function installHttpBasics(app: FastifyInstance, metrics: ServiceMetrics)
     void reply.code(500).send({ code: 'INTERNAL', message: 'internal error; see the service log' });
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send({ code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}` });
+    void reply.code(404).send({ code: 'NOT_FOUND', message: `no route ${request.method} ${cutInput(request.url)}` });
   });
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';

@@ -1,5 +1,5 @@
 // Public API of @shop/service-kit: what every shop service shares.
-export { ServiceError, ConfigError } from './errors.ts';
+export { ServiceError, ConfigError, cutInput, quoteInput, INPUT_QUOTE_LIMIT } from './errors.ts';
 export { Env } from './config.ts';
 export { loggerOptions } from './logger.ts';
 export { openDatabase, transaction, type Migration } from './db.ts';

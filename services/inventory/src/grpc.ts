@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
-import { createGrpcMtls, type GrpcMtls, type IdentitySource } from '@shop/auth';
-import { authHooks, type Logger, type ServiceMetrics } from '@shop/service-kit';
+import { createGrpcMtls, type AuditLogger, type GrpcMtls, type IdentitySource } from '@shop/auth';
+import { authHooks, type ServiceMetrics } from '@shop/service-kit';
 import { toGrpcStatus } from './errors.ts';
 import type {
   GetStockRequest,
@@ -15,6 +15,14 @@ import type {
 import { INVENTORY_METHODS, inventoryServiceDefinition, type InventoryMethod } from './proto.ts';
 import { authorizeStockReaders } from './stock-readers.ts';
 import type { InventoryStore } from './store.ts';
+import { checkOrderId, checkProductId, checkQuantity } from './validation.ts';
+
+/**
+ * MAX_GRPC_MESSAGE_BYTES is the largest request message the gRPC server
+ * accepts (larger ones get RESOURCE_EXHAUSTED unread). The biggest valid
+ * request is a few hundred bytes; grpc-js would take 4 MiB.
+ */
+export const MAX_GRPC_MESSAGE_BYTES = 64 * 1024;
 
 /** GrpcServerDeps is what the gRPC API is built from. */
 export interface GrpcServerDeps {
@@ -26,8 +34,11 @@ export interface GrpcServerDeps {
   orderId: string;
   /** partnerStockReaders are SPIFFE IDs of other trust domains that may also call GetStock, and nothing else. Default: none. */
   partnerStockReaders?: readonly string[];
-  /** log receives failed calls that were not the caller's fault. Default: none. */
-  log?: Logger;
+  /**
+   * log receives an audit line per call and per refused handshake, and the
+   * failed calls that were not the caller's fault. Default: none.
+   */
+  log?: AuditLogger;
 }
 
 /** InventoryGrpcServer is a running gRPC API. */
@@ -52,7 +63,8 @@ export interface CallOutcome {
 
 /**
  * inventoryGrpcHandlers implements the Inventory service on the store: each
- * handler only unpacks the request and maps a failure to its status code.
+ * handler checks the request's fields against the contract (the HTTP API's
+ * rules: lengths, patterns, range), then maps a failure to its status code.
  */
 export function inventoryGrpcHandlers(
   store: InventoryStore,
@@ -76,16 +88,20 @@ export function inventoryGrpcHandlers(
     };
   }
   return {
-    GetStock: unary<GetStockRequest, Stock>('GetStock', (req) => store.getStock(req.product_id)),
+    GetStock: unary<GetStockRequest, Stock>('GetStock', (req) => store.getStock(checkProductId(req.product_id))),
     ListProducts: unary<ListProductsRequest, ListProductsResponse>('ListProducts', () => ({
       products: store.listProducts(),
     })),
     Reserve: unary<ReserveRequest, Reservation>(
       'Reserve',
-      (req) => store.reserve(req.product_id, { quantity: req.quantity, order_id: req.order_id }).reservation,
+      (req) =>
+        store.reserve(checkProductId(req.product_id), {
+          quantity: checkQuantity(req.quantity),
+          order_id: checkOrderId(req.order_id),
+        }).reservation,
     ),
-    Release: unary<OrderRequest, OrderReservations>('Release', (req) => store.release(req.order_id)),
-    Commit: unary<OrderRequest, OrderReservations>('Commit', (req) => store.commit(req.order_id)),
+    Release: unary<OrderRequest, OrderReservations>('Release', (req) => store.release(checkOrderId(req.order_id))),
+    Commit: unary<OrderRequest, OrderReservations>('Commit', (req) => store.commit(checkOrderId(req.order_id))),
   };
 }
 
@@ -94,7 +110,9 @@ export function inventoryGrpcHandlers(
  * host:port: GetStock and ListProducts for any workload of our trust domain,
  * GetStock also for `partnerStockReaders`, Reserve, Release and Commit for
  * `orderId` only. Calls are counted in
- * `shop_requests_total{protocol="grpc"}`; refusals in the auth metrics.
+ * `shop_requests_total{protocol="grpc"}`; refusals in the auth metrics; every
+ * decision and refused handshake is written to `log` as an audit line.
+ * Request messages above MAX_GRPC_MESSAGE_BYTES are refused unread.
  */
 export async function startGrpcServer(
   deps: GrpcServerDeps & { host: string; port: number; reusePort?: boolean },
@@ -113,8 +131,12 @@ export async function startGrpcServer(
       [INVENTORY_METHODS.Commit]: orderOnly,
     },
     ...authHooks(metrics),
+    log,
   });
-  const server = new grpc.Server({ interceptors: [mtls.interceptor] });
+  const server = new grpc.Server({
+    interceptors: [mtls.interceptor],
+    'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
+  });
   server.addService(
     inventoryServiceDefinition(),
     inventoryGrpcHandlers(store, ({ method, call, code, seconds, err }) => {

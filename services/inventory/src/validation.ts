@@ -1,6 +1,7 @@
 // Input rules, in one place: the HTTP JSON schemas are built from these
 // constants and the store checks them again, so gRPC callers (which have no
 // schema validation) get the same answers.
+import { quoteInput } from '@shop/service-kit';
 import { inventoryError } from './errors.ts';
 
 /** MAX_QUANTITY is the most one reservation may hold; anything above is a client bug, not an order. */
@@ -18,13 +19,13 @@ const orderIdRe = new RegExp(ORDER_ID_PATTERN);
 /** checkProductId returns `value` if it is a well-formed product ID, else throws INVALID_REQUEST. */
 export function checkProductId(value: unknown): string {
   if (typeof value === 'string' && productIdRe.test(value)) return value;
-  throw inventoryError('INVALID_REQUEST', `product_id must match ${PRODUCT_ID_PATTERN}, got ${JSON.stringify(value)}`);
+  throw inventoryError('INVALID_REQUEST', `product_id must match ${PRODUCT_ID_PATTERN}, got ${quoteInput(value)}`);
 }
 
 /** checkOrderId returns `value` if it is a well-formed order ID, else throws INVALID_REQUEST. */
 export function checkOrderId(value: unknown): string {
   if (typeof value === 'string' && orderIdRe.test(value)) return value;
-  throw inventoryError('INVALID_REQUEST', `order_id must match ${ORDER_ID_PATTERN}, got ${JSON.stringify(value)}`);
+  throw inventoryError('INVALID_REQUEST', `order_id must match ${ORDER_ID_PATTERN}, got ${quoteInput(value)}`);
 }
 
 /** checkQuantity returns `value` if it is an integer from 1 to MAX_QUANTITY, else throws INVALID_REQUEST. */
@@ -32,6 +33,6 @@ export function checkQuantity(value: unknown): number {
   if (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_QUANTITY) return value;
   throw inventoryError(
     'INVALID_REQUEST',
-    `quantity must be an integer from 1 to ${MAX_QUANTITY}, got ${JSON.stringify(value)}`,
+    `quantity must be an integer from 1 to ${MAX_QUANTITY}, got ${quoteInput(value)}`,
   );
 }

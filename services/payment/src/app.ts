@@ -3,6 +3,7 @@ import { fastifyMtlsOptions, spiffeAuth, type IdentitySource, type SpiffeAuthOpt
 import {
   authHooks,
   createServiceMetrics,
+  cutInput,
   installHttpBasics,
   loggerOptions,
   serviceFastifyOptions,
@@ -44,7 +45,8 @@ export interface AppDeps {
 function formatSchemaErrors(errors: FastifySchemaValidationError[], dataVar: string): Error {
   const text = errors
     .map((e) => {
-      const unexpected = e.keyword === 'additionalProperties' ? `: ${String(e.params.additionalProperty)}` : '';
+      const unexpected =
+        e.keyword === 'additionalProperties' ? `: ${cutInput(String(e.params.additionalProperty))}` : '';
       return `${dataVar}${e.instancePath} ${e.message ?? 'is invalid'}${unexpected}`;
     })
     .join('; ');

@@ -10,6 +10,7 @@ import type { TrustDomain } from '../spiffeid/trust-domain.ts';
 import { ConnectionVerifier, recycleAt, type PeerResult } from '../tls/connection-verifier.ts';
 import { keepServerIdentityCurrent, mtlsServerOptions } from '../tls/server-options.ts';
 import { toAuthorizer, type AllowRule } from './allow-rule.ts';
+import { claimedIdOf } from './audit.ts';
 
 /** RequestPeer is the verified caller of a request. */
 export interface RequestPeer {
@@ -28,6 +29,14 @@ export interface AuthzDecision {
   route: string;
   code?: string;
   reason?: string;
+  /** remote is the caller's IP address. */
+  remote?: string;
+  /**
+   * claimed is the SPIFFE ID (URI SAN) the refused client certificate claims,
+   * unverified, on 401 only (null: no certificate or no URI SAN). For logs,
+   * never a metric label: the caller picks it.
+   */
+  claimed?: string | null;
 }
 
 /** SpiffeRouteConfig is the per-route `config.spiffe` option. */
@@ -96,15 +105,22 @@ const plugin: FastifyPluginAsync<SpiffeAuthOptions> = (app: FastifyInstance, opt
       const result = verifier.verify(socket);
       if (!result.ok) {
         app.log.warn(
-          { err: { code: result.error.code, message: result.error.message }, remote: socket.remoteAddress },
+          {
+            err: { code: result.error.code, message: result.error.message },
+            remote: socket.remoteAddress,
+            claimed: claimedIdOf(socket),
+          },
           'client certificate rejected',
         );
         opts.onHandshakeError?.(result.error);
       }
     };
-    const onClientError = (err: Error): void => {
+    const onClientError = (err: Error, socket: TLSSocket): void => {
       const error = new AuthError('AUTH_ERR_TLS_HANDSHAKE', `TLS handshake failed: ${err.message}`, { cause: err });
-      app.log.warn({ err: { code: error.code, message: error.message } }, 'TLS handshake failed');
+      app.log.warn(
+        { err: { code: error.code, message: error.message }, remote: socket.remoteAddress },
+        'TLS handshake failed',
+      );
       opts.onHandshakeError?.(error);
     };
     tlsServer.on('secureConnection', onSecure);
@@ -131,6 +147,7 @@ const plugin: FastifyPluginAsync<SpiffeAuthOptions> = (app: FastifyInstance, opt
 
   app.addHook('onRequest', async (request, reply) => {
     const socket = request.raw.socket;
+    const remote = socket.remoteAddress;
     const result: PeerResult = opts.resolvePeer
       ? opts.resolvePeer(request)
       : socket instanceof TLSSocket
@@ -146,6 +163,8 @@ const plugin: FastifyPluginAsync<SpiffeAuthOptions> = (app: FastifyInstance, opt
         ...base,
         code: error.code,
         reason: error.message,
+        remote,
+        ...(status === 401 ? { claimed: socket instanceof TLSSocket ? claimedIdOf(socket) : null } : {}),
       };
       request.log[auditLevel]({ authz: decision }, 'authz deny');
       opts.onDecision?.(decision);
@@ -171,7 +190,7 @@ const plugin: FastifyPluginAsync<SpiffeAuthOptions> = (app: FastifyInstance, opt
       // client reconnect with its current SVID for its next request.
       void reply.header('connection', 'close');
     }
-    const decision: AuthzDecision = { decision: 'allow', status: 200, caller, ...base };
+    const decision: AuthzDecision = { decision: 'allow', status: 200, caller, ...base, remote };
     request.log[auditLevel]({ authz: decision }, 'authz allow');
     opts.onDecision?.(decision);
   });

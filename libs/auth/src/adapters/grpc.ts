@@ -1,3 +1,9 @@
+import {
+  constants as h2,
+  createServer as createH2Server,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { DetailedPeerCertificate } from 'node:tls';
@@ -10,11 +16,15 @@ import { keepServerIdentityCurrent, mtlsServerOptions } from '../tls/server-opti
 import { verifyX509Svid } from '../verify/x509-verify.ts';
 import type { RequestPeer } from './fastify.ts';
 import { toAuthorizer, type AllowRule } from './allow-rule.ts';
+import { claimedIdOf, cutText, type AuditLevel, type AuditLogger } from './audit.ts';
 
 type Listener<T> = (update: T | null) => void;
 
 // Time in-flight calls get to finish when a connection is recycled.
 const DRAIN_GRACE_MS = 30_000;
+
+// A refused call's path is the caller's choice; the log keeps this much of it.
+const PATH_LOG_LIMIT = 256;
 
 /**
  * SourceCertificateProvider feeds an identity source into grpc-js's
@@ -127,6 +137,22 @@ export interface GrpcDecision {
   method: string;
   code?: string;
   reason?: string;
+  /** remote is the caller's IP address. */
+  remote?: string;
+  /**
+   * claimed is the SPIFFE ID (URI SAN) the refused client certificate claims,
+   * unverified, on UNAUTHENTICATED only (null: no certificate or no URI SAN).
+   * For logs, never a metric label: the caller picks it.
+   */
+  claimed?: string | null;
+  /**
+   * path is the method path as the caller sent it (cut to 256 characters), on
+   * calls over a connection whose client certificate did not verify. Those
+   * calls never reach grpc-js, so whether the method exists is not known:
+   * `method` is the path only if it has its own rule in `methods`, else "*".
+   * For logs, never a metric label: the caller picks it.
+   */
+  path?: string;
 }
 
 /** GrpcServerOptions configure createGrpcMtls. */
@@ -141,6 +167,15 @@ export interface GrpcServerOptions {
   onDecision?: (decision: GrpcDecision) => void;
   /** onHandshakeError is called when a TLS handshake fails or a client's certificate is rejected. */
   onHandshakeError?: (error: AuthError) => void;
+  /**
+   * log receives one audit line per call (`{ authz: decision }`, "authz allow"
+   * or "authz deny", as the fastify plugin writes them) and a warning per
+   * failed handshake ("TLS handshake failed") or rejected client certificate
+   * ("client certificate rejected"). Default: none.
+   */
+  log?: AuditLogger;
+  /** auditLevel is the level of the per-call audit line. Default: "info". */
+  auditLevel?: AuditLevel;
 }
 
 /** GrpcMtls is a SPIFFE mTLS front for a grpc-js Server. */
@@ -160,19 +195,91 @@ export interface GrpcMtls {
  * verification and rotation) and hands the verified connections to grpc-js
  * through its connection injector. grpc-js's own TLS server could only check
  * clients against a pooled CA list and exposes no chain to handlers.
+ *
+ * A connection whose client certificate does not verify never reaches
+ * grpc-js: grpc-js looks a method up before interceptors run, so it would
+ * tell an unauthenticated caller which methods exist (UNIMPLEMENTED for the
+ * others). Such a connection is answered by a bare HTTP/2 server instead:
+ * every call, whatever its method, gets UNAUTHENTICATED with the reason.
  */
 export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
-  const { source } = options;
+  const { source, log } = options;
   const verifier = new ConnectionVerifier(source);
   const defaultAllow = toAuthorizer(options.allow ?? authorizeMemberOf(source.getX509Svid().id.trustDomain));
   const methodAllow = new Map(Object.entries(options.methods ?? {}).map(([m, r]) => [m, toAuthorizer(r)]));
+  const auditLevel = options.auditLevel ?? 'info';
   // grpc-js names a call's peer "<remoteAddress>:<remotePort>"; we key live
   // connections the same way to find the socket a call arrived on.
   const sockets = new Map<string, TLSSocket>();
   type Injector = ReturnType<grpc.Server['createConnectionInjector']>;
-  const servers: { tls: TlsServer; stop: () => void; injectors: Set<Injector> }[] = [];
+  const injectorOf = new WeakMap<TLSSocket, Injector>();
+  // Refused connections, with their HTTP/2 session once it is up.
+  type Refused = Map<TLSSocket, ServerHttp2Session | null>;
+  const servers: { tls: TlsServer; stop: () => void; injectors: Set<Injector>; refused: Refused }[] = [];
 
   const socketOf = (call: { getPeer(): string }): TLSSocket | undefined => sockets.get(call.getPeer());
+
+  const decide = (decision: GrpcDecision): void => {
+    log?.[auditLevel]({ authz: decision }, decision.decision === 'allow' ? 'authz allow' : 'authz deny');
+    options.onDecision?.(decision);
+  };
+
+  const handshakeFailed = (error: AuthError, fields: object, msg: string): void => {
+    log?.warn({ err: { code: error.code, message: error.message }, ...fields }, msg);
+    options.onHandshakeError?.(error);
+  };
+
+  // Trailers-only, as grpc-js answers a status before any message, so a
+  // refusal here is byte for byte the one a real method's interceptor gives.
+  const sendUnauthenticated = (stream: ServerHttp2Stream, error: AuthError): void => {
+    if (stream.destroyed) return;
+    stream.respond(
+      {
+        'grpc-status': grpc.status.UNAUTHENTICATED,
+        'grpc-message': encodeURI(`${error.code}: ${error.message}`),
+        [h2.HTTP2_HEADER_STATUS]: h2.HTTP_STATUS_OK,
+        [h2.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc+proto',
+      },
+      { endStream: true },
+    );
+  };
+
+  const refuse = (socket: TLSSocket, error: AuthError, refused: Refused): void => {
+    const remote = socket.remoteAddress;
+    const claimed = claimedIdOf(socket);
+    handshakeFailed(error, { remote, claimed }, 'client certificate rejected');
+    // A plain HTTP/2 server: TLS is already terminated. One per connection,
+    // like grpc-js's injectors; it never listens, so it holds nothing once
+    // the connection closes.
+    const h2Server = createH2Server();
+    h2Server.on('stream', (stream, headers) => {
+      // A reset from the caller needs no answer.
+      stream.on('error', () => undefined);
+      // Read and drop whatever the caller sends, so flow control never stalls.
+      stream.resume();
+      const path = String(headers[h2.HTTP2_HEADER_PATH] ?? '');
+      const own = methodAllow.get(path);
+      decide({
+        decision: 'deny',
+        status: 'UNAUTHENTICATED',
+        caller: null,
+        rule: (own ?? defaultAllow).rule,
+        method: own ? path : '*',
+        code: error.code,
+        reason: error.message,
+        remote,
+        claimed,
+        path: cutText(path, PATH_LOG_LIMIT),
+      });
+      sendUnauthenticated(stream, error);
+    });
+    h2Server.on('session', (session) => {
+      refused.set(socket, session);
+    });
+    refused.set(socket, null);
+    socket.once('close', () => refused.delete(socket));
+    h2Server.emit('connection', socket);
+  };
 
   const interceptor: grpc.ServerInterceptor = (methodDescriptor, call) =>
     new grpc.ServerInterceptingCall(call, {
@@ -191,19 +298,30 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
                   ),
                 };
             const base = { rule: authorizer.rule, method: methodDescriptor.path };
+            const remote = socket?.remoteAddress;
             if (!result.ok) {
-              options.onDecision?.({
+              decide({
                 decision: 'deny',
                 status: 'UNAUTHENTICATED',
                 caller: null,
                 ...base,
                 code: result.error.code,
                 reason: result.error.message,
+                remote,
+                claimed: socket ? claimedIdOf(socket) : null,
               });
               call.sendStatus({
                 code: grpc.status.UNAUTHENTICATED,
                 details: `${result.error.code}: ${result.error.message}`,
               });
+              // The connection verified at its handshake but no longer does
+              // (its certificate expired, or its CA left the bundle): close
+              // it, so the caller's next connection is checked afresh.
+              const injector = socket ? injectorOf.get(socket) : undefined;
+              if (socket && injector) {
+                injectorOf.delete(socket);
+                injector.drain(DRAIN_GRACE_MS);
+              }
               return;
             }
             const caller = result.peer.id.toString();
@@ -213,18 +331,19 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
               const error = isAuthError(err)
                 ? err
                 : new AuthError('AUTH_ERR_PEER_UNAUTHORIZED', String(err), { cause: err });
-              options.onDecision?.({
+              decide({
                 decision: 'deny',
                 status: 'PERMISSION_DENIED',
                 caller,
                 ...base,
                 code: error.code,
                 reason: error.message,
+                remote,
               });
               call.sendStatus({ code: grpc.status.PERMISSION_DENIED, details: `${error.code}: ${error.message}` });
               return;
             }
-            options.onDecision?.({ decision: 'allow', status: 'OK', caller, ...base });
+            decide({ decision: 'allow', status: 'OK', caller, ...base, remote });
             mdNext(metadata);
           },
         });
@@ -235,11 +354,28 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
     interceptor,
     async listen(server, address) {
       const tlsServer = createTlsServer({ ...mtlsServerOptions(source), ALPNProtocols: ['h2'] });
-      const stop = keepServerIdentityCurrent(tlsServer, source, { ALPNProtocols: ['h2'] });
+      const stopIdentity = keepServerIdentityCurrent(tlsServer, source, { ALPNProtocols: ['h2'] });
       const injectors = new Set<Injector>();
+      const refused: Refused = new Map();
+      // A refused connection was judged against the bundles of its handshake
+      // (as the verifier's cache keeps a failure until they change). When
+      // they change, close it gracefully: the caller reconnects and is judged
+      // again, and may now be let through to grpc-js.
+      const onRotated = (e: RotatedEvent): void => {
+        if (e.previous?.bundles === e.bundles) return;
+        for (const session of refused.values()) session?.close();
+      };
+      source.on('rotated', onRotated);
+      const stop = (): void => {
+        stopIdentity();
+        source.off('rotated', onRotated);
+      };
       tlsServer.on('secureConnection', (socket: TLSSocket) => {
         const result = verifier.verify(socket);
-        if (!result.ok) options.onHandshakeError?.(result.error);
+        if (!result.ok) {
+          refuse(socket, result.error, refused);
+          return;
+        }
         const key = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? ''}`;
         sockets.set(key, socket);
         // One injector per connection, so this one connection can be drained
@@ -247,12 +383,15 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
         // connections live long, and must not carry a certificate to expiry.
         const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
         injectors.add(injector);
-        const leaves = [source.getX509Svid().leaf, ...(result.ok ? [result.peer.certificate] : [])];
+        injectorOf.set(socket, injector);
         const timer = setTimeout(
           () => {
             injector.drain(DRAIN_GRACE_MS);
           },
-          Math.max(0, Math.min(recycleAt(leaves) - Date.now(), 2 ** 31 - 1)),
+          Math.max(
+            0,
+            Math.min(recycleAt([source.getX509Svid().leaf, result.peer.certificate]) - Date.now(), 2 ** 31 - 1),
+          ),
         );
         timer.unref();
         socket.once('close', () => {
@@ -263,12 +402,14 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
         });
         injector.injectConnection(socket);
       });
-      tlsServer.on('tlsClientError', (err) => {
-        options.onHandshakeError?.(
+      tlsServer.on('tlsClientError', (err, socket) => {
+        handshakeFailed(
           new AuthError('AUTH_ERR_TLS_HANDSHAKE', `TLS handshake failed: ${err.message}`, { cause: err }),
+          { remote: socket.remoteAddress },
+          'TLS handshake failed',
         );
       });
-      servers.push({ tls: tlsServer, stop, injectors });
+      servers.push({ tls: tlsServer, stop, injectors, refused });
       await new Promise<void>((resolve, reject) => {
         tlsServer.once('error', reject);
         const where = { port: address.port, host: address.host ?? '127.0.0.1', reusePort: address.reusePort === true };
@@ -291,9 +432,11 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
     async close(graceMs = 5000) {
       await Promise.all(
         servers.splice(0).map(
-          ({ tls, stop, injectors }) =>
+          ({ tls, stop, injectors, refused }) =>
             new Promise<void>((resolve) => {
               stop();
+              // Refused connections have no call worth waiting for.
+              for (const s of refused.keys()) s.destroy();
               for (const injector of injectors) injector.drain(graceMs);
               tls.close(() => {
                 for (const injector of injectors) injector.destroy();
