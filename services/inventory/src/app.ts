@@ -46,13 +46,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // check out of the way, and the instance keeps the type service-kit expects.
   const options = {
     https: fastifyMtlsOptions(source),
-    // Refuse "5" for 5 and unknown fields instead of quietly fixing them up.
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
     ...(deps.log ? { loggerInstance: deps.log } : { logger: false }),
   };
   const app = Fastify(serviceFastifyOptions(options));
-  await app.register(spiffeAuth, { source, resolvePeer: deps.resolvePeer, ...authHooks(metrics) });
   installHttpBasics(app, metrics);
+  await app.register(spiffeAuth, { source, resolvePeer: deps.resolvePeer, ...authHooks(metrics) });
 
   const orderOnly = { spiffe: { allow: [deps.orderId] } };
   const stockReaders = {

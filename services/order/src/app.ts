@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import {
   installHttpBasics,
@@ -42,6 +43,20 @@ const placeOrderSchema = {
   },
 } as const;
 
+/**
+ * requestFingerprint is the SHA-256 of a validated order request in
+ * canonical form (fixed field order, lines sorted by product), so a retry
+ * under the same Idempotency-Key matches however its JSON is laid out, and
+ * any other customer, currency, line or expected total does not.
+ */
+export function requestFingerprint(body: PlaceOrderInput): string {
+  const lines = body.items
+    .map((i): [string, number] => [i.product_id, i.quantity])
+    .sort(([a, qa], [b, qb]) => (a < b ? -1 : a > b ? 1 : qa - qb));
+  const canonical = [body.customer_id, body.currency, lines, body.expected_total_cents ?? null];
+  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
+}
+
 /** AppDeps are what the public API needs. */
 export interface AppDeps {
   orders: OrderService;
@@ -71,7 +86,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           `currency must be one of ${CURRENCIES.join(', ')}, got ${JSON.stringify(body.currency)}`,
         );
       }
-      const { order, created } = await deps.orders.place(body, req.headers['idempotency-key']);
+      const key = req.headers['idempotency-key'];
+      const { order, created } = await deps.orders.place(
+        body,
+        key,
+        key === undefined ? undefined : requestFingerprint(body),
+      );
       req.log.info(
         { orderId: order.order_id, status: order.status, reason: order.failure_reason, total: order.total_cents },
         'order placed',

@@ -95,8 +95,16 @@ export class OrderService {
     );
   }
 
-  /** place validates an order against the catalogue, stores it, and runs the saga as far as it can. */
-  async place(input: PlaceOrderInput, requestKey?: string): Promise<{ order: Order; created: boolean }> {
+  /**
+   * place validates an order against the catalogue, stores it, and runs the
+   * saga as far as it can. `requestFingerprint` identifies the request behind
+   * `requestKey`, so the store can refuse the key's reuse for another one.
+   */
+  async place(
+    input: PlaceOrderInput,
+    requestKey?: string,
+    requestFingerprint?: string,
+  ): Promise<{ order: Order; created: boolean }> {
     this.#up.failFastIfOpen(['inventory', 'payment']);
     const products = await this.#products();
     const items: OrderItem[] = [];
@@ -138,6 +146,7 @@ export class OrderService {
       currency: input.currency,
       items,
       requestKey,
+      requestFingerprint,
     });
     if (!created) return { order, created };
     this.#inFlight.add(order.order_id);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
-import { openDatabase, transaction, type Migration } from '@shop/service-kit';
+import { openDatabase, ServiceError, transaction, type Migration } from '@shop/service-kit';
 
 /** OrderStatus is what a shopper sees. */
 export type OrderStatus = 'pending' | 'confirmed' | 'failed';
@@ -61,6 +61,12 @@ const migrations: Migration[] = [
       );
     `);
   },
+  // The fingerprint of the request that created an order under an
+  // Idempotency-Key, so a reuse of the key for another request is refused.
+  // Orders placed before this step have none (NULL): see sameRequest.
+  (db) => {
+    db.exec('ALTER TABLE orders ADD COLUMN request_fingerprint TEXT');
+  },
 ];
 
 interface OrderRow {
@@ -82,6 +88,19 @@ export interface NewOrder {
   currency: string;
   items: OrderItem[];
   requestKey?: string;
+  /** requestFingerprint identifies the request behind `requestKey` (a hash of its canonical body); a key reused with another one is refused. */
+  requestFingerprint?: string;
+}
+
+// Whether a request under an already used key is the one that created
+// `order`: by fingerprint when both have one, otherwise (an order stored
+// before fingerprints, or a caller without one) by what the order holds.
+function sameRequest(storedFingerprint: string | null, order: Order, o: NewOrder): boolean {
+  if (storedFingerprint !== null && o.requestFingerprint !== undefined)
+    return storedFingerprint === o.requestFingerprint;
+  const lines = (items: { product_id: string; quantity: number }[]): string =>
+    JSON.stringify(items.map((i) => [i.product_id, i.quantity]).sort());
+  return order.customer_id === o.customerId && order.currency === o.currency && lines(order.items) === lines(o.items);
 }
 
 /** OrderStore owns the order service's SQLite database. */
@@ -100,23 +119,47 @@ export class OrderStore {
     return this.#open;
   }
 
-  /** create stores a new pending order in stage `reserving`; a repeated request key returns the existing order. */
+  /**
+   * create stores a new pending order in stage `reserving`. A repeated
+   * request key returns the existing order if it is the same request, and
+   * throws 422 IDEMPOTENCY_KEY_REUSED if not (another body or customer).
+   */
   create(o: NewOrder): { order: Order; created: boolean } {
     return transaction(this.#db, () => {
       if (o.requestKey !== undefined) {
-        const existing = this.#db.prepare('SELECT id FROM orders WHERE request_key = ?').get(o.requestKey) as
-          { id: string } | undefined;
-        if (existing) return { order: this.get(existing.id) as Order, created: false };
+        const existing = this.#db
+          .prepare('SELECT id, request_fingerprint FROM orders WHERE request_key = ?')
+          .get(o.requestKey) as { id: string; request_fingerprint: string | null } | undefined;
+        if (existing) {
+          const order = this.get(existing.id) as Order;
+          if (!sameRequest(existing.request_fingerprint, order, o)) {
+            throw new ServiceError(
+              422,
+              'IDEMPOTENCY_KEY_REUSED',
+              'this Idempotency-Key was already used for another order request (another body or customer); retry with the same body, or use a new key for a new order',
+            );
+          }
+          return { order, created: false };
+        }
       }
       const id = randomUUID();
       const now = this.#now();
       const total = o.items.reduce((sum, i) => sum + i.quantity * i.unit_price_cents, 0);
       this.#db
         .prepare(
-          `INSERT INTO orders (id, customer_id, currency, total_cents, status, stage, request_key, created_at, updated_at)
-           VALUES (?, ?, ?, ?, 'pending', 'reserving', ?, ?, ?)`,
+          `INSERT INTO orders (id, customer_id, currency, total_cents, status, stage, request_key, request_fingerprint, created_at, updated_at)
+           VALUES (?, ?, ?, ?, 'pending', 'reserving', ?, ?, ?, ?)`,
         )
-        .run(id, o.customerId, o.currency, total, o.requestKey ?? null, now, now);
+        .run(
+          id,
+          o.customerId,
+          o.currency,
+          total,
+          o.requestKey ?? null,
+          o.requestKey === undefined ? null : (o.requestFingerprint ?? null),
+          now,
+          now,
+        );
       const insert = this.#db.prepare(
         'INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) VALUES (?, ?, ?, ?)',
       );

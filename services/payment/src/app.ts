@@ -66,18 +66,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const options = {
     https: fastifyMtlsOptions(deps.source),
     logger: deps.logger ?? loggerOptions('payment', deps.config.logLevel),
-    // Strict bodies: "100" is not an amount and unknown fields are refused, not silently dropped.
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
     schemaErrorFormatter: formatSchemaErrors,
   };
   const app = Fastify(serviceFastifyOptions(options));
+  installHttpBasics(app, metrics);
   await app.register(spiffeAuth, {
     source: deps.source,
     allow: [deps.config.orderId],
     ...authHooks(metrics),
     ...(deps.resolvePeer ? { resolvePeer: deps.resolvePeer } : {}),
   });
-  installHttpBasics(app, metrics);
 
   const ctx: RouteContext = {
     store: deps.store,

@@ -26,7 +26,10 @@ export interface AuthzDecision {
   caller: string | null;
   rule: string;
   method: string;
+  /** route is the matched route's pattern, or "unmatched": never the URL, so it is safe as a metric label. */
   route: string;
+  /** url is the request's URL as sent (query included, cut at 256 characters), for the audit line only. */
+  url: string;
   code?: string;
   reason?: string;
   /** remote is the caller's IP address. */
@@ -81,6 +84,11 @@ export interface SpiffeAuthOptions {
 export function fastifyMtlsOptions(source: IdentitySource): ReturnType<typeof mtlsServerOptions> {
   return mtlsServerOptions(source);
 }
+
+// A request to no route is labelled with this, not its URL: the caller picks
+// the URL, and each new one would be a new metric series.
+const UNMATCHED_ROUTE = 'unmatched';
+const MAX_AUDIT_URL = 256;
 
 const NO_SOCKET: PeerResult = {
   ok: false,
@@ -154,7 +162,12 @@ const plugin: FastifyPluginAsync<SpiffeAuthOptions> = (app: FastifyInstance, opt
         ? verifier.verify(socket)
         : NO_SOCKET;
     const authorizer = toAuthorizer(request.routeOptions.config.spiffe?.allow ?? defaultAllow);
-    const base = { rule: authorizer.rule, method: request.method, route: request.routeOptions.url ?? request.url };
+    const base = {
+      rule: authorizer.rule,
+      method: request.method,
+      route: request.routeOptions.url ?? UNMATCHED_ROUTE,
+      url: request.url.slice(0, MAX_AUDIT_URL),
+    };
     const deny = async (status: 401 | 403, error: AuthError, caller: string | null): Promise<void> => {
       const decision: AuthzDecision = {
         decision: 'deny',

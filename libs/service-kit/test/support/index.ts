@@ -1,0 +1,2 @@
+// Test support shared by this package's tests and by the services' tests.
+export * from './raw-http.ts';
