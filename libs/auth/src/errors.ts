@@ -30,7 +30,7 @@ export const errorHints = {
 
   // Peer verification and authorization
   AUTH_ERR_PEER_UNVERIFIED:
-    'The peer must present an X.509-SVID that chains to the bundle of its own trust domain and is currently valid.',
+    'The peer must present an X.509-SVID that chains to the bundle of its own trust domain, is currently valid, and whose extended key usage, where present on any certificate of the chain, allows its role (clientAuth for a client, serverAuth for a server).',
   AUTH_ERR_PEER_NO_CERTIFICATE: 'Connect with a client certificate (an X.509-SVID).',
   AUTH_ERR_PEER_UNAUTHORIZED: 'Add the peer ID to the allow-list of this route or client, if it should be allowed.',
 

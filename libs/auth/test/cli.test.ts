@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { X509Bundle, X509BundleSet } from '../src/bundle/x509-bundle.ts';
 import { X509Svid } from '../src/svid/x509-svid.ts';
-import { verifyX509Svid } from '../src/verify/x509-verify.ts';
+import { verifyX509Svid, type VerifiedPeer } from '../src/verify/x509-verify.ts';
 import { parseCertificate } from '../src/x509/certificate.ts';
 import { pemBlocksOfType } from '../src/x509/pem.ts';
 import { FakeWorkloadApi } from './support/fake-workload-api.ts';
@@ -116,6 +116,12 @@ async function bundleOf(caDir: string, trustDomain: string): Promise<X509BundleS
 async function writeIssued(dir: string, name: string, issued: IssuedCertificate): Promise<void> {
   await writeFile(join(dir, `${name}.crt.pem`), issued.certPem);
   await writeFile(join(dir, `${name}.key.pem`), issued.keyPem, { mode: 0o600 });
+}
+
+/** verifyAsService verifies an SVID in both TLS roles, since a service both serves and calls, and returns the peer. */
+function verifyAsService(chain: readonly Uint8Array[], bundles: X509BundleSet): VerifiedPeer {
+  verifyX509Svid(chain, bundles, { peerRole: 'client' });
+  return verifyX509Svid(chain, bundles, { peerRole: 'server' });
 }
 
 function dnsSansOf(svid: X509Svid): string[] {
@@ -335,9 +341,11 @@ describe('spiffe-auth cert issue', () => {
     const svid = await loadSvid(out, 'payment');
     assert.equal(svid.id.toString(), 'spiffe://example.org/payment');
     assert.deepEqual(dnsSansOf(svid), ['payment', 'localhost', 'pay.internal', 'a.test', 'b.test']);
+    // Extended key usage serverAuth + clientAuth, as SPIRE issues; verifyAsService checks both roles below.
+    assert.deepEqual(parseCertificate(svid.chainDer()[0]!).extKeyUsage, ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2']);
     const ttl = svid.secondsToExpiry();
     assert.ok(ttl > 2 * HOUR - 120 && ttl <= 2 * HOUR, `ttl ${ttl}`);
-    const peer = verifyX509Svid(svid.chainDer(), await bundleOf(caDir, 'example.org'));
+    const peer = verifyAsService(svid.chainDer(), await bundleOf(caDir, 'example.org'));
     assert.equal(peer.id.toString(), 'spiffe://example.org/payment');
   });
 
@@ -347,9 +355,9 @@ describe('spiffe-auth cert issue', () => {
     const otherCa = await tempDir();
     ok(await run(['ca', 'create', '--trust-domain', 'example.org', '--out-dir', otherCa]));
     const svid = await loadSvid(out, 'payment');
-    verifyX509Svid(svid.chainDer(), await bundleOf(caDir, 'example.org'));
+    verifyAsService(svid.chainDer(), await bundleOf(caDir, 'example.org'));
     const otherBundles = await bundleOf(otherCa, 'example.org');
-    assert.throws(() => verifyX509Svid(svid.chainDer(), otherBundles), {
+    assert.throws(() => verifyAsService(svid.chainDer(), otherBundles), {
       code: 'AUTH_ERR_PEER_UNVERIFIED',
       message: /unknown authority/,
     });
@@ -367,7 +375,7 @@ describe('spiffe-auth cert issue', () => {
     assert.equal(res.certFile, join(out, 'order.crt.pem'));
     const days = (Date.parse(res.notAfter) - Date.now()) / 86_400_000;
     assert.ok(days > 29.9 && days <= 30, `${days}`);
-    verifyX509Svid((await loadSvid(out, 'order')).chainDer(), await bundleOf(ca, 'shop.test'));
+    verifyAsService((await loadSvid(out, 'order')).chainDer(), await bundleOf(ca, 'shop.test'));
   });
 
   test('without ca.json the trust domain defaults to example.org', async () => {
@@ -564,7 +572,7 @@ describe('spiffe-auth dev-certs', () => {
     for (const service of ['order', 'payment', 'inventory']) {
       assert.equal(await modeOf(join(dir, `${service}.key.pem`)), 0o600);
       const svid = await loadSvid(dir, service);
-      assert.equal(verifyX509Svid(svid.chainDer(), bundles).id.toString(), `spiffe://example.org/${service}`);
+      assert.equal(verifyAsService(svid.chainDer(), bundles).id.toString(), `spiffe://example.org/${service}`);
       assert.deepEqual(dnsSansOf(svid), [service, 'localhost']);
       assert.ok(svid.secondsToExpiry() > 719 * HOUR);
     }
@@ -677,7 +685,7 @@ describe('spiffe-auth dev-certs', () => {
         assert.match(r.files.find((f) => f.file.endsWith('payment.crt.pem'))?.reason ?? '', reason);
         assert.equal(a['order.crt.pem'], 'kept');
         assert.equal((await snapshot(dir)).get('order.key.pem'), before.get('order.key.pem'));
-        verifyX509Svid((await loadSvid(dir, 'payment')).chainDer(), await bundleOf(dir, 'example.org'));
+        verifyAsService((await loadSvid(dir, 'payment')).chainDer(), await bundleOf(dir, 'example.org'));
         assert.equal((await devCerts(dir)).changed, false, 'and the run after that changes nothing');
       });
     }
@@ -693,7 +701,7 @@ describe('spiffe-auth dev-certs', () => {
     assert.equal(a['order.crt.pem'], 'renewed');
     assert.deepEqual(JSON.parse(await readFile(join(dir, 'ca.json'), 'utf8')), { trust_domain: 'shop.test' });
     assert.equal(
-      verifyX509Svid((await loadSvid(dir, 'order')).chainDer(), await bundleOf(dir, 'shop.test')).id.toString(),
+      verifyAsService((await loadSvid(dir, 'order')).chainDer(), await bundleOf(dir, 'shop.test')).id.toString(),
       'spiffe://shop.test/order',
     );
     // Without --trust-domain the CA's own trust domain is kept.
@@ -713,7 +721,7 @@ describe('spiffe-auth dev-certs', () => {
     const runs = await Promise.all([1, 2, 3, 4].map(() => run(['dev-certs', '--out-dir', dir])));
     for (const r of runs) ok(r);
     const bundles = await bundleOf(dir, 'example.org');
-    for (const s of ['order', 'payment', 'inventory']) verifyX509Svid((await loadSvid(dir, s)).chainDer(), bundles);
+    for (const s of ['order', 'payment', 'inventory']) verifyAsService((await loadSvid(dir, s)).chainDer(), bundles);
     assert.equal((await devCerts(dir)).changed, false);
     assert.ok(![...(await snapshot(dir)).keys()].some((n) => n.startsWith('.')), 'no lock or temporary file left');
   });
@@ -1119,7 +1127,7 @@ describe('spiffe-auth fetch', () => {
     assert.equal(svid.id.toString(), 'spiffe://example.org/payment');
     const bundle = X509Bundle.fromPem('example.org', await readFile(join(out, 'bundle.pem'), 'utf8'));
     assert.ok(bundle.equals(td.bundle), "bundle.pem is our own trust domain's bundle");
-    verifyX509Svid(svid.chainDer(), new X509BundleSet([bundle]));
+    verifyAsService(svid.chainDer(), new X509BundleSet([bundle]));
     // A second fetch replaces the files (refresh), with the same modes.
     ok(await run(['fetch', '--socket', fake.address, '--write', out]));
     assert.equal(await modeOf(join(out, 'svid.key.pem')), 0o600);

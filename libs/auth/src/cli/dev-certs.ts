@@ -286,7 +286,8 @@ async function assessService(
   if (!svid.id.equals(id))
     return { action: 'renewed', reason: `it is for ${svid.id.toString()}, not ${id.toString()}` };
   try {
-    verifyX509Svid(svid.chainDer(), bundles, now);
+    // A service certificate serves and calls, so it must pass in both roles.
+    for (const peerRole of ['server', 'client'] as const) verifyX509Svid(svid.chainDer(), bundles, { peerRole, now });
   } catch (err) {
     const detail = (err as Error).message.replace(/^peer \S+: /, '');
     return { action: 'renewed', reason: `it does not verify against ${CA_CERT_FILE}: ${detail}` };
