@@ -30,7 +30,7 @@ export const errorHints = {
 
   // Peer verification and authorization
   AUTH_ERR_PEER_UNVERIFIED:
-    'The peer must present an X.509-SVID that chains to the bundle of its own trust domain and is currently valid.',
+    'The peer must present an X.509-SVID that chains to the bundle of its own trust domain, is currently valid, and whose extended key usage, where present on any certificate of the chain, allows its role (clientAuth for a client, serverAuth for a server).',
   AUTH_ERR_PEER_NO_CERTIFICATE: 'Connect with a client certificate (an X.509-SVID).',
   AUTH_ERR_PEER_UNAUTHORIZED: 'Add the peer ID to the allow-list of this route or client, if it should be allowed.',
 
@@ -72,7 +72,7 @@ export const errorHints = {
   AUTH_ERR_CLI_DURATION_INVALID:
     'Write a duration as a whole number and a unit s, m, h or d, e.g. "90s", "15m", "72h" or "30d" (units may be combined: "1h30m").',
   AUTH_ERR_CLI_SERVICE_INVALID:
-    'Name the service with one SPIFFE ID path segment of letters, digits, ".", "-" and "_" (not ".", ".." or "ca"), e.g. "payment".',
+    'Name the service with one SPIFFE ID path segment of at most 200 bytes of letters, digits, ".", "-" and "_" (not ".", ".." or "ca"), e.g. "payment".',
   AUTH_ERR_CLI_CA_INVALID:
     'Point --ca-dir at a directory made by "spiffe-auth ca create" (ca.crt.pem, ca.key.pem, ca.json) whose CA is still valid, or create a new CA.',
   AUTH_ERR_CLI_OUTPUT_EXISTS: 'Pass --force to replace the existing files, or choose another --out-dir.',

@@ -6,7 +6,7 @@ export { X509Svid } from './svid/x509-svid.ts';
 export { X509Bundle, X509BundleSet, type X509BundleSource } from './bundle/x509-bundle.ts';
 export { JwtBundle, JwtBundleSet, type JwtAuthority, type JwtBundleSource } from './bundle/jwt-bundle.ts';
 export { parseSpiffeBundleJson, marshalSpiffeBundleJson, type SpiffeBundle } from './bundle/spiffe-bundle.ts';
-export { verifyX509Svid, type VerifiedPeer } from './verify/x509-verify.ts';
+export { verifyX509Svid, type PeerRole, type VerifiedPeer, type VerifyX509SvidOptions } from './verify/x509-verify.ts';
 export {
   authorizeAny,
   authorizeId,

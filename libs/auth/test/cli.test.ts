@@ -1,5 +1,6 @@
 // The spiffe-auth CLI, run as a child process the way a user runs it; every
 // assertion is about what the user sees: exit status, output, files and modes.
+import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -8,10 +9,13 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import * as x509 from '@peculiar/x509';
 import { X509Bundle, X509BundleSet } from '../src/bundle/x509-bundle.ts';
+import { MAX_SERVICE_NAME_BYTES, dnsNameProblem } from '../src/cli/service-cert.ts';
 import { X509Svid } from '../src/svid/x509-svid.ts';
-import { verifyX509Svid } from '../src/verify/x509-verify.ts';
+import { verifyX509Svid, type VerifiedPeer } from '../src/verify/x509-verify.ts';
 import { parseCertificate } from '../src/x509/certificate.ts';
+import { CertificateAuthority } from '../src/x509/issuer.ts';
 import { pemBlocksOfType } from '../src/x509/pem.ts';
 import { FakeWorkloadApi } from './support/fake-workload-api.ts';
 import { createTestTrustDomain, type IssuedCertificate, type TestTrustDomain } from './support/test-ca.ts';
@@ -116,6 +120,12 @@ async function bundleOf(caDir: string, trustDomain: string): Promise<X509BundleS
 async function writeIssued(dir: string, name: string, issued: IssuedCertificate): Promise<void> {
   await writeFile(join(dir, `${name}.crt.pem`), issued.certPem);
   await writeFile(join(dir, `${name}.key.pem`), issued.keyPem, { mode: 0o600 });
+}
+
+/** verifyAsService verifies an SVID in both TLS roles, since a service both serves and calls, and returns the peer. */
+function verifyAsService(chain: readonly Uint8Array[], bundles: X509BundleSet): VerifiedPeer {
+  verifyX509Svid(chain, bundles, { peerRole: 'client' });
+  return verifyX509Svid(chain, bundles, { peerRole: 'server' });
 }
 
 function dnsSansOf(svid: X509Svid): string[] {
@@ -335,9 +345,11 @@ describe('spiffe-auth cert issue', () => {
     const svid = await loadSvid(out, 'payment');
     assert.equal(svid.id.toString(), 'spiffe://example.org/payment');
     assert.deepEqual(dnsSansOf(svid), ['payment', 'localhost', 'pay.internal', 'a.test', 'b.test']);
+    // Extended key usage serverAuth + clientAuth, as SPIRE issues; verifyAsService checks both roles below.
+    assert.deepEqual(parseCertificate(svid.chainDer()[0]!).extKeyUsage, ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2']);
     const ttl = svid.secondsToExpiry();
     assert.ok(ttl > 2 * HOUR - 120 && ttl <= 2 * HOUR, `ttl ${ttl}`);
-    const peer = verifyX509Svid(svid.chainDer(), await bundleOf(caDir, 'example.org'));
+    const peer = verifyAsService(svid.chainDer(), await bundleOf(caDir, 'example.org'));
     assert.equal(peer.id.toString(), 'spiffe://example.org/payment');
   });
 
@@ -347,9 +359,9 @@ describe('spiffe-auth cert issue', () => {
     const otherCa = await tempDir();
     ok(await run(['ca', 'create', '--trust-domain', 'example.org', '--out-dir', otherCa]));
     const svid = await loadSvid(out, 'payment');
-    verifyX509Svid(svid.chainDer(), await bundleOf(caDir, 'example.org'));
+    verifyAsService(svid.chainDer(), await bundleOf(caDir, 'example.org'));
     const otherBundles = await bundleOf(otherCa, 'example.org');
-    assert.throws(() => verifyX509Svid(svid.chainDer(), otherBundles), {
+    assert.throws(() => verifyAsService(svid.chainDer(), otherBundles), {
       code: 'AUTH_ERR_PEER_UNVERIFIED',
       message: /unknown authority/,
     });
@@ -367,7 +379,7 @@ describe('spiffe-auth cert issue', () => {
     assert.equal(res.certFile, join(out, 'order.crt.pem'));
     const days = (Date.parse(res.notAfter) - Date.now()) / 86_400_000;
     assert.ok(days > 29.9 && days <= 30, `${days}`);
-    verifyX509Svid((await loadSvid(out, 'order')).chainDer(), await bundleOf(ca, 'shop.test'));
+    verifyAsService((await loadSvid(out, 'order')).chainDer(), await bundleOf(ca, 'shop.test'));
   });
 
   test('without ca.json the trust domain defaults to example.org', async () => {
@@ -529,6 +541,171 @@ describe('spiffe-auth cert issue', () => {
   });
 });
 
+describe('regression: issue 17 #9, cert issue takes only DNS names as --dns and bounds the service name', () => {
+  let caDir: string;
+  before(async () => {
+    caDir = await tempDir();
+    ok(await run(['ca', 'create', '--trust-domain', 'example.org', '--out-dir', caDir]));
+  });
+  const label63 = 'a'.repeat(63);
+  // Three labels of 63 and one of 61, with their dots: 253 characters, the most a DNS name may have.
+  const name253 = [label63, label63, label63, 'b'.repeat(61)].join('.');
+
+  test('dnsNameProblem: DNS names pass (positive controls first), every other kind is refused naming the rule', () => {
+    for (const good of [
+      'payment',
+      'pay.internal',
+      'a-b.example.com',
+      'xn--bcher-kva.de',
+      'Host.Example.COM',
+      '3com.net',
+      label63,
+      name253,
+    ]) {
+      assert.equal(dnsNameProblem(good), undefined, good);
+    }
+    const bad: [string, RegExp][] = [
+      ['10.0.0.1', /IP address.*IP address SANs are not supported/],
+      ['::1', /IP address SANs are not supported/],
+      ['[2001:db8::1]', /IP address SANs are not supported/],
+      ['fe80::1%eth0', /IP address SANs are not supported/],
+      ['1.2.3', /last label is all digits.*IP address/],
+      ['*.example.com', /wildcards are not issued/],
+      ['*', /wildcards are not issued/],
+      ['a.*.example.com', /wildcards are not issued/],
+      [`${label63}a.example.com`, /is 64 characters long, and a label has at most 63/],
+      [`${name253}b`, /is 254 characters long, and a DNS name has at most 253/],
+      ['example.com.', /trailing dot/],
+      ['a..b', /empty label/],
+      ['.a', /empty label/],
+      ['-a.example', /"-a" is not letters, digits and "-"/],
+      ['my_host', /"my_host" is not letters, digits and "-"/],
+      ['bücher.de', /xn-- \(punycode\) form/],
+      ['not a name', /is not letters, digits and "-"/],
+      ['', /empty/],
+    ];
+    for (const [name, rule] of bad) assert.match(dnsNameProblem(name) ?? 'accepted', rule, JSON.stringify(name));
+  });
+
+  describe('over the CLI: exit 2 naming the value and the rule, nothing written', { concurrency: true }, () => {
+    test('positive control: DNS names of the longest allowed label and name are issued', async () => {
+      const out = join(await tempDir(), 'out');
+      const args = ['--dns', `${label63}.example.com`, '--dns', name253];
+      ok(await run(['cert', 'issue', '--ca-dir', caDir, '--service', 'payment', ...args, '--out-dir', out]));
+      const svid = await loadSvid(out, 'payment');
+      assert.deepEqual(dnsSansOf(svid), ['payment', 'localhost', `${label63}.example.com`, name253]);
+    });
+    const cases: [name: string, dns: string, message: RegExp][] = [
+      ['an IPv4 literal', '10.0.0.1', /--dns "10\.0\.0\.1" is refused: it is an IP address.*not supported/],
+      ['an IPv6 literal', '::1', /--dns "::1" is refused: it is an IP address.*not supported/],
+      ['a wildcard', '*.example.com', /--dns "\*\.example\.com" is refused: wildcards are not issued/],
+      ['a label over 63 characters', `${label63}a.example.com`, /a label has at most 63/],
+      ['a name over 253 characters', `${name253}b`, /a DNS name has at most 253/],
+    ];
+    for (const [name, dns, message] of cases) {
+      test(`--dns with ${name}`, async () => {
+        const parent = await tempDir();
+        const r = await run([
+          'cert',
+          'issue',
+          '--ca-dir',
+          caDir,
+          '--service',
+          'payment',
+          '--dns',
+          dns,
+          '--out-dir',
+          join(parent, 'out'),
+        ]);
+        assertCliError(r, 'AUTH_ERR_CLI_USAGE', message);
+        assert.deepEqual(await snapshot(parent), new Map(), 'nothing written, --out-dir not even created');
+      });
+    }
+
+    test(`a service name of ${MAX_SERVICE_NAME_BYTES} bytes is issued; one byte more is refused up front, not as "cannot write"`, async () => {
+      const parent = await tempDir();
+      const longest = 's'.repeat(MAX_SERVICE_NAME_BYTES);
+      ok(await run(['cert', 'issue', '--ca-dir', caDir, '--service', longest, '--out-dir', join(parent, 'ok')]));
+      assert.equal((await loadSvid(join(parent, 'ok'), longest)).id.toString(), `spiffe://example.org/${longest}`);
+      for (const bytes of [MAX_SERVICE_NAME_BYTES + 1, 240, 3000]) {
+        const r = await run([
+          'cert',
+          'issue',
+          '--ca-dir',
+          caDir,
+          '--service',
+          's'.repeat(bytes),
+          '--out-dir',
+          join(parent, 'out'),
+        ]);
+        assertCliError(
+          r,
+          'AUTH_ERR_CLI_SERVICE_INVALID',
+          new RegExp(
+            `invalid service name "s{40}"…: it is ${bytes} bytes long, and a service name may have at most ${MAX_SERVICE_NAME_BYTES}`,
+          ),
+        );
+        assert.doesNotMatch(r.stderr, /cannot write|ENAMETOOLONG/);
+      }
+      assert.deepEqual([...(await snapshot(parent)).keys()], ['ok'], 'nothing written for the refused names');
+    });
+
+    test('dev-certs refuses an over-long name in --services before writing anything', async () => {
+      const parent = await tempDir();
+      const r = await run([
+        'dev-certs',
+        '--out-dir',
+        join(parent, 'out'),
+        '--services',
+        `order,${'s'.repeat(MAX_SERVICE_NAME_BYTES + 1)}`,
+      ]);
+      assertCliError(r, 'AUTH_ERR_CLI_SERVICE_INVALID', `at most ${MAX_SERVICE_NAME_BYTES}`);
+      assert.deepEqual(await snapshot(parent), new Map());
+    });
+
+    test('a service name that is no DNS name gets no DNS SAN of its own, and a warning; a DNS-name service keeps its SAN', async () => {
+      const out = join(await tempDir(), 'out');
+      const plain = ok(await run(['cert', 'issue', '--ca-dir', caDir, '--service', 'payment', '--out-dir', out]));
+      assert.doesNotMatch(plain.stderr, /warning/);
+      assert.deepEqual(dnsSansOf(await loadSvid(out, 'payment')), ['payment', 'localhost']);
+      const odd = ok(await run(['cert', 'issue', '--ca-dir', caDir, '--service', 'My_Svc', '--out-dir', out]));
+      assert.match(
+        odd.stderr,
+        /^warning: service name "My_Svc" is not a DNS name, so its certificate carries no DNS SAN for it: .*"my_svc"/m,
+      );
+      assert.deepEqual(dnsSansOf(await loadSvid(out, 'My_Svc')), ['localhost']);
+      // dev-certs issues it the same way and keeps it on the next run.
+      const dir = await tempDir();
+      const first = ok(await run(['dev-certs', '--out-dir', dir, '--services', 'My_Svc', '--json']));
+      assert.match(first.stderr, /^warning: service name "My_Svc" is not a DNS name/m);
+      assert.deepEqual(dnsSansOf(await loadSvid(dir, 'My_Svc')), ['localhost']);
+      assert.equal(
+        (
+          JSON.parse(ok(await run(['dev-certs', '--out-dir', dir, '--services', 'My_Svc', '--json'])).stdout) as {
+            changed: boolean;
+          }
+        ).changed,
+        false,
+      );
+    });
+
+    test('an --out-dir whose name is too long for the file system is named as such', async () => {
+      const parent = await tempDir();
+      const r = await run([
+        'cert',
+        'issue',
+        '--ca-dir',
+        caDir,
+        '--service',
+        'payment',
+        '--out-dir',
+        join(parent, 'd'.repeat(300)),
+      ]);
+      assertCliError(r, 'AUTH_ERR_CLI_OUTPUT_UNWRITABLE', /too long for the file system \(a name may have 255 bytes\)/);
+    });
+  });
+});
+
 describe('spiffe-auth dev-certs', () => {
   interface DevReport {
     changed: boolean;
@@ -564,7 +741,7 @@ describe('spiffe-auth dev-certs', () => {
     for (const service of ['order', 'payment', 'inventory']) {
       assert.equal(await modeOf(join(dir, `${service}.key.pem`)), 0o600);
       const svid = await loadSvid(dir, service);
-      assert.equal(verifyX509Svid(svid.chainDer(), bundles).id.toString(), `spiffe://example.org/${service}`);
+      assert.equal(verifyAsService(svid.chainDer(), bundles).id.toString(), `spiffe://example.org/${service}`);
       assert.deepEqual(dnsSansOf(svid), [service, 'localhost']);
       assert.ok(svid.secondsToExpiry() > 719 * HOUR);
     }
@@ -657,6 +834,25 @@ describe('spiffe-auth dev-certs', () => {
           ),
       ],
       [
+        'regression: issue 17 #7, certificate whose extended key usage is serverAuth only',
+        /does not verify against ca\.crt\.pem: leaf certificate has extended key usage \[serverAuth\].*TLS client/,
+        async (dir) => {
+          const ca = await CertificateAuthority.fromPem(
+            await readFile(join(dir, 'ca.crt.pem'), 'utf8'),
+            await readFile(join(dir, 'ca.key.pem'), 'utf8'),
+          );
+          const serverOnly = new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]);
+          await writeIssued(
+            dir,
+            'payment',
+            await ca.issueSvid('spiffe://example.org/payment', {
+              dnsNames: ['payment', 'localhost'],
+              extraExtensions: [serverOnly],
+            }),
+          );
+        },
+      ],
+      [
         'certificate of another service',
         /spiffe:\/\/example\.org\/order, not/,
         async (dir) => {
@@ -677,7 +873,7 @@ describe('spiffe-auth dev-certs', () => {
         assert.match(r.files.find((f) => f.file.endsWith('payment.crt.pem'))?.reason ?? '', reason);
         assert.equal(a['order.crt.pem'], 'kept');
         assert.equal((await snapshot(dir)).get('order.key.pem'), before.get('order.key.pem'));
-        verifyX509Svid((await loadSvid(dir, 'payment')).chainDer(), await bundleOf(dir, 'example.org'));
+        verifyAsService((await loadSvid(dir, 'payment')).chainDer(), await bundleOf(dir, 'example.org'));
         assert.equal((await devCerts(dir)).changed, false, 'and the run after that changes nothing');
       });
     }
@@ -693,7 +889,7 @@ describe('spiffe-auth dev-certs', () => {
     assert.equal(a['order.crt.pem'], 'renewed');
     assert.deepEqual(JSON.parse(await readFile(join(dir, 'ca.json'), 'utf8')), { trust_domain: 'shop.test' });
     assert.equal(
-      verifyX509Svid((await loadSvid(dir, 'order')).chainDer(), await bundleOf(dir, 'shop.test')).id.toString(),
+      verifyAsService((await loadSvid(dir, 'order')).chainDer(), await bundleOf(dir, 'shop.test')).id.toString(),
       'spiffe://shop.test/order',
     );
     // Without --trust-domain the CA's own trust domain is kept.
@@ -713,7 +909,7 @@ describe('spiffe-auth dev-certs', () => {
     const runs = await Promise.all([1, 2, 3, 4].map(() => run(['dev-certs', '--out-dir', dir])));
     for (const r of runs) ok(r);
     const bundles = await bundleOf(dir, 'example.org');
-    for (const s of ['order', 'payment', 'inventory']) verifyX509Svid((await loadSvid(dir, s)).chainDer(), bundles);
+    for (const s of ['order', 'payment', 'inventory']) verifyAsService((await loadSvid(dir, s)).chainDer(), bundles);
     assert.equal((await devCerts(dir)).changed, false);
     assert.ok(![...(await snapshot(dir)).keys()].some((n) => n.startsWith('.')), 'no lock or temporary file left');
   });
@@ -1119,7 +1315,7 @@ describe('spiffe-auth fetch', () => {
     assert.equal(svid.id.toString(), 'spiffe://example.org/payment');
     const bundle = X509Bundle.fromPem('example.org', await readFile(join(out, 'bundle.pem'), 'utf8'));
     assert.ok(bundle.equals(td.bundle), "bundle.pem is our own trust domain's bundle");
-    verifyX509Svid(svid.chainDer(), new X509BundleSet([bundle]));
+    verifyAsService(svid.chainDer(), new X509BundleSet([bundle]));
     // A second fetch replaces the files (refresh), with the same modes.
     ok(await run(['fetch', '--socket', fake.address, '--write', out]));
     assert.equal(await modeOf(join(out, 'svid.key.pem')), 0o600);

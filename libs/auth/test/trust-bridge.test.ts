@@ -34,7 +34,7 @@ describe('TrustBridgeSource (migration between two CAs of one trust domain)', ()
     return p;
   }
   const accepts = (source: TrustBridgeSource, peer: X509Svid): string =>
-    verifyX509Svid(peer.chainDer(), source).id.toString();
+    verifyX509Svid(peer.chainDer(), source, { peerRole: 'client' }).id.toString();
 
   test('a SPIRE-side service accepts a static-CA peer while bridged, and refuses it once the file is emptied', async () => {
     const ours = await spireCa.svid('/payment');
@@ -131,7 +131,7 @@ describe('TrustBridgeSource (migration between two CAs of one trust domain)', ()
     const plain = await createIdentitySource({ env: p });
     try {
       assert.throws(
-        () => verifyX509Svid(spirePeer.chainDer(), plain),
+        () => verifyX509Svid(spirePeer.chainDer(), plain, { peerRole: 'client' }),
         (e: AuthError) => e.code === 'AUTH_ERR_PEER_UNVERIFIED',
       );
     } finally {
@@ -144,7 +144,10 @@ describe('TrustBridgeSource (migration between two CAs of one trust domain)', ()
     });
     try {
       assert.ok(bridged instanceof TrustBridgeSource);
-      assert.equal(verifyX509Svid(spirePeer.chainDer(), bridged).id.toString(), 'spiffe://example.org/payment');
+      assert.equal(
+        verifyX509Svid(spirePeer.chainDer(), bridged, { peerRole: 'client' }).id.toString(),
+        'spiffe://example.org/payment',
+      );
       assert.ok(
         lines.some((l) => l.startsWith('trust bridged:')),
         lines.join('\n'),

@@ -116,7 +116,11 @@ export function grpcChannelCredentials(
   return grpc.experimental.createCertificateProviderChannelCredentials(provider, provider, {
     checkServerIdentity: (_host, cert) => {
       try {
-        const peer = verifyX509Svid(peerChainFromCertificate(cert as DetailedPeerCertificate), source.getX509Bundles());
+        const peer = verifyX509Svid(
+          peerChainFromCertificate(cert as DetailedPeerCertificate),
+          source.getX509Bundles(),
+          { peerRole: 'server' },
+        );
         authorize(peer.id, peer.chain);
         return undefined;
       } catch (err) {

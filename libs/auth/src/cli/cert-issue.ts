@@ -13,22 +13,31 @@ import {
 } from './command.ts';
 import { describeExpiry, parseDuration } from './duration.ts';
 import { ensureDir, refuseExisting, writeFilesAtomic } from './files.ts';
-import { checkDnsName, defaultDnsNames, issueServiceCert, serviceFiles, serviceSpiffeId } from './service-cert.ts';
+import {
+  checkDnsName,
+  defaultDnsNames,
+  issueServiceCert,
+  MAX_SERVICE_NAME_BYTES,
+  serviceDnsWarning,
+  serviceFiles,
+  serviceSpiffeId,
+} from './service-cert.ts';
 
 const NAME = 'cert issue';
 
 const HELP = `Usage: spiffe-auth cert issue --ca-dir <dir> --service <name> --out-dir <dir> [options]
 
 Issue an X.509-SVID for spiffe://<trust-domain>/<service>, signed by the CA in
---ca-dir, with DNS SANs <service> and localhost (plus any --dns).
+--ca-dir, with DNS SANs <service> (when it is a DNS name) and localhost (plus
+any --dns).
 Writes <out-dir>/<service>.crt.pem and <out-dir>/<service>.key.pem (mode 0600).
 
 Options:
   --ca-dir <dir>         directory made by "spiffe-auth ca create" (required)
-  --service <name>       service name, one SPIFFE ID path segment (required), e.g. payment
+  --service <name>       service name, one SPIFFE ID path segment of at most ${MAX_SERVICE_NAME_BYTES} bytes (required), e.g. payment
   --out-dir <dir>        directory to write to, created if missing (required)
   --trust-domain <name>  trust domain of the ID; Default: the CA's (ca.json), else ${DEFAULT_TRUST_DOMAIN}
-  --dns <name>           extra DNS SAN; repeat it or separate with commas; Default: none
+  --dns <name>           extra DNS SAN, a host name (no IP address, no wildcard); repeat it or separate with commas; Default: none
   --ttl <duration>       how long the certificate is valid (never beyond the CA); Default: 720h
   --force                replace existing files for this service; Default: false
   --json                 print the result as JSON; Default: false
@@ -83,6 +92,9 @@ export const certIssue: Command = {
     await ensureDir(outDir);
     await writeFilesAtomic(issued.files, values.force);
 
+    const dnsWarning = serviceDnsWarning(service);
+    if (dnsWarning !== undefined)
+      io.err(`warning: ${dnsWarning}; add a DNS SAN with --dns if clients check host names\n`);
     if (issued.clamped) {
       io.err(`warning: the CA expires before --ttl ${values.ttl}; the certificate expires with it\n`);
     }

@@ -21,7 +21,7 @@ import {
 import { lockDir } from './dir-lock.ts';
 import { describeExpiry, parseDuration } from './duration.ts';
 import { PUBLIC_FILE_MODE, ensureDir, fileExists, readInputFile, writeFilesAtomic } from './files.ts';
-import { defaultDnsNames, issueServiceCert, serviceFiles, serviceSpiffeId } from './service-cert.ts';
+import { defaultDnsNames, issueServiceCert, serviceDnsWarning, serviceFiles, serviceSpiffeId } from './service-cert.ts';
 
 const NAME = 'dev-certs';
 const DEFAULT_SERVICES = 'order,payment,inventory';
@@ -98,6 +98,10 @@ export const devCerts: Command = {
     if (services.length === 0) throw usageError(NAME, '--services must name at least one service');
     // Validate every name before touching the directory.
     for (const s of services) serviceSpiffeId(flagTrustDomain ?? TrustDomain.parse(DEFAULT_TRUST_DOMAIN), s);
+    for (const s of services) {
+      const warning = serviceDnsWarning(s);
+      if (warning !== undefined) io.err(`warning: ${warning}\n`);
+    }
 
     await ensureDir(outDir);
     const release = await lockDir(outDir);
@@ -286,7 +290,8 @@ async function assessService(
   if (!svid.id.equals(id))
     return { action: 'renewed', reason: `it is for ${svid.id.toString()}, not ${id.toString()}` };
   try {
-    verifyX509Svid(svid.chainDer(), bundles, now);
+    // A service certificate serves and calls, so it must pass in both roles.
+    for (const peerRole of ['server', 'client'] as const) verifyX509Svid(svid.chainDer(), bundles, { peerRole, now });
   } catch (err) {
     const detail = (err as Error).message.replace(/^peer \S+: /, '');
     return { action: 'renewed', reason: `it does not verify against ${CA_CERT_FILE}: ${detail}` };

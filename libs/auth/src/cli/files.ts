@@ -28,6 +28,8 @@ function reason(err: unknown): string {
       return 'it is a directory';
     case 'ENOTDIR':
       return 'a parent is not a directory';
+    case 'ENAMETOOLONG':
+      return 'the path or one of its names is too long for the file system (a name may have 255 bytes)';
     default:
       return (err as Error).message;
   }
@@ -105,8 +107,9 @@ export async function fileExists(path: string): Promise<boolean> {
     await lstat(path);
     return true;
   } catch (err) {
-    // ENOTDIR: a parent is a file, so nothing can exist here; creating the directory will say why.
-    if (isMissing(err) || errnoOf(err) === 'ENOTDIR') return false;
+    // ENOTDIR: a parent is a file; ENAMETOOLONG: the path cannot be named.
+    // Either way nothing can exist here, and creating the directory will say why.
+    if (isMissing(err) || errnoOf(err) === 'ENOTDIR' || errnoOf(err) === 'ENAMETOOLONG') return false;
     throw new AuthError('AUTH_ERR_FILE_UNREADABLE', `cannot check ${JSON.stringify(path)}: ${reason(err)}`, {
       cause: err,
     });

@@ -68,9 +68,10 @@ export interface VerifiedConnection {
 
 /**
  * verifyServer checks the server on `socket` as an X.509-SVID against the
- * bundle of its own trust domain, then authorizes its ID. It runs after every
- * handshake, resumed ones included: Node skips `checkServerIdentity` on
- * resumption, so that hook is never relied on.
+ * bundle of its own trust domain (its SVID must allow serverAuth), then
+ * authorizes its ID. It runs after every handshake, resumed ones included:
+ * Node skips `checkServerIdentity` on resumption, so that hook is never
+ * relied on.
  */
 export function verifyServer(
   socket: TLSSocket,
@@ -79,7 +80,7 @@ export function verifyServer(
   resumedFrom?: ResumableSession,
 ): VerifiedPeer {
   const chain = presentedChain(socket, resumedFrom);
-  const peer = verifyX509Svid(chain, source.getX509Bundles());
+  const peer = verifyX509Svid(chain, source.getX509Bundles(), { peerRole: 'server' });
   authorize(peer.id, peer.chain);
   return peer;
 }

@@ -15,10 +15,11 @@ interface CacheEntry {
 }
 
 /**
- * ConnectionVerifier verifies the peer of a TLS connection against the
- * identity source's bundles, once per connection, and again whenever the
- * bundles changed or a certificate of the verified chain has expired since:
- * a keep-alive connection does not outlive its peer's SVID or a removed CA.
+ * ConnectionVerifier verifies the client of a TLS connection our server
+ * accepted (so its SVID must allow clientAuth) against the identity source's
+ * bundles, once per connection, and again whenever the bundles changed or a
+ * certificate of the verified chain has expired since: a keep-alive
+ * connection does not outlive its peer's SVID or a removed CA.
  */
 export class ConnectionVerifier {
   readonly #source: IdentitySource;
@@ -37,7 +38,7 @@ export class ConnectionVerifier {
     let result: PeerResult;
     let validUntil = Number.POSITIVE_INFINITY;
     try {
-      const peer = verifyX509Svid(peerChainFromSocket(socket), bundles, new Date(now));
+      const peer = verifyX509Svid(peerChainFromSocket(socket), bundles, { peerRole: 'client', now: new Date(now) });
       for (const c of peer.chain) validUntil = Math.min(validUntil, c.validToDate.getTime());
       result = { ok: true, peer };
     } catch (err) {

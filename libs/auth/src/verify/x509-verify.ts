@@ -8,6 +8,54 @@ import { parseCertificate, type ParsedCertificate } from '../x509/certificate.ts
 // Bounds path building against hostile chains; SPIRE chains are 1–3 long.
 const MAX_CHAIN_LENGTH = 8;
 
+/** PeerRole is the part the verified peer plays in the TLS connection: the side that sent the certificate. */
+export type PeerRole = 'client' | 'server';
+
+/** VerifyX509SvidOptions say how verifyX509Svid judges a chain. */
+export interface VerifyX509SvidOptions {
+  /**
+   * peerRole is the peer's part in the connection: a `'client'` certificate
+   * must allow TLS client authentication (clientAuth), a `'server'` one TLS
+   * server authentication (serverAuth), wherever the chain restricts its
+   * extended key usage. The caller knows which side it is on; it is never
+   * guessed from the certificate.
+   */
+  peerRole: PeerRole;
+  /** now is the time validity is judged at. Default: the current time. */
+  now?: Date;
+}
+
+// Extended key usage purposes, RFC 5280 §4.2.1.12.
+const ANY_EXTENDED_KEY_USAGE = '2.5.29.37.0';
+const PURPOSE: Record<PeerRole, { oid: string; name: string }> = {
+  client: { oid: '1.3.6.1.5.5.7.3.2', name: 'clientAuth' },
+  server: { oid: '1.3.6.1.5.5.7.3.1', name: 'serverAuth' },
+};
+const PURPOSE_NAMES: Record<string, string> = {
+  '1.3.6.1.5.5.7.3.1': 'serverAuth',
+  '1.3.6.1.5.5.7.3.2': 'clientAuth',
+  '1.3.6.1.5.5.7.3.3': 'codeSigning',
+  '1.3.6.1.5.5.7.3.4': 'emailProtection',
+  '1.3.6.1.5.5.7.3.8': 'timeStamping',
+  '1.3.6.1.5.5.7.3.9': 'OCSPSigning',
+  [ANY_EXTENDED_KEY_USAGE]: 'anyExtendedKeyUsage',
+};
+
+/**
+ * purposeProblem says why `cert` may not be used by a TLS peer in `role`, or
+ * returns undefined when it may: no extended key usage extension (no
+ * restriction; X.509-SVID §4.4 lets it be absent), or one that lists the
+ * role's purpose or anyExtendedKeyUsage (RFC 5280 §4.2.1.12).
+ */
+function purposeProblem(cert: ParsedCertificate, role: PeerRole, what: string): string | undefined {
+  const eku = cert.extKeyUsage;
+  if (eku === undefined) return undefined;
+  const want = PURPOSE[role];
+  if (eku.includes(want.oid) || eku.includes(ANY_EXTENDED_KEY_USAGE)) return undefined;
+  const listed = eku.map((oid) => PURPOSE_NAMES[oid] ?? oid).join(', ');
+  return `${what} has extended key usage [${listed}], which lacks ${want.name}, so it may not act as a TLS ${role}`;
+}
+
 /** VerifiedPeer is what a successful X.509-SVID verification proves about a peer. */
 export interface VerifiedPeer {
   /** id is the peer's SPIFFE ID. */
@@ -37,7 +85,9 @@ function issuedBy(child: ParsedCertificate, parent: ParsedCertificate): boolean 
  * a valid SVID, and must chain to an authority of the bundle of *its own*
  * trust domain, taken from `bundles`. Authorities of other trust domains are
  * never considered, so a leaf claiming trust domain B that chains only to A's
- * CA is rejected.
+ * CA is rejected. Every certificate of the path, the trust anchor included,
+ * must allow the purpose of `options.peerRole` where it has an extended key
+ * usage extension (as OpenSSL and Go's crypto/x509 check it).
  *
  * Path validation is written here rather than delegated to OpenSSL because
  * Node exposes no per-handshake trust store: OpenSSL would verify against one
@@ -47,8 +97,18 @@ function issuedBy(child: ParsedCertificate, parent: ParsedCertificate): boolean 
 export function verifyX509Svid(
   chain: readonly Uint8Array[],
   bundles: X509BundleSource,
-  now: Date = new Date(),
+  options: VerifyX509SvidOptions,
 ): VerifiedPeer {
+  // Checked at run time too: a JavaScript caller of the older (chain, bundles,
+  // now) form must fail loudly, not have the purpose check silently skipped.
+  const role = (options as Partial<VerifyX509SvidOptions> | undefined)?.peerRole;
+  if (role !== 'client' && role !== 'server') {
+    throw new AuthError(
+      'AUTH_ERR_CONFIG_INVALID',
+      `verifyX509Svid: options.peerRole must be "client" or "server", got ${JSON.stringify(role)}`,
+    );
+  }
+  const now = options.now ?? new Date();
   if (chain.length === 0) {
     throw new AuthError('AUTH_ERR_PEER_NO_CERTIFICATE', 'peer presented no certificate');
   }
@@ -75,23 +135,28 @@ export function verifyX509Svid(
   } catch (err) {
     throw rejected(`peer ${id.toString()}: ${(err as Error).message}`);
   }
-  const path = buildPath(leaf, parsed.slice(1), authorities, now);
+  const path = buildPath(leaf, parsed.slice(1), authorities, now, role);
   if (typeof path === 'string') {
     throw rejected(`peer ${id.toString()}: ${path}`);
   }
+  // After the path, so an untrusted leaf is reported as untrusted first.
+  const leafPurpose = purposeProblem(leaf, role, 'leaf certificate');
+  if (leafPurpose !== undefined) throw rejected(`peer ${id.toString()}: ${leafPurpose}`);
   return { id, certificate: leaf.x509, chain: path.map((c) => c.x509) };
 }
 
 /**
  * buildPath searches depth-first for a path from `leaf` through `intermediates`
- * to one of `anchors`, checking every CA on the way. Returns the path, or the
- * most telling reason no path was found.
+ * to one of `anchors`, checking every CA on the way (the extended key usage
+ * of each for `role`). Returns the path, or the most telling reason no path
+ * was found.
  */
 function buildPath(
   leaf: ParsedCertificate,
   intermediates: readonly ParsedCertificate[],
   anchors: readonly ParsedCertificate[],
   now: Date,
+  role: PeerRole,
 ): ParsedCertificate[] | string {
   let reason = 'certificate does not chain to an authority of its trust domain bundle (x509: unknown authority)';
   const visit = (path: ParsedCertificate[]): ParsedCertificate[] | undefined => {
@@ -107,7 +172,7 @@ function buildPath(
         return `${what} has unsupported critical extensions ${ca.unknownCriticalExtensions.join(', ')}`;
       }
       if (now < ca.notBefore || now > ca.notAfter) return `${what} is outside its validity period`;
-      return undefined;
+      return purposeProblem(ca, role, what);
     };
     for (const anchor of anchors) {
       if (!issuedBy(child, anchor)) continue;

@@ -3,10 +3,12 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import {
   BasicConstraints,
   Certificate,
+  ExtendedKeyUsage,
   KeyUsage,
   KeyUsageFlags,
   SubjectAlternativeName,
   id_ce_basicConstraints,
+  id_ce_extKeyUsage,
   id_ce_keyUsage,
   id_ce_subjectAltName,
 } from '@peculiar/asn1-x509';
@@ -18,11 +20,12 @@ import { AuthError } from '../errors.ts';
 // not process, make a chain fail closed rather than be half-checked.
 const UNDERSTOOD_EXTENSIONS = new Set([
   id_ce_basicConstraints,
+  id_ce_extKeyUsage,
   id_ce_keyUsage,
   id_ce_subjectAltName,
+  id_ce_extKeyUsage,
   '2.5.29.14', // subjectKeyIdentifier
   '2.5.29.35', // authorityKeyIdentifier
-  '2.5.29.37', // extKeyUsage
 ]);
 
 /** KeyUsageBits are the key usage flags SPIFFE cares about, and whether the extension was present. */
@@ -40,6 +43,8 @@ export interface ParsedCertificate {
   isCA: boolean;
   pathLen: number | undefined;
   keyUsage: KeyUsageBits;
+  /** extKeyUsage lists the extended key usage OIDs, or is undefined when the extension is absent (any purpose). */
+  extKeyUsage: string[] | undefined;
   uriSans: string[];
   dnsSans: string[];
   notBefore: Date;
@@ -83,6 +88,7 @@ function decode(der: Buffer): ParsedCertificate {
   let isCA = false;
   let pathLen: number | undefined;
   const keyUsage: KeyUsageBits = { present: false, digitalSignature: false, keyCertSign: false, cRLSign: false };
+  let extKeyUsage: string[] | undefined;
   const uriSans: string[] = [];
   const dnsSans: string[] = [];
   const unknownCriticalExtensions: string[] = [];
@@ -106,6 +112,9 @@ function decode(der: Buffer): ParsedCertificate {
           keyUsage.cRLSign = (flags & KeyUsageFlags.cRLSign) !== 0;
           break;
         }
+        case id_ce_extKeyUsage:
+          extKeyUsage = [...AsnConvert.parse(value, ExtendedKeyUsage)];
+          break;
         case id_ce_subjectAltName: {
           const san = AsnConvert.parse(value, SubjectAlternativeName);
           for (const name of san) {
@@ -127,6 +136,7 @@ function decode(der: Buffer): ParsedCertificate {
     isCA,
     pathLen,
     keyUsage,
+    extKeyUsage,
     uriSans,
     dnsSans,
     notBefore: x509.validFromDate,
