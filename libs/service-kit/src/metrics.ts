@@ -165,8 +165,8 @@ export function authHooks(metrics: ServiceMetrics): {
   return {
     onDecision: (d) => {
       // Every label is bounded whoever calls: the route is a route pattern
-      // or "unmatched" (never the URL) and a gRPC method one that is
-      // registered (grpc-js answers UNIMPLEMENTED before any interceptor);
+      // or "unmatched" (never the URL), a gRPC method one with a rule or "*"
+      // (the gRPC front never reports a path an unverified caller made up);
       // the caller is "none" or a verified SPIFFE ID; the code is one of ours.
       if (d.decision === 'deny') {
         const protocol = 'route' in d ? 'http' : 'grpc';
