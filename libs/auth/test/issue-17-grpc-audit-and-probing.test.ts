@@ -398,7 +398,8 @@ describe('HTTP and gRPC audit lines have the same shape', () => {
         [401, null, '127.0.0.1', null],
       ],
     );
-    // The fields a gRPC UNAUTHENTICATED line has (see above) are all here too.
+    // The fields a gRPC UNAUTHENTICATED line has (see above) are all here
+    // too, plus HTTP's own: the route pattern and the URL as sent.
     assert.deepEqual(Object.keys(authz[2]!).sort(), [
       'caller',
       'claimed',
@@ -410,6 +411,7 @@ describe('HTTP and gRPC audit lines have the same shape', () => {
       'route',
       'rule',
       'status',
+      'url',
     ]);
     const rejected = lines.filter((l) => l.msg === 'client certificate rejected');
     assert.deepEqual(
