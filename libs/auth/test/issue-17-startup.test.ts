@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
 import { AuthError } from '../src/errors.ts';
 import { createIdentitySource } from '../src/source/create-identity-source.ts';
 import { FileIdentitySource } from '../src/source/file-source.ts';
@@ -130,6 +131,18 @@ describe('regression: a silent Workload API stream is dialled again (issue 17)',
     fake.setX509Context({ svids: [{ svid: await td.svid('/a') }], bundle: td.bundle });
     await source.ready();
     assert.equal(source.lastError, undefined);
+  });
+});
+
+describe('the silent-stream check leaves a reconnecting watch alone', () => {
+  test('PermissionDenied with a backoff longer than silentStreamMs stays the reason; no extra dials (positive control: a silent stream is dialled again above)', async (t) => {
+    const fake = await startFake(t);
+    fake.setX509Error(grpc.status.PERMISSION_DENIED, 'no identity issued');
+    const source = openSource(t, fake, { silentStreamMs: 100, backoff: { initialMs: 400, maxMs: 400 } });
+    await sleep(1300);
+    assert.equal(source.lastError?.code, 'AUTH_ERR_WORKLOAD_PERMISSION_DENIED');
+    const calls = fake.callsOf('FetchX509SVID').length;
+    assert.ok(calls >= 2 && calls <= 5, `${String(calls)} dials in 1.3 s with a 200–400 ms backoff`);
   });
 });
 

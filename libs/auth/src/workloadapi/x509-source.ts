@@ -66,6 +66,7 @@ export class WorkloadX509Source extends IdentitySourceBase {
   readonly #stop = new AbortController();
   readonly #watches = new Set<Promise<void>>();
   #stream: AbortController | undefined;
+  #streamOpen = false;
   #lastActivity = 0;
   #timer: NodeJS.Timeout | undefined;
   #watchdog: NodeJS.Timeout | undefined;
@@ -156,8 +157,16 @@ export class WorkloadX509Source extends IdentitySourceBase {
         },
         onError: (err) => {
           if (!current()) return;
-          this.#sawActivity();
+          // An unusable message on an open stream is a sign of life; an
+          // error that ended the stream is followed by a reconnect.
+          if (this.#streamOpen) this.#sawActivity();
           this.fail(err);
+        },
+        onStreamState: (open) => {
+          if (!current()) return;
+          this.#streamOpen = open;
+          if (open) this.#sawActivity();
+          else this.#clearWatchdog();
         },
       },
       AbortSignal.any([this.#stop.signal, stream.signal]),
@@ -185,7 +194,6 @@ export class WorkloadX509Source extends IdentitySourceBase {
     );
     this.#watches.add(tracked);
     void tracked.finally(() => this.#watches.delete(tracked));
-    this.#sawActivity();
   }
 
   #sawActivity(): void {
@@ -194,13 +202,14 @@ export class WorkloadX509Source extends IdentitySourceBase {
   }
 
   /**
-   * Arms the check for a silent stream: before the first SVID, `silentStreamMs`
-   * after the last message or error; after it, once the SVID has less than
-   * `redialWhenRemaining` of its lifetime left and nothing came since.
+   * Arms the check for a silent stream, while one is open (not while the
+   * client waits out a backoff): before the first SVID, `silentStreamMs`
+   * after it opened or last sent something; after it, once the SVID has less
+   * than `redialWhenRemaining` of its lifetime left and nothing came since.
    */
   #armWatchdog(): void {
     this.#clearWatchdog();
-    if (this.isClosed) return;
+    if (this.isClosed || !this.#streamOpen) return;
     const svid = this.current()?.svid;
     let due: number;
     if (svid === undefined) {
@@ -231,6 +240,7 @@ export class WorkloadX509Source extends IdentitySourceBase {
         : `no update from the ${this.describe()} for ${String(quietS)} s and the X.509-SVID ${svid.id.toString()} expires at ${svid.expiresAt.toISOString()} (in ${String(Math.max(0, Math.round(svid.secondsToExpiry())))} s); the stream looks stuck: dialling it again`;
     this.fail(new AuthError('AUTH_ERR_WORKLOAD_TIMEOUT', why));
     this.#stream?.abort();
+    this.#streamOpen = false;
     this.#dial();
   }
 
