@@ -229,7 +229,7 @@ describe('regression: start-up without an identity (issue 17)', () => {
     const s = spawnProcess(t, {
       SPIFFE_ENDPOINT_SOCKET: fake.address,
       DATA_DIR: join(dir, 'data'),
-      IDENTITY_WAIT_SECONDS: '2',
+      IDENTITY_WAIT_SECONDS: '4',
     });
     const ops = (await s.line('ops port open; waiting for the identity')).ops as string;
     assert.equal((await request(`${ops}/health/ready`)).statusCode, 503, 'not ready while it waits');
@@ -239,7 +239,7 @@ describe('regression: start-up without an identity (issue 17)', () => {
     assert.equal(err?.code, 'SVC_ERR_IDENTITY_TIMEOUT');
     assert.match(
       err.message,
-      /^no identity within 2 s \(IDENTITY_WAIT_SECONDS=2\): .*AUTH_ERR_WORKLOAD_PERMISSION_DENIED: .*no registration entry matched this workload/,
+      /^no identity within 4 s \(IDENTITY_WAIT_SECONDS=4\): .*AUTH_ERR_WORKLOAD_PERMISSION_DENIED: .*no registration entry matched this workload/,
     );
     // Positive control: without the variable (the test above) it waits as long as it takes, and starts.
   });

@@ -133,7 +133,7 @@ describe('regression: start-up without an identity (issue 17)', () => {
       TLS_KEY_FILE: join(dir, 'order.key.pem'),
       TLS_CA_FILE: join(dir, 'ca.crt.pem'),
       DATA_DIR: join(dir, 'data'),
-      IDENTITY_WAIT_SECONDS: '3',
+      IDENTITY_WAIT_SECONDS: '5',
     });
     const ops = (await s.line('ops port open; waiting for the identity')).ops as string;
     const waiting = await readyUntil(ops, (b) => b.reasons?.identity?.includes('ENOENT') === true);
@@ -146,7 +146,7 @@ describe('regression: start-up without an identity (issue 17)', () => {
     const fatal = s.lines.find((l) => l.msg === 'order service failed to start');
     const err = fatal?.err as { code: string; message: string } | undefined;
     assert.equal(err?.code, 'SVC_ERR_IDENTITY_TIMEOUT');
-    assert.match(err.message, /^no identity within 3 s \(IDENTITY_WAIT_SECONDS=3\): .*order\.crt\.pem \(ENOENT\)/);
+    assert.match(err.message, /^no identity within 5 s \(IDENTITY_WAIT_SECONDS=5\): .*order\.crt\.pem \(ENOENT\)/);
   });
 
   test('positive control: files written while it waits are picked up within the same deadline', async (t) => {

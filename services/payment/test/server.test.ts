@@ -261,7 +261,7 @@ describe('regression: start-up without an identity (issue 17)', () => {
   test('regression: IDENTITY_WAIT_SECONDS ends the wait: an agent that never sends an SVID makes it exit 1 naming the reason', async (t) => {
     const fake = await FakeWorkloadApi.start();
     t.after(() => fake.close());
-    const s = spawnFor(t, { SPIFFE_ENDPOINT_SOCKET: fake.address, IDENTITY_WAIT_SECONDS: '2' });
+    const s = spawnFor(t, { SPIFFE_ENDPOINT_SOCKET: fake.address, IDENTITY_WAIT_SECONDS: '4' });
     const ops = await s.opsPort();
     const r = await ready(ops);
     assert.equal(r.statusCode, 503, 'not ready while it waits');
@@ -269,7 +269,7 @@ describe('regression: start-up without an identity (issue 17)', () => {
     assert.match(
       s.out.stderr,
       new RegExp(
-        `payment: failed to start: SVC_ERR_IDENTITY_TIMEOUT: no identity within 2 s \\(IDENTITY_WAIT_SECONDS=2\\): waiting for the first X\\.509-SVID from Workload API at ${fake.address}: nothing received yet`,
+        `payment: failed to start: SVC_ERR_IDENTITY_TIMEOUT: no identity within 4 s \\(IDENTITY_WAIT_SECONDS=4\\): waiting for the first X\\.509-SVID from Workload API at ${fake.address}: nothing received yet`,
       ),
     );
     assert.ok(fake.callsOf('FetchX509SVID').length >= 1, 'it asked the agent');
