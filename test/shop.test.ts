@@ -357,10 +357,11 @@ describe('hand-over (LISTEN_REUSE_PORT)', () => {
     };
     const load = Promise.all([shopper(), shopper()]);
     try {
-      // A new payment that cannot start (its certificate file is missing): the hand-over fails
-      // with the reason, and the old instance never stopped serving.
+      // A new payment that cannot start (its certificate file is missing, and it gives up waiting
+      // for it after IDENTITY_WAIT_SECONDS): the hand-over fails with the reason, and the old
+      // instance never stopped serving.
       await assert.rejects(
-        shop.handover('payment', { ...reuse, TLS_CERT_FILE: join(dir, 'missing.crt.pem') }),
+        shop.handover('payment', { ...reuse, TLS_CERT_FILE: join(dir, 'missing.crt.pem'), IDENTITY_WAIT_SECONDS: '1' }),
         /payment exited during start-up/,
       );
       assert.ok(shop.isRunning('payment'));

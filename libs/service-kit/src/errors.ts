@@ -62,3 +62,16 @@ export class ConfigError extends Error {
     this.variable = variable;
   }
 }
+
+/** IdentityWaitError says that a service gave up waiting for its first identity, and what was in the way. */
+export class IdentityWaitError extends Error {
+  readonly code = 'SVC_ERR_IDENTITY_TIMEOUT';
+  /** reason is what kept the identity away, as /health/ready said it. */
+  readonly reason: string;
+
+  constructor(message: string, reason: string, options: { cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = 'IdentityWaitError';
+    this.reason = reason;
+  }
+}

@@ -1,4 +1,4 @@
-import type { LoggerOptions } from 'pino';
+import { pino, type Logger as PinoLogger, type LoggerOptions } from 'pino';
 
 /**
  * loggerOptions are the pino options every service uses: JSON lines, the
@@ -20,4 +20,9 @@ export function loggerOptions(service: string, level = process.env.LOG_LEVEL ?? 
       censor: '[redacted]',
     },
   };
+}
+
+/** createLogger is a pino logger with loggerOptions, for what a service logs outside its fastify app (e.g. while it waits for its identity). */
+export function createLogger(service: string, level?: string): PinoLogger {
+  return pino(loggerOptions(service, level));
 }

@@ -6,12 +6,18 @@ export interface ShutdownStep {
   run: () => Promise<unknown>;
 }
 
+/** Shutdown tells whether a signal has started the shutdown. */
+export interface Shutdown {
+  /** stopping is true from the first signal on: a start-up step that fails because of it is not a start-up failure. */
+  readonly stopping: boolean;
+}
+
 /**
  * onSignals runs `steps` in order on the first SIGINT or SIGTERM (each bounded
  * by `timeoutMs`), then exits 0 — or 1 if a step failed. A second signal
  * exits at once.
  */
-export function onSignals(steps: ShutdownStep[], log: Logger, timeoutMs = 10_000): void {
+export function onSignals(steps: ShutdownStep[], log: Logger, timeoutMs = 10_000): Shutdown {
   let stopping = false;
   const handler = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -24,6 +30,11 @@ export function onSignals(steps: ShutdownStep[], log: Logger, timeoutMs = 10_000
   };
   process.once('SIGINT', handler);
   process.once('SIGTERM', handler);
+  return {
+    get stopping() {
+      return stopping;
+    },
+  };
 }
 
 /** runSteps runs shutdown steps in order, each bounded by `timeoutMs`; true when all succeeded. */

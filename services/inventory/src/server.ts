@@ -14,6 +14,9 @@ import {
   type ShutdownStep,
   identityCheck,
   listen,
+  StartupGate,
+  waitForIdentity,
+  type ReadinessCheck,
 } from '@shop/service-kit';
 import { buildApp } from './app.ts';
 import { loadConfig, type InventoryConfig } from './config.ts';
@@ -54,17 +57,32 @@ const steps: ShutdownStep[] = [
   { name: 'identity', run: async () => running.source?.close() },
   { name: 'ops', run: async () => running.ops?.close() },
 ];
-onSignals(steps, log);
+const shutdown = onSignals(steps, log);
 
 try {
   const seed = config.seedFile ? loadSeedFile(config.seedFile) : DEFAULT_CATALOGUE;
   const source = await createIdentitySource({
+    wait: false,
     log: (message) => {
-      log.info({ identity: message }, 'identity source ready');
+      log.info({ identity: message }, 'identity source chosen');
     },
   });
   running.source = source;
   observeIdentity(source, metrics, log);
+  // Ops port first: until the identity arrives, /health/ready says why not.
+  const startup = new StartupGate();
+  const checks: Record<string, ReadinessCheck> = { identity: identityCheck(source), started: startup.check };
+  const ops = await startOpsServer({
+    reusePort: config.reusePort,
+    host: config.host,
+    port: config.opsPort,
+    metrics,
+    checks,
+  });
+  running.ops = ops;
+  const bound = (server: FastifyInstance): number => (server.server.address() as AddressInfo).port;
+  log.info({ ops: `http://${config.host}:${bound(ops)}` }, 'ops port open; waiting for the identity');
+  await waitForIdentity(source, { log });
 
   const store = InventoryStore.open({
     file: config.databaseFile,
@@ -72,6 +90,7 @@ try {
     seed,
   });
   running.store = store;
+  checks.store = () => store.isOpen;
   // Expired reservations stop counting the moment they expire; the sweep
   // only makes their status say so.
   const sweepMs = Math.min(30_000, Math.max(1000, (config.reservationTtlSeconds * 1000) / 4));
@@ -98,15 +117,7 @@ try {
     reusePort: config.reusePort,
   });
   running.grpc = grpc;
-  const ops = await startOpsServer({
-    reusePort: config.reusePort,
-    host: config.host,
-    port: config.opsPort,
-    metrics,
-    checks: { identity: identityCheck(source), store: () => store.isOpen },
-  });
-  running.ops = ops;
-  const bound = (server: FastifyInstance): number => (server.server.address() as AddressInfo).port;
+  startup.open();
   log.info(
     {
       spiffeId: source.getX509Svid().id.toString(),
@@ -119,8 +130,11 @@ try {
     'inventory started',
   );
 } catch (err) {
-  const e = err as Error & { code?: string };
-  log.fatal({ err: { code: e.code, message: e.message } }, 'inventory failed to start');
-  await runSteps(steps, log);
-  process.exit(1);
+  // A signal during start-up closed what the start was waiting on; its handler exits.
+  if (!shutdown.stopping) {
+    const e = err as Error & { code?: string };
+    log.fatal({ err: { code: e.code, message: e.message } }, 'inventory failed to start');
+    await runSteps(steps, log);
+    process.exit(1);
+  }
 }

@@ -8,8 +8,9 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { request } from 'undici';
+import * as grpc from '@grpc/grpc-js';
 import { authorizeId, createMtlsDispatcher } from '@shop/auth';
-import { createTestTrustDomain, makeTempDir, MemorySource } from '@shop/auth/testing';
+import { createTestTrustDomain, FakeWorkloadApi, makeTempDir, MemorySource } from '@shop/auth/testing';
 import { INVENTORY, ORDER } from './support/fixture.ts';
 
 interface Started {
@@ -84,7 +85,10 @@ describe('server process', () => {
     );
     const ready = await request(`${first.ops}/health/ready`);
     assert.equal(ready.statusCode, 200);
-    assert.deepEqual(await ready.body.json(), { status: 'ready', checks: { identity: true, store: true } });
+    assert.deepEqual(await ready.body.json(), {
+      status: 'ready',
+      checks: { identity: true, started: true, store: true },
+    });
 
     const reserve = await request(`${first.http}/api/stock/sku-limited/reserve`, {
       method: 'POST',
@@ -124,5 +128,132 @@ describe('server process', () => {
     const [code] = (await once(child, 'exit')) as [number | null];
     assert.equal(code, 1);
     assert.match(stderr, /RESERVATION_TTL_SECONDS: must be an integer, got "soon"/);
+  });
+});
+
+/** Spawned is a server process whose start-up the test follows line by line. */
+interface Spawned {
+  lines: Record<string, unknown>[];
+  exited: Promise<number | null>;
+  /** line resolves with the first log line whose msg is `msg` (rejects if the process exits first). */
+  line(msg: string): Promise<Record<string, unknown>>;
+  kill(signal: NodeJS.Signals): void;
+}
+
+function spawnProcess(t: TestContext, env: Record<string, string>): Spawned {
+  const child = spawn(process.execPath, [serverFile.pathname], {
+    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', GRPC_PORT: '0', OPS_PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    return exited;
+  });
+  const lines: Record<string, unknown>[] = [];
+  const waiters: { msg: string; resolve: (l: Record<string, unknown>) => void }[] = [];
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    const entry = JSON.parse(line) as Record<string, unknown>;
+    lines.push(entry);
+    for (const w of waiters) if (w.msg === entry.msg) w.resolve(entry);
+  });
+  return {
+    lines,
+    exited,
+    kill: (signal) => child.kill(signal),
+    line(msg) {
+      const seen = lines.find((l) => l.msg === msg);
+      if (seen) return Promise.resolve(seen);
+      return Promise.race([
+        new Promise<Record<string, unknown>>((resolve) => waiters.push({ msg, resolve })),
+        exited.then((code) =>
+          Promise.reject(new Error(`exited with ${String(code)} before "${msg}": ${JSON.stringify(lines)}`)),
+        ),
+      ]);
+    },
+  };
+}
+
+describe('regression: start-up without an identity (issue 17)', () => {
+  test('regression: with no agent on the socket it answers live 200 and ready 503 naming the socket, then becomes ready and serves mTLS once the agent serves an SVID', async (t) => {
+    const td = await createTestTrustDomain('example.org');
+    const { dir, cleanup } = await makeTempDir('inventory-startup-');
+    t.after(cleanup);
+    const fake = await FakeWorkloadApi.start({ listen: false });
+    t.after(() => fake.close());
+    const s = spawnProcess(t, { SPIFFE_ENDPOINT_SOCKET: fake.address, DATA_DIR: join(dir, 'data') });
+    const ops = (await s.line('ops port open; waiting for the identity')).ops as string;
+    const opened = Date.now();
+    assert.equal((await request(`${ops}/health/live`)).statusCode, 200);
+    let body: { checks: Record<string, boolean>; reasons?: Record<string, string> };
+    let status: number;
+    do {
+      const res = await request(`${ops}/health/ready`);
+      status = res.statusCode;
+      body = (await res.body.json()) as typeof body;
+      if (body.reasons?.identity?.includes('does not exist yet') === true) break;
+      await new Promise((r) => setTimeout(r, 50));
+    } while (Date.now() - opened < 10_000);
+    assert.equal(status, 503);
+    assert.equal(body.checks.identity, false);
+    assert.match(
+      body.reasons?.identity ?? '',
+      new RegExp(
+        `^waiting for the first X\\.509-SVID from Workload API at ${fake.address}: AUTH_ERR_WORKLOAD_UNAVAILABLE: .*does not exist yet`,
+      ),
+    );
+    assert.ok(Date.now() - opened < 3000, `the reason took ${String(Date.now() - opened)} ms to show`);
+
+    // Positive control: the agent comes up and serves an SVID.
+    fake.setX509Context({ svids: [{ svid: await td.svid('/inventory') }], bundle: td.bundle });
+    await fake.restart();
+    const started = await s.line('inventory started');
+    const ready = await request(`${ops}/health/ready`);
+    assert.equal(ready.statusCode, 200);
+    const dispatcher = createMtlsDispatcher({
+      source: MemorySource.create(await td.svid('/order'), [td.bundle]),
+      authorize: authorizeId(INVENTORY),
+    });
+    t.after(() => dispatcher.close());
+    const stock = await request(`${started.http as string}/api/stock/sku-limited`, { dispatcher });
+    assert.equal(stock.statusCode, 200);
+    assert.equal(((await stock.body.json()) as { product_id: string }).product_id, 'sku-limited');
+  });
+
+  test('regression: IDENTITY_WAIT_SECONDS ends the wait: an agent answering PermissionDenied makes it exit 1 naming the reason', async (t) => {
+    const { dir, cleanup } = await makeTempDir('inventory-startup-');
+    t.after(cleanup);
+    const fake = await FakeWorkloadApi.start();
+    t.after(() => fake.close());
+    fake.setX509Error(grpc.status.PERMISSION_DENIED, 'no identity issued');
+    const s = spawnProcess(t, {
+      SPIFFE_ENDPOINT_SOCKET: fake.address,
+      DATA_DIR: join(dir, 'data'),
+      IDENTITY_WAIT_SECONDS: '4',
+    });
+    const ops = (await s.line('ops port open; waiting for the identity')).ops as string;
+    assert.equal((await request(`${ops}/health/ready`)).statusCode, 503, 'not ready while it waits');
+    assert.equal(await s.exited, 1);
+    const fatal = s.lines.find((l) => l.msg === 'inventory failed to start');
+    const err = fatal?.err as { code: string; message: string } | undefined;
+    assert.equal(err?.code, 'SVC_ERR_IDENTITY_TIMEOUT');
+    assert.match(
+      err.message,
+      /^no identity within 4 s \(IDENTITY_WAIT_SECONDS=4\): .*AUTH_ERR_WORKLOAD_PERMISSION_DENIED: .*no registration entry matched this workload/,
+    );
+    // Positive control: without the variable (the test above) it waits as long as it takes, and starts.
+  });
+
+  test('SIGTERM while it waits for the identity is a clean stop (exit 0), not a failed start', async (t) => {
+    const { dir, cleanup } = await makeTempDir('inventory-startup-');
+    t.after(cleanup);
+    const fake = await FakeWorkloadApi.start({ listen: false });
+    t.after(() => fake.close());
+    const s = spawnProcess(t, { SPIFFE_ENDPOINT_SOCKET: fake.address, DATA_DIR: join(dir, 'data') });
+    await s.line('ops port open; waiting for the identity');
+    s.kill('SIGTERM');
+    assert.equal(await s.exited, 0);
+    assert.ok(s.lines.some((l) => l.msg === 'shutting down: draining in-flight requests'));
+    assert.ok(!s.lines.some((l) => l.msg === 'inventory failed to start'), JSON.stringify(s.lines));
   });
 });

@@ -1,5 +1,6 @@
 // The order service process: identity, store, upstream clients with
 // breakers, the public API, the reconciler, the ops port, and a graceful stop.
+import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { authorizeId, createIdentitySource, createMtlsDispatcher, grpcChannelCredentials } from '@shop/auth';
 import {
@@ -11,6 +12,9 @@ import {
   startOpsServer,
   identityCheck,
   listen,
+  StartupGate,
+  waitForIdentity,
+  type ReadinessCheck,
 } from '@shop/service-kit';
 import { buildApp } from './app.ts';
 import { createInventoryGrpcClientAdapter } from './clients/inventory-grpc.ts';
@@ -27,13 +31,30 @@ async function main(): Promise<void> {
   const config = readConfig();
   const metrics = createServiceMetrics('order');
   const source = await createIdentitySource({
+    wait: false,
     log: (line) => {
       log.info(line);
     },
   });
   observeIdentity(source, metrics, log);
+  // Ops port first: until the identity arrives, /health/ready says why not.
+  const startup = new StartupGate();
+  const checks: Record<string, ReadinessCheck> = { identity: identityCheck(source), started: startup.check };
+  const ops = await startOpsServer({
+    reusePort: config.reusePort,
+    host: config.host,
+    port: config.opsPort,
+    metrics,
+    checks,
+  });
+  log.info(
+    { ops: `http://${config.host}:${String((ops.server.address() as AddressInfo).port)}` },
+    'ops port open; waiting for the identity',
+  );
+  await waitForIdentity(source, { log });
   const hooks = authHooks(metrics);
   const store = new OrderStore(config.dataDir);
+  checks.store = () => store.isOpen;
 
   const inventory =
     config.inventoryProtocol === 'grpc'
@@ -85,13 +106,7 @@ async function main(): Promise<void> {
       });
   }, config.reconcileIntervalMs);
 
-  const ops = await startOpsServer({
-    reusePort: config.reusePort,
-    host: config.host,
-    port: config.opsPort,
-    metrics,
-    checks: { identity: identityCheck(source), store: () => store.isOpen },
-  });
+  startup.open();
   log.info(
     {
       api: `http://${config.host}:${config.port}`,

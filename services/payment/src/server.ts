@@ -1,6 +1,7 @@
 // The payment process: identity, ledger, mTLS API, ops and admin ports, graceful shutdown.
 import { createIdentitySource } from '@shop/auth';
 import {
+  createLogger,
   createServiceMetrics,
   loggerOptions,
   observeIdentity,
@@ -8,6 +9,9 @@ import {
   startOpsServer,
   identityCheck,
   listen,
+  StartupGate,
+  waitForIdentity,
+  type ReadinessCheck,
 } from '@shop/service-kit';
 import { ADMIN_HOST, buildAdminApp } from './admin.ts';
 import { buildApp } from './app.ts';
@@ -19,26 +23,37 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const metrics = createServiceMetrics('payment');
   // The fastify logger exists only once the app is built, and the app needs the identity first.
-  const identityLines: string[] = [];
-  const source = await createIdentitySource({ log: (line) => identityLines.push(line) });
-  const store = PaymentStore.open(config.dataDir);
-  const processor = new CardProcessor({ faults: { latencyMs: config.latencyMs, failureRate: config.failureRate } });
-
-  const app = await buildApp({ config, source, store, processor, metrics });
-  for (const line of identityLines) app.log.info(line);
-  observeIdentity(source, metrics, app.log);
-  app.log.info({ dataDir: config.dataDir, allow: config.orderId, faults: processor.faults }, 'payment ledger open');
-
-  await listen(app, { host: config.host, port: config.port, reusePort: config.reusePort });
+  const log = createLogger('payment', config.logLevel);
+  const source = await createIdentitySource({
+    wait: false,
+    log: (line) => {
+      log.info(line);
+    },
+  });
+  observeIdentity(source, metrics, log);
+  // Ops port first: until the identity arrives, /health/ready says why not.
+  const startup = new StartupGate();
+  const checks: Record<string, ReadinessCheck> = { identity: identityCheck(source), started: startup.check };
   const ops = await startOpsServer({
     reusePort: config.reusePort,
     host: config.host,
     port: config.opsPort,
     metrics,
-    checks: { identity: identityCheck(source), store: () => store.isOpen },
+    checks,
   });
+  log.info({ ops: ops.addresses() }, 'ops port open; waiting for the identity');
+  await waitForIdentity(source, { log });
+  const store = PaymentStore.open(config.dataDir);
+  checks.store = () => store.isOpen;
+  const processor = new CardProcessor({ faults: { latencyMs: config.latencyMs, failureRate: config.failureRate } });
+
+  const app = await buildApp({ config, source, store, processor, metrics });
+  app.log.info({ dataDir: config.dataDir, allow: config.orderId, faults: processor.faults }, 'payment ledger open');
+
+  await listen(app, { host: config.host, port: config.port, reusePort: config.reusePort });
   const admin = buildAdminApp(processor, metrics, loggerOptions('payment', config.logLevel));
   await listen(admin, { host: ADMIN_HOST, port: config.adminPort, reusePort: config.reusePort });
+  startup.open();
   app.log.info(
     { api: app.addresses(), ops: ops.addresses(), admin: admin.addresses() },
     'payment listening (API over mTLS; ops and admin plaintext)',
@@ -63,6 +78,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`payment: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  const code = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
+  const what = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`payment: failed to start: ${typeof code === 'string' ? `${code}: ` : ''}${what}\n`);
   process.exit(1);
 });

@@ -3,9 +3,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
 import { authorizeId, createMtlsDispatcher } from '@shop/auth';
-import { MemorySource, createTestTrustDomain, makeTempDir, type TestTrustDomain } from '@shop/auth/testing';
+import {
+  FakeWorkloadApi,
+  MemorySource,
+  createTestTrustDomain,
+  makeTempDir,
+  type TestTrustDomain,
+} from '@shop/auth/testing';
 
 const SERVER = join(import.meta.dirname, '..', 'src', 'server.ts');
 
@@ -18,6 +24,11 @@ interface Running {
 
 /** start runs `node src/server.ts` on free ports and waits for its "listening" line. */
 async function start(env: NodeJS.ProcessEnv): Promise<Running> {
+  return started(spawnServer(env));
+}
+
+/** spawnServer runs `node src/server.ts` on free ports; `started()` waits for its "listening" line. */
+function spawnServer(env: NodeJS.ProcessEnv): Spawned {
   const child = spawn(process.execPath, [SERVER], {
     env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', OPS_PORT: '0', ADMIN_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -28,24 +39,51 @@ async function start(env: NodeJS.ProcessEnv): Promise<Running> {
     });
   });
   const lines: Record<string, unknown>[] = [];
-  let stderr = '';
+  const out = { stderr: '' };
   child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
+    out.stderr += d.toString();
   });
-  const listening = new Promise<Running['ports']>((resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const entry = JSON.parse(line) as Record<string, unknown>;
-      lines.push(entry);
-      if (entry.msg === 'payment listening (API over mTLS; ops and admin plaintext)') {
-        const port = (k: string): number => (entry[k] as { port: number }[])[0]!.port;
-        resolve({ api: port('api'), ops: port('ops'), admin: port('admin') });
-      }
-    });
-    void exited.then((code) => {
-      reject(new Error(`server exited with ${String(code)} before listening: ${stderr}`));
-    });
+  const port = (entry: Record<string, unknown>, k: string): number => (entry[k] as { port: number }[])[0]!.port;
+  let opsOpen: (port: number) => void = () => undefined;
+  let listening: (ports: Running['ports']) => void = () => undefined;
+  const opsPort = new Promise<number>((resolve) => (opsOpen = resolve));
+  const ports = new Promise<Running['ports']>((resolve) => (listening = resolve));
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    const entry = JSON.parse(line) as Record<string, unknown>;
+    lines.push(entry);
+    if (entry.msg === 'ops port open; waiting for the identity') opsOpen(port(entry, 'ops'));
+    if (entry.msg === 'payment listening (API over mTLS; ops and admin plaintext)') {
+      listening({ api: port(entry, 'api'), ops: port(entry, 'ops'), admin: port(entry, 'admin') });
+    }
   });
-  return { child, lines, ports: await listening, exited };
+  const beforeExit = <T>(p: Promise<T>, what: string): Promise<T> =>
+    Promise.race([
+      p,
+      exited.then((code) =>
+        Promise.reject(new Error(`server exited with ${String(code)} before ${what}: ${out.stderr}`)),
+      ),
+    ]);
+  return {
+    child,
+    lines,
+    exited,
+    out,
+    opsPort: () => beforeExit(opsPort, 'opening its ops port'),
+    ports: () => beforeExit(ports, 'listening'),
+  };
+}
+
+interface Spawned {
+  child: ChildProcess;
+  lines: Record<string, unknown>[];
+  exited: Promise<number | null>;
+  out: { stderr: string };
+  opsPort: () => Promise<number>;
+  ports: () => Promise<Running['ports']>;
+}
+
+async function started(s: Spawned): Promise<Running> {
+  return { child: s.child, lines: s.lines, ports: await s.ports(), exited: s.exited };
 }
 
 describe('the process: mTLS API, ops and admin ports, graceful shutdown, restart', () => {
@@ -109,7 +147,7 @@ describe('the process: mTLS API, ops and admin ports, graceful shutdown, restart
     assert.equal(denied.statusCode, 403);
 
     const ready = await fetch(`http://127.0.0.1:${first.ports.ops}/health/ready`);
-    assert.deepEqual(await ready.json(), { status: 'ready', checks: { identity: true, store: true } });
+    assert.deepEqual(await ready.json(), { status: 'ready', checks: { identity: true, started: true, store: true } });
     const faults = await fetch(`http://127.0.0.1:${first.ports.admin}/admin/faults`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -146,3 +184,100 @@ describe('the process: mTLS API, ops and admin ports, graceful shutdown, restart
     assert.match(bad.message, /PAYMENT_FAILURE_RATE: must be between 0 and 1/);
   });
 });
+
+describe('regression: start-up without an identity (issue 17)', () => {
+  let td: TestTrustDomain;
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  before(async () => {
+    td = await createTestTrustDomain('example.org');
+    ({ dir, cleanup } = await makeTempDir('payment-startup-'));
+  });
+  after(() => cleanup());
+
+  function spawnFor(t: TestContext, env: NodeJS.ProcessEnv): Spawned {
+    const s = spawnServer({ DATA_DIR: join(dir, `data-${String(Date.now())}`), ...env });
+    t.after(async () => {
+      if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
+      await s.exited;
+    });
+    return s;
+  }
+
+  async function ready(port: number): Promise<{ statusCode: number; body: ReadyBody }> {
+    const res = await fetch(`http://127.0.0.1:${String(port)}/health/ready`);
+    return { statusCode: res.status, body: (await res.json()) as ReadyBody };
+  }
+
+  test('regression: with no agent on the socket it answers live 200 and ready 503 naming the socket, then becomes ready and charges over mTLS once the agent serves an SVID', async (t) => {
+    const fake = await FakeWorkloadApi.start({ listen: false });
+    t.after(() => fake.close());
+    // A deadline far away: it must not be what ends the wait (positive control of the deadline test below).
+    const s = spawnFor(t, { SPIFFE_ENDPOINT_SOCKET: fake.address, IDENTITY_WAIT_SECONDS: '600' });
+    const ops = await s.opsPort();
+    const opened = Date.now();
+    assert.equal((await fetch(`http://127.0.0.1:${String(ops)}/health/live`)).status, 200);
+    let r = await ready(ops);
+    while (r.body.reasons?.identity?.includes('does not exist yet') !== true && Date.now() - opened < 10_000) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      r = await ready(ops);
+    }
+    assert.equal(r.statusCode, 503);
+    assert.equal(r.body.checks.identity, false);
+    assert.match(
+      r.body.reasons?.identity ?? '',
+      new RegExp(
+        `^waiting for the first X\\.509-SVID from Workload API at ${fake.address}: AUTH_ERR_WORKLOAD_UNAVAILABLE: .*socket ${fake.socketPath} does not exist yet`,
+      ),
+    );
+    assert.ok(Date.now() - opened < 3000, `the reason took ${String(Date.now() - opened)} ms to show`);
+    assert.ok(
+      s.lines.some((l) => l.msg === 'waiting for the identity (up to 600 s); not ready until it arrives'),
+      'the wait is logged',
+    );
+
+    // Positive control: the agent comes up and serves an SVID.
+    fake.setX509Context({ svids: [{ svid: await td.svid('/payment') }], bundle: td.bundle });
+    await fake.restart();
+    const ports = await s.ports();
+    r = await ready(ops);
+    assert.equal(r.statusCode, 200);
+    assert.deepEqual(r.body, { status: 'ready', checks: { identity: true, started: true, store: true } });
+    const order = createMtlsDispatcher({
+      source: MemorySource.create(await td.svid('/order'), [td.bundle]),
+      authorize: authorizeId('spiffe://example.org/payment'),
+    });
+    t.after(() => order.close());
+    const charge = await order.request({
+      origin: `https://127.0.0.1:${String(ports.api)}`,
+      path: '/api/charge',
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': 'startup-key-0001' },
+      body: JSON.stringify({ order_id: 'o-startup', amount: 100, currency: 'EUR', user_id: 'u-1' }),
+    });
+    assert.equal(charge.statusCode, 201, await charge.body.text());
+  });
+
+  test('regression: IDENTITY_WAIT_SECONDS ends the wait: an agent that never sends an SVID makes it exit 1 naming the reason', async (t) => {
+    const fake = await FakeWorkloadApi.start();
+    t.after(() => fake.close());
+    const s = spawnFor(t, { SPIFFE_ENDPOINT_SOCKET: fake.address, IDENTITY_WAIT_SECONDS: '4' });
+    const ops = await s.opsPort();
+    const r = await ready(ops);
+    assert.equal(r.statusCode, 503, 'not ready while it waits');
+    assert.equal(await s.exited, 1);
+    assert.match(
+      s.out.stderr,
+      new RegExp(
+        `payment: failed to start: SVC_ERR_IDENTITY_TIMEOUT: no identity within 4 s \\(IDENTITY_WAIT_SECONDS=4\\): waiting for the first X\\.509-SVID from Workload API at ${fake.address}: nothing received yet`,
+      ),
+    );
+    assert.ok(fake.callsOf('FetchX509SVID').length >= 1, 'it asked the agent');
+  });
+});
+
+interface ReadyBody {
+  status: string;
+  checks: Record<string, boolean>;
+  reasons?: Record<string, string>;
+}

@@ -8,7 +8,17 @@ import type { IdentitySource, IdentitySourceOptions } from './identity-source.ts
 export interface CreateIdentitySourceOptions extends IdentitySourceOptions {
   /** env to read. Default: process.env. */
   env?: NodeJS.ProcessEnv;
-  /** workloadTimeoutMs is how long to wait for the first SVID from the Workload API. Default: 30000. */
+  /**
+   * wait: resolve only once the first material is loaded (rejecting after
+   * `workloadTimeoutMs`, or at once on unusable files). With false, resolve
+   * at once with a source that keeps trying (the Workload API with backoff,
+   * the files every `reloadIntervalMs`) without a deadline: `isReady`,
+   * `lastError` and `ready()` tell when it has an identity and what is in
+   * the way until then, so a service can report "not ready, because …".
+   * Default: true.
+   */
+  wait?: boolean;
+  /** workloadTimeoutMs is how long to wait for the first SVID from the Workload API. Default: 30000 with `wait`, none without. */
   workloadTimeoutMs?: number;
   /** reloadIntervalMs for the file source. Default: 1000. */
   reloadIntervalMs?: number;
@@ -33,6 +43,7 @@ const FILE_VARS = ['TLS_CERT_FILE', 'TLS_KEY_FILE', 'TLS_CA_FILE'] as const;
  * With `TRUST_BRIDGE_CA_FILE` set, either is wrapped in a TrustBridgeSource that
  * also trusts that file's CAs for our own trust domain (docs/migration.md).
  * The returned source's `describe()` (also passed to `log`) says which was picked.
+ * With `wait: false` it returns before the first material (see `wait`).
  */
 export async function createIdentitySource(options: CreateIdentitySourceOptions = {}): Promise<IdentitySource> {
   const env = options.env ?? process.env;
@@ -45,6 +56,7 @@ export async function createIdentitySource(options: CreateIdentitySourceOptions 
       caFile: bridgeFile,
       reloadIntervalMs: options.reloadIntervalMs,
       expiryWarningSeconds: options.expiryWarningSeconds,
+      waitForInner: options.wait !== false,
     });
     options.log?.(`trust bridged: ${bridged.describe()}, because TRUST_BRIDGE_CA_FILE is set`);
     return bridged;
@@ -60,18 +72,20 @@ async function createPlainSource(
 ): Promise<IdentitySource> {
   const socket = env.SPIFFE_ENDPOINT_SOCKET?.trim();
   const files = FILE_VARS.filter((v) => (env[v] ?? '').trim() !== '');
+  const wait = options.wait !== false;
   if (socket) {
-    const source = await WorkloadX509Source.create({
+    const workload = {
       address: socket,
-      timeoutMs: options.workloadTimeoutMs,
+      timeoutMs: options.workloadTimeoutMs ?? (wait ? undefined : Number.POSITIVE_INFINITY),
       expiryWarningSeconds: options.expiryWarningSeconds,
-    });
+    };
+    const source = wait ? await WorkloadX509Source.create(workload) : WorkloadX509Source.open(workload);
     const ignored = files.length > 0 ? ` (${files.join(', ')} ignored)` : '';
     options.log?.(`identity from SPIFFE: ${source.describe()}, because SPIFFE_ENDPOINT_SOCKET is set${ignored}`);
     return source;
   }
   if (files.length === FILE_VARS.length) {
-    const source = await FileIdentitySource.create({
+    const fileOptions = {
       certFile: env.TLS_CERT_FILE ?? '',
       keyFile: env.TLS_KEY_FILE ?? '',
       caFile: env.TLS_CA_FILE ?? '',
@@ -79,7 +93,8 @@ async function createPlainSource(
       federatedBundleFiles: options.federatedBundleFiles,
       reloadIntervalMs: options.reloadIntervalMs,
       expiryWarningSeconds: options.expiryWarningSeconds,
-    });
+    };
+    const source = wait ? await FileIdentitySource.create(fileOptions) : FileIdentitySource.open(fileOptions);
     options.log?.(`identity from static files: ${source.describe()}, because SPIFFE_ENDPOINT_SOCKET is not set`);
     return source;
   }

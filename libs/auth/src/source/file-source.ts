@@ -40,6 +40,16 @@ function parseBundleFile(td: TrustDomain, text: string, path: string): X509Bundl
   }
 }
 
+function checkOptions(options: FileSourceOptions): void {
+  for (const key of ['certFile', 'keyFile', 'caFile'] as const) {
+    if (typeof options[key] !== 'string' || options[key] === '') {
+      throw new AuthError('AUTH_ERR_CONFIG_INVALID', `FileIdentitySource option "${key}" must be a file path`);
+    }
+  }
+  // A setting waiting cannot fix fails now, not at every reload.
+  if (options.trustDomain !== undefined) TrustDomain.parse(options.trustDomain);
+}
+
 /**
  * FileIdentitySource reads our identity from static files and reloads them
  * when they change. A reload that finds a half-written file, a key that does
@@ -60,21 +70,35 @@ export class FileIdentitySource extends IdentitySourceBase {
 
   /** create loads the files once (failing with a clear error if they are not usable) and starts watching them. */
   static async create(options: FileSourceOptions): Promise<FileIdentitySource> {
-    for (const key of ['certFile', 'keyFile', 'caFile'] as const) {
-      if (typeof options[key] !== 'string' || options[key] === '') {
-        throw new AuthError('AUTH_ERR_CONFIG_INVALID', `FileIdentitySource option "${key}" must be a file path`);
-      }
-    }
+    checkOptions(options);
     const source = new FileIdentitySource(options);
     const { material, fingerprint } = await source.#load();
     source.#fingerprint = fingerprint;
     source.publish(material);
-    const interval = options.reloadIntervalMs ?? 1000;
-    source.#timer = setInterval(() => {
-      void source.reload();
-    }, interval);
-    source.#timer.unref();
+    source.#watch();
+    source.#timer?.unref();
     return source;
+  }
+
+  /**
+   * open returns at once and keeps trying the files every `reloadIntervalMs`
+   * until they are usable (e.g. written by a sidecar after we start): until
+   * then `isReady` is false, each new problem is a `loadError` and
+   * `lastError` says what is in the way; `ready()` resolves with the first
+   * good load and rejects only if the source is closed first.
+   */
+  static open(options: FileSourceOptions): FileIdentitySource {
+    checkOptions(options);
+    const source = new FileIdentitySource(options);
+    source.#watch();
+    void source.reload();
+    return source;
+  }
+
+  #watch(): void {
+    this.#timer = setInterval(() => {
+      void this.reload();
+    }, this.#options.reloadIntervalMs ?? 1000);
   }
 
   describe(): string {
@@ -95,7 +119,9 @@ export class FileIdentitySource extends IdentitySourceBase {
     try {
       fingerprint = await this.#stat();
     } catch (err) {
-      this.fail(err as AuthError);
+      // Still missing before the first load: said once, not every tick.
+      const e = err as AuthError;
+      if (this.isReady || this.lastError?.message !== e.message) this.fail(e);
       return;
     }
     if (fingerprint === this.#fingerprint) return;
@@ -103,6 +129,8 @@ export class FileIdentitySource extends IdentitySourceBase {
       const loaded = await this.#load();
       this.#fingerprint = loaded.fingerprint;
       this.publish(loaded.material);
+      // Waiting for the first load keeps the process alive; watching for changes does not.
+      this.#timer?.unref();
     } catch (err) {
       // Remember what we saw so a broken file is reported once, not every tick;
       // any further write changes the fingerprint and triggers a new attempt.

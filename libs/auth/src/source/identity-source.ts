@@ -54,6 +54,8 @@ export interface IdentitySource extends X509BundleSource {
   ready(): Promise<void>;
   /** isReady is true once material is loaded. */
   readonly isReady: boolean;
+  /** lastError is the most recent problem (a `loadError`) since the last good update, for health endpoints; undefined when there is none. */
+  readonly lastError?: AuthError | undefined;
   /** getX509Svid returns the current SVID; throws if not ready. */
   getX509Svid(): X509Svid;
   /** getX509Bundles returns all current bundles (ours and federated). */
@@ -85,6 +87,7 @@ export abstract class IdentitySourceBase extends EventEmitter<IdentitySourceEven
   #rejectReady!: (err: Error) => void;
   #expiryTimer: NodeJS.Timeout | undefined;
   #warnedFor: X509Svid | undefined;
+  #lastError: AuthError | undefined;
   #closed = false;
   readonly #expiryWarningSeconds: number | undefined;
 
@@ -105,6 +108,10 @@ export abstract class IdentitySourceBase extends EventEmitter<IdentitySourceEven
 
   get isClosed(): boolean {
     return this.#closed;
+  }
+
+  get lastError(): AuthError | undefined {
+    return this.#lastError;
   }
 
   ready(): Promise<void> {
@@ -143,14 +150,16 @@ export abstract class IdentitySourceBase extends EventEmitter<IdentitySourceEven
     if (this.#closed) return;
     const previous = this.#material;
     this.#material = material;
+    this.#lastError = undefined;
     this.#armExpiryWatch();
     this.#resolveReady();
     this.emit('rotated', { ...material, previous });
   }
 
-  /** fail reports an update that could not be used; the last good material stays. */
+  /** fail reports an update that could not be used (it becomes `lastError`); the last good material stays. */
   protected fail(err: AuthError): void {
     if (this.#closed) return;
+    this.#lastError = err;
     this.emit('loadError', err);
   }
 

@@ -17,6 +17,8 @@ export interface TrustBridgeOptions extends IdentitySourceOptions {
   caFile: string;
   /** reloadIntervalMs is how often the file is checked for changes. Default: 1000. */
   reloadIntervalMs?: number;
+  /** waitForInner: create() resolves only once inner has material; with false it resolves at once and the bridge becomes ready with inner. Default: true. */
+  waitForInner?: boolean;
 }
 
 /**
@@ -51,15 +53,26 @@ export class TrustBridgeSource extends IdentitySourceBase {
     this.kind = o.inner.kind;
   }
 
-  /** create waits for inner's first material, loads the file (failing clearly if it is unusable; inner then stays the caller's to close) and starts watching both. */
+  /**
+   * create waits for inner's first material (unless `waitForInner` is false),
+   * loads the file (failing clearly if it is unusable; inner then stays the
+   * caller's to close) and starts watching both.
+   */
   static async create(o: TrustBridgeOptions): Promise<TrustBridgeSource> {
     const bridge = new TrustBridgeSource(o);
-    await o.inner.ready();
+    if (o.waitForInner !== false) await o.inner.ready();
     bridge.#fingerprint = await bridge.#stat();
     bridge.#extra = await bridge.#load();
     bridge.#republish();
     o.inner.on('rotated', bridge.#onRotated);
     o.inner.on('loadError', bridge.#onLoadError);
+    if (!o.inner.isReady) {
+      // Whatever is in the way so far, and an inner that gives up for good.
+      if (o.inner.lastError !== undefined) bridge.fail(o.inner.lastError);
+      o.inner.ready().catch((err: unknown) => {
+        bridge.failReady(err instanceof Error ? err : new Error(String(err)));
+      });
+    }
     bridge.#timer = setInterval(() => {
       void bridge.reload();
     }, o.reloadIntervalMs ?? 1000);

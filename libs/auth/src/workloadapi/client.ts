@@ -152,6 +152,12 @@ export interface Watcher<T> {
   onUpdate(value: T): void;
   /** onError receives dropped updates and connection problems; the watch goes on unless the error is final. */
   onError(err: AuthError): void;
+  /**
+   * onStreamState is told when a stream is opened (true) and when it ended
+   * (false, before the error that ended it), so a caller can tell a stream
+   * that is open but silent from a reconnect waiting out its backoff.
+   */
+  onStreamState?(open: boolean): void;
 }
 
 /** JwtSvidResult is one JWT-SVID as the Workload API minted it, not yet parsed. */
@@ -555,6 +561,7 @@ export class WorkloadApiClient {
   ): Promise<StreamOutcome> {
     const def = this.#method(method);
     return new Promise((resolve) => {
+      watcher.onStreamState?.(true);
       const call = this.#client.makeServerStreamRequest(
         def.path,
         def.requestSerialize,
@@ -587,6 +594,7 @@ export class WorkloadApiClient {
       });
       call.on('status', (status: grpc.StatusObject) => {
         stop.removeEventListener('abort', onAbort);
+        watcher.onStreamState?.(false);
         if (stop.aborted) {
           resolve({ kind: 'stopped' });
         } else if (status.code === grpc.status.OK) {

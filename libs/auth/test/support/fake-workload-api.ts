@@ -64,6 +64,8 @@ interface OpenStream {
   method: WorkloadApiMethod;
   call: grpc.ServerWritableStream<unknown, unknown>;
   record: FakeCall;
+  /** muted streams stay open and are sent nothing, for good (see setSilent). */
+  muted: boolean;
 }
 
 type StreamMethod = 'FetchX509SVID' | 'FetchX509Bundles' | 'FetchJWTBundles';
@@ -110,6 +112,7 @@ export class FakeWorkloadApi {
   readonly #streams = new Set<OpenStream>();
   readonly #errors = new Map<WorkloadApiMethod, FakeError>();
   readonly #hanging = new Set<WorkloadApiMethod>();
+  readonly #silent = new Set<StreamMethod>();
   readonly #current = new Map<StreamMethod, unknown>();
   #jwtSvids: RawJwtSvid[] = [];
   #validation: ((token: string, audience: string) => FakeValidation) | undefined;
@@ -204,7 +207,7 @@ export class FakeWorkloadApi {
   setError(method: WorkloadApiMethod, code: grpc.status, message = `fake ${grpcStatusName(code)}`): void {
     this.#errors.set(method, { code, message });
     for (const s of this.#streams) {
-      if (s.method === method) this.#fail(s, { code, message });
+      if (s.method === method && !s.muted) this.#fail(s, { code, message });
     }
   }
 
@@ -217,6 +220,22 @@ export class FakeWorkloadApi {
   setHang(method: 'FetchJWTSVID' | 'ValidateJWTSVID', hang = true): void {
     if (hang) this.#hanging.add(method);
     else this.#hanging.delete(method);
+  }
+
+  /**
+   * setSilent makes `method`'s streams hang, as a stuck agent does: every
+   * stream open now, and every new one while silent, is accepted and kept
+   * open but is sent nothing, no message and no error, for the rest of its
+   * life. `setSilent(method, false)` serves new streams again; the streams
+   * muted before stay silent, so only a client that dials again recovers.
+   */
+  setSilent(method: StreamMethod, silent = true): void {
+    if (!silent) {
+      this.#silent.delete(method);
+      return;
+    }
+    this.#silent.add(method);
+    for (const s of this.#streams) if (s.method === method) s.muted = true;
   }
 
   /** setX509Error makes FetchX509SVID fail with `code`, on open and new streams. */
@@ -300,7 +319,7 @@ export class FakeWorkloadApi {
   #publish(method: StreamMethod, message: unknown): void {
     this.#current.set(method, message);
     for (const s of this.#streams) {
-      if (s.method === method) s.call.write(message);
+      if (s.method === method && !s.muted) s.call.write(message);
     }
   }
 
@@ -332,14 +351,14 @@ export class FakeWorkloadApi {
         call.emit('error', { code: error.code, details: error.message });
         return;
       }
-      const stream: OpenStream = { method, call, record };
+      const stream: OpenStream = { method, call, record, muted: this.#silent.has(method) };
       this.#streams.add(stream);
       call.on('cancelled', () => {
         // A stream the fake already failed or ended keeps the status it got.
         if (this.#streams.delete(stream)) record.status = 'CANCELLED';
       });
       const current = this.#current.get(method);
-      if (current !== undefined) call.write(current);
+      if (current !== undefined && !stream.muted) call.write(current);
     };
   }
 

@@ -1,3 +1,4 @@
+import type { AuthError } from '../../src/errors.ts';
 import { X509BundleSet, type X509Bundle } from '../../src/bundle/x509-bundle.ts';
 import { IdentitySourceBase, type IdentityKind, type IdentitySourceOptions } from '../../src/source/identity-source.ts';
 import type { X509Svid } from '../../src/svid/x509-svid.ts';
@@ -33,6 +34,11 @@ export class MemorySource extends IdentitySourceBase {
   /** set publishes new material, as a rotation does. */
   set(svid: X509Svid, bundles: X509Bundle[]): void {
     this.publish({ svid, bundles: new X509BundleSet(bundles) });
+  }
+
+  /** reportError emits `loadError` with `err` (it becomes `lastError`), as a real source does for an update it cannot use. */
+  reportError(err: AuthError): void {
+    this.fail(err);
   }
 
   protected onClose(): Promise<void> {
