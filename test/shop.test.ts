@@ -186,9 +186,27 @@ describe('the shop over mTLS', () => {
   });
 
   test('200 concurrent orders for 50 units: exactly 50 confirmed, stock 0, one payment per confirmed order', async () => {
-    const shop = await newShop('concurrency');
-    const results = await Promise.all(
+    // A generous timeout: this test is about concurrency, and on a loaded
+    // machine a burst of 200 can outlast the default second (the orders would
+    // then wait, pending, for the reconciler, or meet an open breaker).
+    const shop = await newShop('concurrency', { order: { UPSTREAM_TIMEOUT_MS: '10000' } });
+    const placed = await Promise.all(
       Array.from({ length: 200 }, () => placeOrder(shop, [{ product_id: 'sku-limited', quantity: 1 }])),
+    );
+    assert.deepEqual(
+      placed.filter((r) => r.status !== 201),
+      [],
+      'every order was taken',
+    );
+    const results = await Promise.all(
+      placed.map(async (r) => ({
+        body: await eventually(
+          `order ${r.body.order_id} settled`,
+          () => getOrder(shop, r.body.order_id),
+          (o) => o.status !== 'pending',
+          60_000,
+        ),
+      })),
     );
     const confirmed = results.filter((r) => r.body.status === 'confirmed');
     const failed = results.filter((r) => r.body.status === 'failed');
