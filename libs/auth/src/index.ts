@@ -5,12 +5,7 @@ export { TrustDomain } from './spiffeid/trust-domain.ts';
 export { SpiffeId } from './spiffeid/spiffe-id.ts';
 export { X509Svid } from './svid/x509-svid.ts';
 export type { X509SvidSource } from './svid/x509-svid-source.ts';
-export {
-  X509Bundle,
-  X509BundleSet,
-  type X509BundleSource,
-  type X509BundleSetSource,
-} from './bundle/x509-bundle.ts';
+export { X509Bundle, X509BundleSet, type X509BundleSource, type X509BundleSetSource } from './bundle/x509-bundle.ts';
 export { JwtBundle, JwtBundleSet, type JwtAuthority, type JwtBundleSource } from './bundle/jwt-bundle.ts';
 export { parseSpiffeBundleJson, marshalSpiffeBundleJson, type SpiffeBundle } from './bundle/spiffe-bundle.ts';
 export { verifyX509Svid, type PeerRole, type VerifiedPeer, type VerifyX509SvidOptions } from './verify/x509-verify.ts';

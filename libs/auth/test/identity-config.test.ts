@@ -24,8 +24,7 @@ function failure(fn: () => unknown): Error {
 describe('identityConfigFromEnv', () => {
   test('positive control: SPIFFE_ENDPOINT_SOCKET gives the Workload API, parsed, and wins over the files', () => {
     const config = identityConfigFromEnv({ SPIFFE_ENDPOINT_SOCKET: ' unix:///run/spire/agent.sock ', ...FILES });
-    assert.equal(config.kind, 'spiffe');
-    assert.ok(config.kind === 'spiffe');
+    assert.ok(config.kind === 'spiffe', 'the Workload API');
     assert.equal(config.workload.socketPath, '/run/spire/agent.sock');
     assert.deepEqual(config.ignoredFileVars, ['TLS_CERT_FILE', 'TLS_KEY_FILE', 'TLS_CA_FILE']);
     assert.ok(Object.isFrozen(config), 'read once and frozen');
@@ -67,7 +66,10 @@ describe('identityConfigFromEnv', () => {
     assert.ok(isAuthError(none, 'AUTH_ERR_CONFIG_INVALID'));
     assert.match(none.message, /set SPIFFE_ENDPOINT_SOCKET .* or TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE/);
     // TRUST_DOMAIN is only the file source's: with the Workload API it is not read.
-    assert.equal(identityConfigFromEnv({ SPIFFE_ENDPOINT_SOCKET: 'tcp://127.0.0.1:8081', TRUST_DOMAIN: '!' }).kind, 'spiffe');
+    assert.equal(
+      identityConfigFromEnv({ SPIFFE_ENDPOINT_SOCKET: 'tcp://127.0.0.1:8081', TRUST_DOMAIN: '!' }).kind,
+      'spiffe',
+    );
   });
 });
 

@@ -38,7 +38,11 @@ async function closedPort(): Promise<number> {
   const s = createNetServer();
   await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
   const { port } = s.address() as AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
+  await new Promise<void>((resolve) =>
+    s.close(() => {
+      resolve();
+    }),
+  );
   return port;
 }
 
@@ -47,7 +51,18 @@ async function mtlsServer(source: MemorySource, slow = false): Promise<{ app: Fa
   await app.register(spiffeAuth, { source });
   app.get('/ok', () => ({ ok: true }));
   // Answers only after the caller has given up: the request was received.
-  app.get('/slow', () => new Promise((resolve) => setTimeout(() => resolve({ ok: true }), slow ? 2000 : 0)));
+  app.get(
+    '/slow',
+    () =>
+      new Promise((resolve) =>
+        setTimeout(
+          () => {
+            resolve({ ok: true });
+          },
+          slow ? 2000 : 0,
+        ),
+      ),
+  );
   await app.listen({ host: '127.0.0.1', port: 0 });
   return { app, url: `https://127.0.0.1:${(app.server.address() as AddressInfo).port}` };
 }
@@ -130,16 +145,19 @@ describe('neverReachedPeer', () => {
       assert.equal(neverReachedPeer(reset), false);
     } finally {
       await plain.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) =>
+        server.close(() => {
+          resolve();
+        }),
+      );
     }
   });
 
   test('values that are not connect failures answer false; a wrapper with its own code speaks for itself', () => {
     const refused = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
     assert.equal(neverReachedPeer(new Error('wrapped', { cause: refused })), true, 'positive control');
-    for (const value of [undefined, null, 'ECONNREFUSED', 42, new Error('boom'), { code: 23 }]) {
-      assert.equal(neverReachedPeer(value), false, String(value));
-    }
+    const values = [undefined, null, 'ECONNREFUSED', 42, new Error('boom'), { code: 23 }];
+    for (const [i, value] of values.entries()) assert.equal(neverReachedPeer(value), false, `value #${i}`);
     const own = Object.assign(new Error('later failure'), { code: 'UND_ERR_SOCKET', cause: refused });
     assert.equal(neverReachedPeer(own), false);
     assert.equal(neverReachedPeer(new AuthError('AUTH_ERR_CONFIG_INVALID', 'x')), false);

@@ -94,7 +94,10 @@ describe('HTTP with an SVID source and a bundle set, no events', () => {
 
   test('options that name no source at all are refused when built', () => {
     assert.throws(
-      () => createMtlsDispatcher({ authorize: authorizeId(SERVER) } as unknown as Parameters<typeof createMtlsDispatcher>[0]),
+      () =>
+        createMtlsDispatcher({ authorize: authorizeId(SERVER) } as unknown as Parameters<
+          typeof createMtlsDispatcher
+        >[0]),
       (e: unknown) => isAuthError(e, 'AUTH_ERR_CONFIG_INVALID'),
     );
   });
@@ -171,7 +174,11 @@ describe('rotation needs only the events', () => {
       assert.equal(await serialSeen(), rotated.leaf.serialNumber);
     } finally {
       stop();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) =>
+        server.close(() => {
+          resolve();
+        }),
+      );
     }
   });
 });

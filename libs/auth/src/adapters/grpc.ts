@@ -1,4 +1,9 @@
-import { constants as h2, createServer as createH2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import {
+  constants as h2,
+  createServer as createH2Server,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { DetailedPeerCertificate } from 'node:tls';

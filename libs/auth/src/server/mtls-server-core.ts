@@ -62,8 +62,7 @@ export type DecisionRequest = HttpDecisionRequest | GrpcDecisionRequest;
 
 /** Decided is the core's answer to a DecisionRequest: the decision, and the peer or the refusal's error. */
 export type Decided<D extends AuthzDecision = AuthzDecision> =
-  | { ok: true; decision: D; peer: VerifiedPeer }
-  | { ok: false; decision: D; error: AuthError };
+  { ok: true; decision: D; peer: VerifiedPeer } | { ok: false; decision: D; error: AuthError };
 
 /** ServeHandlers say what a transport does with each connection the core has verified or refused. */
 export interface ServeHandlers {
@@ -173,9 +172,7 @@ export function createMtlsServerCore(options: MtlsServerCoreOptions): MtlsServer
       const judged = judge(request.result, request.authorizer);
       const refusal = judged.outcome === 'allow' ? {} : { code: judged.error.code, reason: judged.error.message };
       const claimed =
-        judged.outcome === 'unauthenticated'
-          ? { claimed: request.socket ? claimedIdOf(request.socket) : null }
-          : {};
+        judged.outcome === 'unauthenticated' ? { claimed: request.socket ? claimedIdOf(request.socket) : null } : {};
       const common = {
         decision: judged.outcome === 'allow' ? 'allow' : 'deny',
         caller: judged.outcome === 'unauthenticated' ? null : judged.peer.id.toString(),

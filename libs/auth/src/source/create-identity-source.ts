@@ -67,7 +67,10 @@ export async function createIdentitySource(options: CreateIdentitySourceOptions 
   }
 }
 
-async function createPlainSource(options: CreateIdentitySourceOptions, config: IdentityConfig): Promise<IdentitySource> {
+async function createPlainSource(
+  options: CreateIdentitySourceOptions,
+  config: IdentityConfig,
+): Promise<IdentitySource> {
   const wait = options.wait !== false;
   if (config.kind === 'spiffe') {
     const workload = {

@@ -31,13 +31,13 @@ export interface X509Sources {
  * `svidSource` and `bundleSource` (and optionally `events`) separately.
  */
 export type SourceOptions =
-  | { source: X509Source; svidSource?: never; bundleSource?: never; events?: never }
-  | (X509Sources & { source?: never });
+  { source: X509Source; svidSource?: never; bundleSource?: never; events?: never } | (X509Sources & { source?: never });
 
 /** resolveSources returns the small sources `o` names, taking them from `o.source` when it is given. */
 export function resolveSources(o: SourceOptions | X509Source): X509Sources {
-  if ('source' in o && o.source !== undefined) return { svidSource: o.source, bundleSource: o.source, events: o.source };
-  if ('svidSource' in o && o.svidSource !== undefined) {
+  if ('source' in o && o.source !== undefined)
+    return { svidSource: o.source, bundleSource: o.source, events: o.source };
+  if ('svidSource' in o) {
     return { svidSource: o.svidSource, bundleSource: o.bundleSource, events: o.events };
   }
   const source = o as Partial<X509Source>;
