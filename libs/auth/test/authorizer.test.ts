@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
   adaptMatcher,
+  applyAuthorizer,
   authorizeAny,
   authorizeAnyOf,
   authorizeId,
@@ -65,6 +66,17 @@ describe('authorizers', () => {
     const refused = either(SpiffeId.parse('spiffe://partner.example/writer'), []);
     assert.ok(!refused.ok);
     assert.match(refused.error.message, /member of trust domain example\.org or ID is one of \[spiffe:\/\/partner/);
+  });
+  test('a custom rule that throws is a refusal with the thrown error as cause (it fails closed)', () => {
+    assert.deepEqual(applyAuthorizer(authorizeId(order), order, []), { ok: true }, 'positive control');
+    const bug = new TypeError('matcher bug');
+    const broken = adaptMatcher(() => {
+      throw bug;
+    }, 'broken rule');
+    const result = applyAuthorizer(broken, order, []);
+    assert.ok(!result.ok);
+    assert.ok(isAuthError(result.error, 'AUTH_ERR_PEER_UNAUTHORIZED'));
+    assert.equal(result.error.cause, bug);
   });
   test('invalid IDs in a rule fail when the rule is built, not when a peer calls', () => {
     assert.throws(

@@ -1,5 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
-import { AuthError } from '../errors.ts';
+import { AuthError, isAuthError } from '../errors.ts';
 import { SpiffeId } from '../spiffeid/spiffe-id.ts';
 import { TrustDomain } from '../spiffeid/trust-domain.ts';
 
@@ -84,4 +84,23 @@ export function authorizeAnyOf(...authorizers: Authorizer[]): Authorizer {
     return refusal(id, rule);
   };
   return Object.assign(fn, { rule });
+}
+
+/**
+ * applyAuthorizer runs `authorizer` on a verified peer and turns a throw (a
+ * bug in a custom rule) into a refusal with the thrown error as its cause,
+ * so a broken rule fails closed, as a 403 / PERMISSION_DENIED, and never
+ * takes a server down.
+ */
+export function applyAuthorizer(
+  authorizer: Authorizer,
+  id: SpiffeId,
+  chain: readonly X509Certificate[],
+): AuthorizeResult {
+  try {
+    return authorizer(id, chain);
+  } catch (err) {
+    const error = isAuthError(err) ? err : new AuthError('AUTH_ERR_PEER_UNAUTHORIZED', String(err), { cause: err });
+    return { ok: false, error };
+  }
 }

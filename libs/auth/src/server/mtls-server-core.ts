@@ -1,7 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
 import type { Server as TlsServer, TlsOptions, TLSSocket } from 'node:tls';
 import { toAuthorizer, type AllowRule } from '../authorize/allow-rule.ts';
-import { authorizeMemberOf, type Authorizer } from '../authorize/authorizer.ts';
+import { applyAuthorizer, authorizeMemberOf, type Authorizer } from '../authorize/authorizer.ts';
 import { AuthError } from '../errors.ts';
 import { resolveSources, type SourceOptions } from '../source/x509-sources.ts';
 import { ConnectionVerifier, recycleAt, type PeerResult } from '../tls/connection-verifier.ts';
@@ -110,7 +110,7 @@ type Judged =
 // Authenticate (the connection's verification), then authorize.
 function judge(result: PeerResult, authorizer: Authorizer): Judged {
   if (!result.ok) return { outcome: 'unauthenticated', error: result.error };
-  const allowed = authorizer(result.peer.id, result.peer.chain);
+  const allowed = applyAuthorizer(authorizer, result.peer.id, result.peer.chain);
   return allowed.ok
     ? { outcome: 'allow', peer: result.peer }
     : { outcome: 'forbidden', peer: result.peer, error: allowed.error };

@@ -1,5 +1,5 @@
 import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
-import type { Authorizer } from '../authorize/authorizer.ts';
+import { applyAuthorizer, type Authorizer } from '../authorize/authorizer.ts';
 import type { X509BundleSetSource } from '../bundle/x509-bundle.ts';
 import { AuthError, isAuthError } from '../errors.ts';
 import { resolveSources, type SourceOptions } from '../source/x509-sources.ts';
@@ -109,7 +109,7 @@ export function verifyServerChain(
       error: isAuthError(err) ? err : new AuthError('AUTH_ERR_PEER_UNVERIFIED', String(err), { cause: err }),
     };
   }
-  const allowed = authorize(peer.id, peer.chain);
+  const allowed = applyAuthorizer(authorize, peer.id, peer.chain);
   return allowed.ok ? { ok: true, peer } : allowed;
 }
 
