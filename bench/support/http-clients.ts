@@ -111,7 +111,7 @@ export function countingAuthorizer(inner: Authorizer): Authorizer & { calls: num
   const counted = Object.assign(
     (...args: Parameters<Authorizer>) => {
       counted.calls++;
-      inner(...args);
+      return inner(...args);
     },
     { rule: inner.rule, calls: 0 },
   );

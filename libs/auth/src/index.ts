@@ -1,9 +1,11 @@
 // Public API of @shop/auth. Everything a service needs is exported here.
 export { AuthError, errorHints, isAuthError, type AuthErrorCode } from './errors.ts';
+export { neverReachedPeer } from './never-reached-peer.ts';
 export { TrustDomain } from './spiffeid/trust-domain.ts';
 export { SpiffeId } from './spiffeid/spiffe-id.ts';
 export { X509Svid } from './svid/x509-svid.ts';
-export { X509Bundle, X509BundleSet, type X509BundleSource } from './bundle/x509-bundle.ts';
+export type { X509SvidSource } from './svid/x509-svid-source.ts';
+export { X509Bundle, X509BundleSet, type X509BundleSource, type X509BundleSetSource } from './bundle/x509-bundle.ts';
 export { JwtBundle, JwtBundleSet, type JwtAuthority, type JwtBundleSource } from './bundle/jwt-bundle.ts';
 export { parseSpiffeBundleJson, marshalSpiffeBundleJson, type SpiffeBundle } from './bundle/spiffe-bundle.ts';
 export { verifyX509Svid, type PeerRole, type VerifiedPeer, type VerifyX509SvidOptions } from './verify/x509-verify.ts';
@@ -12,8 +14,10 @@ export {
   authorizeId,
   authorizeOneOf,
   authorizeMemberOf,
+  authorizeAnyOf,
   adaptMatcher,
   type Authorizer,
+  type AuthorizeResult,
   type Matcher,
 } from './authorize/authorizer.ts';
 export type {
@@ -24,7 +28,10 @@ export type {
   RotatedEvent,
   ExpiringEvent,
   X509Material,
+  IdentityLifecycle,
 } from './source/identity-source.ts';
+export type { X509Source, X509Sources, SourceOptions } from './source/x509-sources.ts';
+export { identityConfigFromEnv, type IdentityConfig, type IdentityFiles } from './source/identity-config.ts';
 export { FileIdentitySource, type FileSourceOptions } from './source/file-source.ts';
 export { createIdentitySource, type CreateIdentitySourceOptions } from './source/create-identity-source.ts';
 export { TrustBridgeSource, type TrustBridgeOptions } from './source/trust-bridge-source.ts';
@@ -36,16 +43,16 @@ export {
   type VerifiedConnection,
 } from './tls/client-connect.ts';
 export { ConnectionVerifier, type PeerResult } from './tls/connection-verifier.ts';
-export type { AllowRule } from './adapters/allow-rule.ts';
+export type { AllowRule } from './authorize/allow-rule.ts';
+export type { AuthzDecision, HttpDecision, GrpcDecision, Transport } from './server/authz-decision.ts';
 export {
   spiffeAuth,
   fastifyMtlsOptions,
   type SpiffeAuthOptions,
   type SpiffeRouteConfig,
   type RequestPeer,
-  type AuthzDecision,
 } from './adapters/fastify.ts';
-export type { AuditLevel, AuditLogger } from './adapters/audit.ts';
+export type { AuditLevel, AuditLogger } from './server/audit.ts';
 export { createMtlsDispatcher, createMtlsConnector, type MtlsDispatcherOptions } from './adapters/undici.ts';
 export {
   grpcChannelCredentials,
@@ -53,7 +60,6 @@ export {
   type GrpcMtls,
   type GrpcServerOptions,
   type GrpcClientOptions,
-  type GrpcDecision,
 } from './adapters/grpc.ts';
 export {
   JwtSvid,

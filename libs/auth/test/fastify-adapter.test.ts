@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { before, describe, test } from 'node:test';
 import Fastify from 'fastify';
 import { authorizeMemberOf } from '../src/authorize/authorizer.ts';
-import { spiffeAuth, type AuthzDecision } from '../src/adapters/fastify.ts';
+import { spiffeAuth, type HttpDecision } from '../src/adapters/fastify.ts';
 import type { PeerResult } from '../src/tls/connection-verifier.ts';
 import { createHeaderPeerResolver } from './support/header-peer.ts';
 import { MemorySource } from './support/memory-source.ts';
@@ -26,7 +26,7 @@ describe('fastify plugin: decisions, audit log and request.peer', () => {
         cb();
       },
     });
-    const decisions: AuthzDecision[] = [];
+    const decisions: HttpDecision[] = [];
     const source = MemorySource.create(await td.svid('/payment'), [td.bundle]);
     const app = Fastify({ logger: { level: 'info', stream } });
     await app.register(spiffeAuth, {
@@ -58,8 +58,8 @@ describe('fastify plugin: decisions, audit log and request.peer', () => {
     assert.deepEqual(res.json(), { caller: 'spiffe://example.org/order', td: 'example.org', hasCert: true });
     const audit = lines.filter((l) => l.msg === 'authz allow');
     assert.equal(audit.length, 1);
-    assert.deepEqual((audit[0]!.authz as AuthzDecision).caller, 'spiffe://example.org/order');
-    assert.equal((audit[0]!.authz as AuthzDecision).rule, 'ID is one of [spiffe://example.org/order]');
+    assert.deepEqual((audit[0]!.authz as HttpDecision).caller, 'spiffe://example.org/order');
+    assert.equal((audit[0]!.authz as HttpDecision).rule, 'ID is one of [spiffe://example.org/order]');
     assert.equal(lines.find((l) => l.msg === 'charging')?.caller, 'spiffe://example.org/order');
     assert.deepEqual(
       decisions.map((d) => [d.decision, d.status, d.route]),

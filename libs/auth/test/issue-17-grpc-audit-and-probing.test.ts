@@ -12,7 +12,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { Agent, request } from 'undici';
 import { authorizeAny } from '../src/authorize/authorizer.ts';
-import { fastifyMtlsOptions, spiffeAuth, type AuthzDecision } from '../src/adapters/fastify.ts';
+import { fastifyMtlsOptions, spiffeAuth, type HttpDecision } from '../src/adapters/fastify.ts';
 import { createGrpcMtls, type GrpcDecision, type GrpcMtls } from '../src/adapters/grpc.ts';
 import { CertificateAuthority, KeyUsage } from '../src/x509/issuer.ts';
 import { echoService, type WhoAmIReply } from './support/echo-service.ts';
@@ -224,10 +224,11 @@ describe('gRPC front: audit lines and method probing', () => {
     // not looked up for an unverified caller, and its path is the caller's choice.
     assert.deepEqual([whoami!.method, whoami!.path, whoami!.claimed], ['*', WHOAMI, CLAIMED]);
     assert.deepEqual([none!.code, none!.claimed, none!.caller], ['AUTH_ERR_PEER_NO_CERTIFICATE', null, null]);
-    // onDecision (metrics) sees the same decisions as the log.
+    // onDecision (metrics) sees the same decisions as the log, plus the
+    // transport they were made on.
     assert.deepEqual(
       decisions.slice(decided),
-      lines401.map((l) => l.authz),
+      lines401.map((l) => ({ transport: 'grpc', ...(l.authz as object) })),
     );
   });
 
@@ -388,7 +389,7 @@ describe('HTTP and gRPC audit lines have the same shape', () => {
     assert.equal(await get(certs.rogue), 401);
     assert.equal(await get(), 401);
     const audit = lines.filter((l) => l.msg === 'authz allow' || l.msg === 'authz deny');
-    const authz = audit.map((l) => l.authz as AuthzDecision);
+    const authz = audit.map((l) => l.authz as HttpDecision);
     assert.deepEqual(
       authz.map((d) => [d.status, d.caller, d.remote, d.claimed]),
       [

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import Fastify from 'fastify';
-import { spiffeAuth, type AuthzDecision } from '../src/adapters/fastify.ts';
+import { spiffeAuth, type HttpDecision } from '../src/adapters/fastify.ts';
 import { createHeaderPeerResolver } from './support/header-peer.ts';
 import { MemorySource } from './support/memory-source.ts';
 import { createTestTrustDomain } from './support/test-ca.ts';
@@ -12,7 +12,7 @@ import { createTestTrustDomain } from './support/test-ca.ts';
 test('regression: issue 17 — a decision names the route pattern or "unmatched", and the URL as sent apart', async () => {
   const td = await createTestTrustDomain('example.org');
   const source = MemorySource.create(await td.svid('/payment'), [td.bundle]);
-  const decisions: AuthzDecision[] = [];
+  const decisions: HttpDecision[] = [];
   const app = Fastify({ logger: false });
   await app.register(spiffeAuth, {
     source,

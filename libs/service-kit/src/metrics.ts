@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { AuthError, AuthzDecision, GrpcDecision, IdentitySource } from '@shop/auth';
+import type { AuthError, AuthzDecision, IdentitySource } from '@shop/auth';
 
 /** ServiceMetrics are the Prometheus series every service exports on its ops port. */
 export interface ServiceMetrics {
@@ -159,7 +159,7 @@ export function observeIdentity(source: IdentitySource, metrics: ServiceMetrics,
 
 /** authHooks returns the fastify plugin's and gRPC front's hooks, feeding metrics. */
 export function authHooks(metrics: ServiceMetrics): {
-  onDecision: (d: AuthzDecision | GrpcDecision) => void;
+  onDecision: (d: AuthzDecision) => void;
   onHandshakeError: (e: AuthError) => void;
 } {
   return {
@@ -169,9 +169,13 @@ export function authHooks(metrics: ServiceMetrics): {
       // (the gRPC front never reports a path an unverified caller made up);
       // the caller is "none" or a verified SPIFFE ID; the code is one of ours.
       if (d.decision === 'deny') {
-        const protocol = 'route' in d ? 'http' : 'grpc';
-        const route = 'route' in d ? d.route : d.method;
-        metrics.authzDenials.inc({ protocol, route, caller: d.caller ?? 'none', code: d.code ?? 'unknown' });
+        const route = d.transport === 'http' ? d.route : d.method;
+        metrics.authzDenials.inc({
+          protocol: d.transport,
+          route,
+          caller: d.caller ?? 'none',
+          code: d.code ?? 'unknown',
+        });
       }
     },
     onHandshakeError: (e) => {

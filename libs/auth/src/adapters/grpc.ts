@@ -7,16 +7,24 @@ import {
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { DetailedPeerCertificate } from 'node:tls';
-import { authorizeMemberOf, type Authorizer } from '../authorize/authorizer.ts';
+import type { AllowRule } from '../authorize/allow-rule.ts';
+import { toAuthorizer } from '../authorize/allow-rule.ts';
+import type { Authorizer } from '../authorize/authorizer.ts';
+import type { X509BundleSet } from '../bundle/x509-bundle.ts';
 import { AuthError, isAuthError } from '../errors.ts';
-import type { IdentitySource, RotatedEvent } from '../source/identity-source.ts';
-import { ConnectionVerifier, recycleAt } from '../tls/connection-verifier.ts';
+import { cutText, type AuditLevel, type AuditLogger } from '../server/audit.ts';
+import type { GrpcDecision } from '../server/authz-decision.ts';
+import { createMtlsServerCore } from '../server/mtls-server-core.ts';
+import type { RotatedEvent } from '../source/identity-lifecycle.ts';
+import { resolveSources, type SourceOptions, type X509Source, type X509Sources } from '../source/x509-sources.ts';
+import type { X509Svid } from '../svid/x509-svid.ts';
+import { verifyServerChain } from '../tls/client-connect.ts';
+import type { PeerResult } from '../tls/connection-verifier.ts';
 import { peerChainFromCertificate } from '../tls/peer-chain.ts';
-import { keepServerIdentityCurrent, mtlsServerOptions } from '../tls/server-options.ts';
-import { verifyX509Svid } from '../verify/x509-verify.ts';
+import { mtlsServerOptions } from '../tls/server-options.ts';
 import type { RequestPeer } from './fastify.ts';
-import { toAuthorizer, type AllowRule } from './allow-rule.ts';
-import { claimedIdOf, cutText, type AuditLevel, type AuditLogger } from './audit.ts';
+
+export type { GrpcDecision } from '../server/authz-decision.ts';
 
 type Listener<T> = (update: T | null) => void;
 
@@ -26,10 +34,21 @@ const DRAIN_GRACE_MS = 30_000;
 // A refused call's path is the caller's choice; the log keeps this much of it.
 const PATH_LOG_LIMIT = 256;
 
+// Before the first material a source throws AUTH_ERR_SOURCE_NOT_READY; the
+// provider then waits for its first `rotated` event instead.
+function whenReady<T>(get: () => T): T | undefined {
+  try {
+    return get();
+  } catch (err) {
+    if (isAuthError(err, 'AUTH_ERR_SOURCE_NOT_READY')) return undefined;
+    throw err;
+  }
+}
+
 /**
- * SourceCertificateProvider feeds an identity source into grpc-js's
- * experimental certificate-provider API, so channels pick up rotated SVIDs
- * without being rebuilt.
+ * SourceCertificateProvider feeds an SVID source and a bundle source into
+ * grpc-js's experimental certificate-provider API, and their events (when
+ * there are any) keep channels on rotated SVIDs without being rebuilt.
  *
  * The CA it hands to grpc-js is every trust domain's bundle together. That
  * pooled list is only OpenSSL's first filter (grpc-js insists on
@@ -37,23 +56,23 @@ const PATH_LOG_LIMIT = 256;
  * verifies the server against the bundle of its own trust domain alone.
  */
 class SourceCertificateProvider implements grpc.experimental.CertificateProvider {
-  readonly #source: IdentitySource;
+  readonly #sources: X509Sources;
   readonly #caListeners = new Set<Listener<grpc.experimental.CaCertificateUpdate>>();
   readonly #idListeners = new Set<Listener<grpc.experimental.IdentityCertificateUpdate>>();
   #subscribed = false;
   readonly #onRotated = (e: RotatedEvent): void => {
-    for (const l of this.#caListeners) l(this.#ca(e));
-    for (const l of this.#idListeners) l(this.#identity(e));
+    for (const l of this.#caListeners) l(this.#ca(e.bundles));
+    for (const l of this.#idListeners) l(this.#identity(e.svid));
   };
 
-  constructor(source: IdentitySource) {
-    this.#source = source;
+  constructor(sources: X509Sources) {
+    this.#sources = sources;
   }
 
-  #ca(e: { bundles: RotatedEvent['bundles'] }): grpc.experimental.CaCertificateUpdate {
+  #ca(bundles: X509BundleSet): grpc.experimental.CaCertificateUpdate {
     return {
       caCertificate: Buffer.from(
-        e.bundles
+        bundles
           .bundles()
           .map((b) => b.toPem())
           .join(''),
@@ -61,21 +80,23 @@ class SourceCertificateProvider implements grpc.experimental.CertificateProvider
     };
   }
 
-  #identity(e: { svid: RotatedEvent['svid'] }): grpc.experimental.IdentityCertificateUpdate {
-    return { certificate: Buffer.from(e.svid.certChainPem()), privateKey: Buffer.from(e.svid.privateKeyPem()) };
+  #identity(svid: X509Svid): grpc.experimental.IdentityCertificateUpdate {
+    return { certificate: Buffer.from(svid.certChainPem()), privateKey: Buffer.from(svid.privateKeyPem()) };
   }
 
   #sync(): void {
+    const { events } = this.#sources;
     const active = this.#caListeners.size + this.#idListeners.size > 0;
-    if (active && !this.#subscribed) this.#source.on('rotated', this.#onRotated);
-    if (!active && this.#subscribed) this.#source.off('rotated', this.#onRotated);
+    if (active && !this.#subscribed) events?.on('rotated', this.#onRotated);
+    if (!active && this.#subscribed) events?.off('rotated', this.#onRotated);
     this.#subscribed = active;
   }
 
   addCaCertificateListener(listener: Listener<grpc.experimental.CaCertificateUpdate>): void {
     this.#caListeners.add(listener);
     this.#sync();
-    if (this.#source.isReady) listener(this.#ca({ bundles: this.#source.getX509Bundles() }));
+    const bundles = whenReady(() => this.#sources.bundleSource.getX509Bundles());
+    if (bundles) listener(this.#ca(bundles));
   }
 
   removeCaCertificateListener(listener: Listener<grpc.experimental.CaCertificateUpdate>): void {
@@ -86,7 +107,8 @@ class SourceCertificateProvider implements grpc.experimental.CertificateProvider
   addIdentityCertificateListener(listener: Listener<grpc.experimental.IdentityCertificateUpdate>): void {
     this.#idListeners.add(listener);
     this.#sync();
-    if (this.#source.isReady) listener(this.#identity({ svid: this.#source.getX509Svid() }));
+    const svid = whenReady(() => this.#sources.svidSource.getX509Svid());
+    if (svid) listener(this.#identity(svid));
   }
 
   removeIdentityCertificateListener(listener: Listener<grpc.experimental.IdentityCertificateUpdate>): void {
@@ -102,67 +124,39 @@ export interface GrpcClientOptions {
 }
 
 /**
- * grpcChannelCredentials returns channel credentials that present the
+ * grpcChannelCredentials returns channel credentials that present the SVID
  * source's current SVID, verify the server as an X.509-SVID of its own trust
- * domain and authorize its SPIFFE ID. grpc-js opens connections without TLS
- * session resumption, so the check runs on every handshake.
+ * domain and authorize its SPIFFE ID. `sources` is an identity source, or
+ * `{ svidSource, bundleSource, events }`. grpc-js opens connections without
+ * TLS session resumption, so the check runs on every handshake.
  */
 export function grpcChannelCredentials(
-  source: IdentitySource,
+  sources: X509Source | X509Sources,
   authorize: Authorizer,
   options: GrpcClientOptions = {},
 ): grpc.ChannelCredentials {
-  const provider = new SourceCertificateProvider(source);
+  const resolved = resolveSources(sources);
+  const provider = new SourceCertificateProvider(resolved);
   return grpc.experimental.createCertificateProviderChannelCredentials(provider, provider, {
     checkServerIdentity: (_host, cert) => {
-      try {
-        const peer = verifyX509Svid(
-          peerChainFromCertificate(cert as DetailedPeerCertificate),
-          source.getX509Bundles(),
-          { peerRole: 'server' },
-        );
-        authorize(peer.id, peer.chain);
-        return undefined;
-      } catch (err) {
-        const error = isAuthError(err) ? err : new AuthError('AUTH_ERR_PEER_UNVERIFIED', String(err), { cause: err });
-        options.onHandshakeError?.(error);
-        return error;
-      }
+      const chain = peerChainFromCertificate(cert as DetailedPeerCertificate);
+      const result = verifyServerChain(chain, resolved.bundleSource, authorize);
+      if (result.ok) return undefined;
+      options.onHandshakeError?.(result.error);
+      return result.error;
     },
   });
 }
 
-/** GrpcDecision is reported once per call, for audit logs and metrics. */
-export interface GrpcDecision {
-  decision: 'allow' | 'deny';
-  status: 'OK' | 'UNAUTHENTICATED' | 'PERMISSION_DENIED';
-  caller: string | null;
-  rule: string;
-  method: string;
-  code?: string;
-  reason?: string;
-  /** remote is the caller's IP address. */
-  remote?: string;
-  /**
-   * claimed is the SPIFFE ID (URI SAN) the refused client certificate claims,
-   * unverified, on UNAUTHENTICATED only (null: no certificate or no URI SAN).
-   * For logs, never a metric label: the caller picks it.
-   */
-  claimed?: string | null;
-  /**
-   * path is the method path as the caller sent it (cut to 256 characters), on
-   * calls over a connection whose client certificate did not verify. Those
-   * calls never reach grpc-js, so whether the method exists is not known:
-   * `method` is the path only if it has its own rule in `methods`, else "*".
-   * For logs, never a metric label: the caller picks it.
-   */
-  path?: string;
-}
+/**
+ * GrpcServerOptions configure createGrpcMtls: its sources (`source`, an
+ * identity source, or `svidSource`, `bundleSource` and `events`) and the
+ * settings below.
+ */
+export type GrpcServerOptions = SourceOptions & GrpcServerSettings;
 
-/** GrpcServerOptions configure createGrpcMtls. */
-export interface GrpcServerOptions {
-  /** source gives our SVID and the bundles callers are verified against. */
-  source: IdentitySource;
+/** GrpcServerSettings are createGrpcMtls's settings besides its sources. */
+export interface GrpcServerSettings {
   /** allow applies to methods without their own rule. Default: any ID of our own trust domain. */
   allow?: AllowRule;
   /** methods maps full method paths ("/inventory.v1.Inventory/Reserve") to their own rule. */
@@ -207,11 +201,14 @@ export interface GrpcMtls {
  * every call, whatever its method, gets UNAUTHENTICATED with the reason.
  */
 export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
-  const { source, log } = options;
-  const verifier = new ConnectionVerifier(source);
-  const defaultAllow = toAuthorizer(options.allow ?? authorizeMemberOf(source.getX509Svid().id.trustDomain));
+  const { svidSource, events } = resolveSources(options);
+  const core = createMtlsServerCore({
+    ...options,
+    onDecision: (d) => {
+      if (d.transport === 'grpc') options.onDecision?.(d);
+    },
+  });
   const methodAllow = new Map(Object.entries(options.methods ?? {}).map(([m, r]) => [m, toAuthorizer(r)]));
-  const auditLevel = options.auditLevel ?? 'info';
   // grpc-js names a call's peer "<remoteAddress>:<remotePort>"; we key live
   // connections the same way to find the socket a call arrived on.
   const sockets = new Map<string, TLSSocket>();
@@ -222,16 +219,6 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
   const servers: { tls: TlsServer; stop: () => void; injectors: Set<Injector>; refused: Refused }[] = [];
 
   const socketOf = (call: { getPeer(): string }): TLSSocket | undefined => sockets.get(call.getPeer());
-
-  const decide = (decision: GrpcDecision): void => {
-    log?.[auditLevel]({ authz: decision }, decision.decision === 'allow' ? 'authz allow' : 'authz deny');
-    options.onDecision?.(decision);
-  };
-
-  const handshakeFailed = (error: AuthError, fields: object, msg: string): void => {
-    log?.warn({ err: { code: error.code, message: error.message }, ...fields }, msg);
-    options.onHandshakeError?.(error);
-  };
 
   // Trailers-only, as grpc-js answers a status before any message, so a
   // refusal here is byte for byte the one a real method's interceptor gives.
@@ -248,10 +235,10 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
     );
   };
 
+  // The core has logged the rejected certificate; every call on this
+  // connection is answered here, never by grpc-js.
   const refuse = (socket: TLSSocket, error: AuthError, refused: Refused): void => {
-    const remote = socket.remoteAddress;
-    const claimed = claimedIdOf(socket);
-    handshakeFailed(error, { remote, claimed }, 'client certificate rejected');
+    const result: PeerResult = { ok: false, error };
     // A plain HTTP/2 server: TLS is already terminated. One per connection,
     // like grpc-js's injectors; it never listens, so it holds nothing once
     // the connection closes.
@@ -263,16 +250,13 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
       stream.resume();
       const path = String(headers[h2.HTTP2_HEADER_PATH] ?? '');
       const own = methodAllow.get(path);
-      decide({
-        decision: 'deny',
-        status: 'UNAUTHENTICATED',
-        caller: null,
-        rule: (own ?? defaultAllow).rule,
+      core.decide({
+        transport: 'grpc',
+        result,
+        authorizer: own ?? core.defaultAllow,
+        socket,
+        remote: socket.remoteAddress,
         method: own ? path : '*',
-        code: error.code,
-        reason: error.message,
-        remote,
-        claimed,
         path: cutText(path, PATH_LOG_LIMIT),
       });
       sendUnauthenticated(stream, error);
@@ -285,70 +269,43 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
     h2Server.emit('connection', socket);
   };
 
+  const NOT_VERIFIED: PeerResult = {
+    ok: false,
+    error: new AuthError('AUTH_ERR_PEER_NO_CERTIFICATE', 'call did not arrive over a verified TLS connection'),
+  };
+
   const interceptor: grpc.ServerInterceptor = (methodDescriptor, call) =>
     new grpc.ServerInterceptingCall(call, {
       start: (next) => {
         next({
           onReceiveMetadata: (metadata, mdNext) => {
-            const authorizer = methodAllow.get(methodDescriptor.path) ?? defaultAllow;
             const socket = socketOf(call);
-            const result = socket
-              ? verifier.verify(socket)
-              : {
-                  ok: false as const,
-                  error: new AuthError(
-                    'AUTH_ERR_PEER_NO_CERTIFICATE',
-                    'call did not arrive over a verified TLS connection',
-                  ),
-                };
-            const base = { rule: authorizer.rule, method: methodDescriptor.path };
-            const remote = socket?.remoteAddress;
-            if (!result.ok) {
-              decide({
-                decision: 'deny',
-                status: 'UNAUTHENTICATED',
-                caller: null,
-                ...base,
-                code: result.error.code,
-                reason: result.error.message,
-                remote,
-                claimed: socket ? claimedIdOf(socket) : null,
-              });
-              call.sendStatus({
-                code: grpc.status.UNAUTHENTICATED,
-                details: `${result.error.code}: ${result.error.message}`,
-              });
-              // The connection verified at its handshake but no longer does
-              // (its certificate expired, or its CA left the bundle): close
-              // it, so the caller's next connection is checked afresh.
-              const injector = socket ? injectorOf.get(socket) : undefined;
-              if (socket && injector) {
-                injectorOf.delete(socket);
-                injector.drain(DRAIN_GRACE_MS);
-              }
+            const decided = core.decide({
+              transport: 'grpc',
+              result: socket ? core.verify(socket) : NOT_VERIFIED,
+              authorizer: methodAllow.get(methodDescriptor.path) ?? core.defaultAllow,
+              socket,
+              remote: socket?.remoteAddress,
+              method: methodDescriptor.path,
+            });
+            if (decided.ok) {
+              mdNext(metadata);
               return;
             }
-            const caller = result.peer.id.toString();
-            try {
-              authorizer(result.peer.id, result.peer.chain);
-            } catch (err) {
-              const error = isAuthError(err)
-                ? err
-                : new AuthError('AUTH_ERR_PEER_UNAUTHORIZED', String(err), { cause: err });
-              decide({
-                decision: 'deny',
-                status: 'PERMISSION_DENIED',
-                caller,
-                ...base,
-                code: error.code,
-                reason: error.message,
-                remote,
-              });
+            const { error } = decided;
+            if (decided.decision.status === 'PERMISSION_DENIED') {
               call.sendStatus({ code: grpc.status.PERMISSION_DENIED, details: `${error.code}: ${error.message}` });
               return;
             }
-            decide({ decision: 'allow', status: 'OK', caller, ...base, remote });
-            mdNext(metadata);
+            call.sendStatus({ code: grpc.status.UNAUTHENTICATED, details: `${error.code}: ${error.message}` });
+            // The connection verified at its handshake but no longer does
+            // (its certificate expired, or its CA left the bundle): close
+            // it, so the caller's next connection is checked afresh.
+            const injector = socket ? injectorOf.get(socket) : undefined;
+            if (socket && injector) {
+              injectorOf.delete(socket);
+              injector.drain(DRAIN_GRACE_MS);
+            }
           },
         });
       },
@@ -357,29 +314,11 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
   return {
     interceptor,
     async listen(server, address) {
-      const tlsServer = createTlsServer({ ...mtlsServerOptions(source), ALPNProtocols: ['h2'] });
-      const stopIdentity = keepServerIdentityCurrent(tlsServer, source, { ALPNProtocols: ['h2'] });
+      const alpn = { ALPNProtocols: ['h2'] };
+      const tlsServer = createTlsServer({ ...mtlsServerOptions(svidSource), ...alpn });
       const injectors = new Set<Injector>();
       const refused: Refused = new Map();
-      // A refused connection was judged against the bundles of its handshake
-      // (as the verifier's cache keeps a failure until they change). When
-      // they change, close it gracefully: the caller reconnects and is judged
-      // again, and may now be let through to grpc-js.
-      const onRotated = (e: RotatedEvent): void => {
-        if (e.previous?.bundles === e.bundles) return;
-        for (const session of refused.values()) session?.close();
-      };
-      source.on('rotated', onRotated);
-      const stop = (): void => {
-        stopIdentity();
-        source.off('rotated', onRotated);
-      };
-      tlsServer.on('secureConnection', (socket: TLSSocket) => {
-        const result = verifier.verify(socket);
-        if (!result.ok) {
-          refuse(socket, result.error, refused);
-          return;
-        }
+      const accept = (socket: TLSSocket, peerLeaf: RequestPeer['certificate']): void => {
         const key = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? ''}`;
         sockets.set(key, socket);
         // One injector per connection, so this one connection can be drained
@@ -392,10 +331,7 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
           () => {
             injector.drain(DRAIN_GRACE_MS);
           },
-          Math.max(
-            0,
-            Math.min(recycleAt([source.getX509Svid().leaf, result.peer.certificate]) - Date.now(), 2 ** 31 - 1),
-          ),
+          Math.max(0, Math.min(core.recycleAt(socket, peerLeaf) - Date.now(), 2 ** 31 - 1)),
         );
         timer.unref();
         socket.once('close', () => {
@@ -405,14 +341,29 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
           injector.destroy();
         });
         injector.injectConnection(socket);
+      };
+      const stopServing = core.serve(tlsServer, {
+        extra: alpn,
+        onVerified: (socket, peer) => {
+          accept(socket, peer.certificate);
+        },
+        onRefused: (socket, error) => {
+          refuse(socket, error, refused);
+        },
       });
-      tlsServer.on('tlsClientError', (err, socket) => {
-        handshakeFailed(
-          new AuthError('AUTH_ERR_TLS_HANDSHAKE', `TLS handshake failed: ${err.message}`, { cause: err }),
-          { remote: socket.remoteAddress },
-          'TLS handshake failed',
-        );
-      });
+      // A refused connection was judged against the bundles of its handshake
+      // (as the verifier's cache keeps a failure until they change). When
+      // they change, close it gracefully: the caller reconnects and is judged
+      // again, and may now be let through to grpc-js.
+      const onRotated = (e: RotatedEvent): void => {
+        if (e.previous?.bundles === e.bundles) return;
+        for (const session of refused.values()) session?.close();
+      };
+      events?.on('rotated', onRotated);
+      const stop = (): void => {
+        stopServing();
+        events?.off('rotated', onRotated);
+      };
       servers.push({ tls: tlsServer, stop, injectors, refused });
       await new Promise<void>((resolve, reject) => {
         tlsServer.once('error', reject);
@@ -428,7 +379,7 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
     peerOf(call) {
       const socket = socketOf(call);
       if (!socket) return null;
-      const result = verifier.verify(socket);
+      const result = core.verify(socket);
       if (!result.ok) return null;
       const { peer } = result;
       return { id: peer.id, trustDomain: peer.id.trustDomain, certificate: peer.certificate };

@@ -1,13 +1,18 @@
 import { Agent, type buildConnector } from 'undici';
 import type { Authorizer } from '../authorize/authorizer.ts';
 import { AuthError, isAuthError } from '../errors.ts';
-import type { IdentitySource } from '../source/identity-source.ts';
+import { resolveSources, type SourceOptions } from '../source/x509-sources.ts';
 import { connectMtls, type ResumableSession } from '../tls/client-connect.ts';
 
-/** MtlsDispatcherOptions configure createMtlsDispatcher; other undici Agent options pass through. */
-export interface MtlsDispatcherOptions extends Omit<Agent.Options, 'connect'> {
-  /** source gives our SVID and the bundles servers are verified against. */
-  source: IdentitySource;
+/**
+ * MtlsDispatcherOptions configure createMtlsDispatcher: its sources
+ * (`source`, or `svidSource` and `bundleSource`), the settings below, and
+ * any other undici Agent option, passed through.
+ */
+export type MtlsDispatcherOptions = SourceOptions & MtlsDispatcherSettings;
+
+/** MtlsDispatcherSettings are createMtlsDispatcher's own settings; other undici Agent options pass through. */
+export interface MtlsDispatcherSettings extends Omit<Agent.Options, 'connect'> {
   /** authorize decides whether the server's SPIFFE ID is the one we meant to call. */
   authorize: Authorizer;
   /** maxCachedSessions is the number of TLS sessions kept for resumption. Default: 100; 0 disables resumption. */
@@ -18,14 +23,17 @@ export interface MtlsDispatcherOptions extends Omit<Agent.Options, 'connect'> {
   onHandshakeError?: (error: AuthError) => void;
 }
 
+/** MtlsConnectorOptions configure createMtlsConnector: MtlsDispatcherOptions without undici's own. */
+export type MtlsConnectorOptions = SourceOptions &
+  Pick<MtlsDispatcherSettings, 'authorize' | 'maxCachedSessions' | 'connectTimeoutMs' | 'onHandshakeError'>;
+
 /**
- * createMtlsConnector returns an undici connector that presents the source's
- * current SVID on every new connection and verifies and authorizes the
- * server's X.509-SVID on every handshake, resumed or not.
+ * createMtlsConnector returns an undici connector that presents the SVID
+ * source's current SVID on every new connection and verifies and authorizes
+ * the server's X.509-SVID on every handshake, resumed or not.
  */
-export function createMtlsConnector(
-  o: Omit<MtlsDispatcherOptions, keyof Agent.Options> & { maxCachedSessions?: number },
-): buildConnector.connector {
+export function createMtlsConnector(o: MtlsConnectorOptions): buildConnector.connector {
+  const { svidSource, bundleSource } = resolveSources(o);
   const maxSessions = o.maxCachedSessions ?? 100;
   const sessions = new Map<string, ResumableSession>();
   return (opts, callback) => {
@@ -46,7 +54,8 @@ export function createMtlsConnector(
       port,
       servername: opts.servername ?? undefined,
       socket: opts.httpSocket,
-      source: o.source,
+      svidSource,
+      bundleSource,
       authorize: o.authorize,
       session: maxSessions > 0 ? sessions.get(key) : undefined,
       ALPNProtocols: ['http/1.1'],
@@ -84,9 +93,22 @@ export function createMtlsConnector(
  * and bundles.
  */
 export function createMtlsDispatcher(options: MtlsDispatcherOptions): Agent {
-  const { source, authorize, maxCachedSessions, connectTimeoutMs, onHandshakeError, ...agentOptions } = options;
+  const sources = resolveSources(options);
+  /* eslint-disable @typescript-eslint/no-unused-vars -- the sources are taken out of undici's options */
+  const {
+    source,
+    svidSource,
+    bundleSource,
+    events,
+    authorize,
+    maxCachedSessions,
+    connectTimeoutMs,
+    onHandshakeError,
+    ...agentOptions
+  } = options;
+  /* eslint-enable @typescript-eslint/no-unused-vars */
   return new Agent({
     ...agentOptions,
-    connect: createMtlsConnector({ source, authorize, maxCachedSessions, connectTimeoutMs, onHandshakeError }),
+    connect: createMtlsConnector({ ...sources, authorize, maxCachedSessions, connectTimeoutMs, onHandshakeError }),
   });
 }

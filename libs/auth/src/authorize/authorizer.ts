@@ -1,27 +1,40 @@
 import type { X509Certificate } from 'node:crypto';
-import { AuthError } from '../errors.ts';
+import { AuthError, isAuthError } from '../errors.ts';
 import { SpiffeId } from '../spiffeid/spiffe-id.ts';
 import { TrustDomain } from '../spiffeid/trust-domain.ts';
 
 /**
- * Authorizer decides whether a verified peer ID may proceed: it returns
- * normally to allow and throws AUTH_ERR_PEER_UNAUTHORIZED to deny. `rule`
- * describes the rule for error bodies and audit logs.
+ * AuthorizeResult is an authorizer's answer: allowed, or refused with an
+ * AUTH_ERR_PEER_UNAUTHORIZED error that names the unexpected ID and the rule.
+ */
+export type AuthorizeResult = { ok: true } | { ok: false; error: AuthError };
+
+/**
+ * Authorizer decides whether a verified peer ID may proceed. It returns its
+ * answer rather than throwing (as go-spiffe's authorizers return an error),
+ * so rules compose without try/catch and callers cannot mistake a bug for a
+ * refusal. `rule` describes the rule for error bodies and audit logs.
  */
 export interface Authorizer {
-  (id: SpiffeId, chain: readonly X509Certificate[]): void;
+  (id: SpiffeId, chain: readonly X509Certificate[]): AuthorizeResult;
   readonly rule: string;
 }
 
 /** Matcher is a custom predicate over a peer ID, for adaptMatcher. */
 export type Matcher = (id: SpiffeId) => boolean;
 
-function make(rule: string, check: (id: SpiffeId) => boolean): Authorizer {
-  const fn = (id: SpiffeId): void => {
-    if (!check(id)) {
-      throw new AuthError('AUTH_ERR_PEER_UNAUTHORIZED', `unexpected ID "${id.toString()}" (rule: ${rule})`);
-    }
+const ALLOWED: AuthorizeResult = Object.freeze({ ok: true });
+
+/** refusal returns the AuthorizeResult that refuses `id` under `rule`. */
+function refusal(id: SpiffeId, rule: string): AuthorizeResult {
+  return {
+    ok: false,
+    error: new AuthError('AUTH_ERR_PEER_UNAUTHORIZED', `unexpected ID "${id.toString()}" (rule: ${rule})`),
   };
+}
+
+function make(rule: string, check: (id: SpiffeId) => boolean): Authorizer {
+  const fn = (id: SpiffeId): AuthorizeResult => (check(id) ? ALLOWED : refusal(id, rule));
   return Object.assign(fn, { rule });
 }
 
@@ -55,4 +68,39 @@ export function authorizeMemberOf(trustDomain: TrustDomain | string): Authorizer
 /** adaptMatcher turns a predicate into an Authorizer; `rule` names it in errors. */
 export function adaptMatcher(matcher: Matcher, rule = 'custom matcher'): Authorizer {
   return make(rule, matcher);
+}
+
+/**
+ * authorizeAnyOf allows a peer that any of `authorizers` allows, asking them
+ * in order. Its rule joins theirs with " or ", so a refusal names every rule
+ * the peer failed. With no authorizers it allows nobody.
+ */
+export function authorizeAnyOf(...authorizers: Authorizer[]): Authorizer {
+  const rule = authorizers.length === 0 ? 'nobody' : authorizers.map((a) => a.rule).join(' or ');
+  const fn = (id: SpiffeId, chain: readonly X509Certificate[]): AuthorizeResult => {
+    for (const a of authorizers) {
+      if (a(id, chain).ok) return ALLOWED;
+    }
+    return refusal(id, rule);
+  };
+  return Object.assign(fn, { rule });
+}
+
+/**
+ * applyAuthorizer runs `authorizer` on a verified peer and turns a throw (a
+ * bug in a custom rule) into a refusal with the thrown error as its cause,
+ * so a broken rule fails closed, as a 403 / PERMISSION_DENIED, and never
+ * takes a server down.
+ */
+export function applyAuthorizer(
+  authorizer: Authorizer,
+  id: SpiffeId,
+  chain: readonly X509Certificate[],
+): AuthorizeResult {
+  try {
+    return authorizer(id, chain);
+  } catch (err) {
+    const error = isAuthError(err) ? err : new AuthError('AUTH_ERR_PEER_UNAUTHORIZED', String(err), { cause: err });
+    return { ok: false, error };
+  }
 }

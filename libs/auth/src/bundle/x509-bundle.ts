@@ -114,6 +114,11 @@ export class X509BundleSet {
     return this.#bundles.size;
   }
 
+  /** getX509Bundles returns this set, so a fixed set is an X509BundleSetSource too. */
+  getX509Bundles(): this {
+    return this;
+  }
+
   /** with returns a copy with `bundle` added or replacing the one of its trust domain. */
   with(bundle: X509Bundle): X509BundleSet {
     const next = new Map(this.#bundles);
@@ -126,4 +131,17 @@ export class X509BundleSet {
 export interface X509BundleSource {
   /** getX509BundleForTrustDomain returns the trust domain's bundle or throws AUTH_ERR_BUNDLE_NOT_FOUND. */
   getX509BundleForTrustDomain(trustDomain: TrustDomain): X509Bundle;
+}
+
+/**
+ * X509BundleSetSource gives every bundle we trust now, one per trust domain
+ * (ours and federated ones). It is the bundle source the TLS builders take:
+ * verification still picks the bundle of the peer's own trust domain from
+ * the set, but grpc-js needs all of them for its first OpenSSL filter, and a
+ * new set object is how a verifier knows the bundles changed. X509BundleSet
+ * and every identity source implement it.
+ */
+export interface X509BundleSetSource {
+  /** getX509Bundles returns the current bundles, or throws AUTH_ERR_SOURCE_NOT_READY before the first ones. */
+  getX509Bundles(): X509BundleSet;
 }

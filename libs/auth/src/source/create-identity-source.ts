@@ -1,12 +1,14 @@
-import { AuthError } from '../errors.ts';
 import { WorkloadX509Source } from '../workloadapi/x509-source.ts';
 import { FileIdentitySource } from './file-source.ts';
+import { identityConfigFromEnv, type IdentityConfig } from './identity-config.ts';
 import { TrustBridgeSource } from './trust-bridge-source.ts';
 import type { IdentitySource, IdentitySourceOptions } from './identity-source.ts';
 
-/** CreateIdentitySourceOptions override what the environment says; unset fields come from `env`. */
+/** CreateIdentitySourceOptions override what the environment says; unset fields come from `config`. */
 export interface CreateIdentitySourceOptions extends IdentitySourceOptions {
-  /** env to read. Default: process.env. */
+  /** config is the identity configuration, as a service read it at start-up. Default: `identityConfigFromEnv(env)`. */
+  config?: IdentityConfig;
+  /** env to read when no `config` is given. Default: process.env. */
   env?: NodeJS.ProcessEnv;
   /**
    * wait: resolve only once the first material is loaded (rejecting after
@@ -32,11 +34,10 @@ export interface CreateIdentitySourceOptions extends IdentitySourceOptions {
   trustBridgeFile?: string;
 }
 
-const FILE_VARS = ['TLS_CERT_FILE', 'TLS_KEY_FILE', 'TLS_CA_FILE'] as const;
-
 /**
- * createIdentitySource picks where this process gets its identity, by the
- * environment, and waits for the first material:
+ * createIdentitySource picks where this process gets its identity, by its
+ * identity configuration (`config`, else `identityConfigFromEnv(env)`), and
+ * waits for the first material:
  * - `SPIFFE_ENDPOINT_SOCKET` set → the SPIRE agent's Workload API (it wins when files are set too);
  * - else `TLS_CERT_FILE`, `TLS_KEY_FILE` and `TLS_CA_FILE` all set → static files, hot-reloaded;
  * - anything else → AUTH_ERR_CONFIG_INVALID naming what is missing.
@@ -46,9 +47,9 @@ const FILE_VARS = ['TLS_CERT_FILE', 'TLS_KEY_FILE', 'TLS_CA_FILE'] as const;
  * With `wait: false` it returns before the first material (see `wait`).
  */
 export async function createIdentitySource(options: CreateIdentitySourceOptions = {}): Promise<IdentitySource> {
-  const env = options.env ?? process.env;
-  const source = await createPlainSource(options, env);
-  const bridgeFile = options.trustBridgeFile ?? (env.TRUST_BRIDGE_CA_FILE?.trim() || undefined);
+  const config = options.config ?? identityConfigFromEnv(options.env);
+  const source = await createPlainSource(options, config);
+  const bridgeFile = options.trustBridgeFile ?? config.trustBridgeFile;
   if (!bridgeFile) return source;
   try {
     const bridged = await TrustBridgeSource.create({
@@ -68,45 +69,28 @@ export async function createIdentitySource(options: CreateIdentitySourceOptions 
 
 async function createPlainSource(
   options: CreateIdentitySourceOptions,
-  env: NodeJS.ProcessEnv,
+  config: IdentityConfig,
 ): Promise<IdentitySource> {
-  const socket = env.SPIFFE_ENDPOINT_SOCKET?.trim();
-  const files = FILE_VARS.filter((v) => (env[v] ?? '').trim() !== '');
   const wait = options.wait !== false;
-  if (socket) {
+  if (config.kind === 'spiffe') {
     const workload = {
-      address: socket,
+      address: config.workload.address,
       timeoutMs: options.workloadTimeoutMs ?? (wait ? undefined : Number.POSITIVE_INFINITY),
       expiryWarningSeconds: options.expiryWarningSeconds,
     };
     const source = wait ? await WorkloadX509Source.create(workload) : WorkloadX509Source.open(workload);
-    const ignored = files.length > 0 ? ` (${files.join(', ')} ignored)` : '';
+    const ignored = config.ignoredFileVars.length > 0 ? ` (${config.ignoredFileVars.join(', ')} ignored)` : '';
     options.log?.(`identity from SPIFFE: ${source.describe()}, because SPIFFE_ENDPOINT_SOCKET is set${ignored}`);
     return source;
   }
-  if (files.length === FILE_VARS.length) {
-    const fileOptions = {
-      certFile: env.TLS_CERT_FILE ?? '',
-      keyFile: env.TLS_KEY_FILE ?? '',
-      caFile: env.TLS_CA_FILE ?? '',
-      trustDomain: options.trustDomain ?? (env.TRUST_DOMAIN?.trim() || undefined),
-      federatedBundleFiles: options.federatedBundleFiles,
-      reloadIntervalMs: options.reloadIntervalMs,
-      expiryWarningSeconds: options.expiryWarningSeconds,
-    };
-    const source = wait ? await FileIdentitySource.create(fileOptions) : FileIdentitySource.open(fileOptions);
-    options.log?.(`identity from static files: ${source.describe()}, because SPIFFE_ENDPOINT_SOCKET is not set`);
-    return source;
-  }
-  if (files.length > 0) {
-    const missing = FILE_VARS.filter((v) => !files.includes(v));
-    throw new AuthError(
-      'AUTH_ERR_CONFIG_INVALID',
-      `static identity needs ${FILE_VARS.join(', ')}; ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not set`,
-    );
-  }
-  throw new AuthError(
-    'AUTH_ERR_CONFIG_INVALID',
-    `no identity configured: set SPIFFE_ENDPOINT_SOCKET (e.g. unix:///run/spire/agent.sock) or ${FILE_VARS.join(', ')}`,
-  );
+  const fileOptions = {
+    ...config.files,
+    trustDomain: options.trustDomain ?? config.trustDomain,
+    federatedBundleFiles: options.federatedBundleFiles,
+    reloadIntervalMs: options.reloadIntervalMs,
+    expiryWarningSeconds: options.expiryWarningSeconds,
+  };
+  const source = wait ? await FileIdentitySource.create(fileOptions) : FileIdentitySource.open(fileOptions);
+  options.log?.(`identity from static files: ${source.describe()}, because SPIFFE_ENDPOINT_SOCKET is not set`);
+  return source;
 }

@@ -3,36 +3,19 @@ import type { X509Bundle, X509BundleSet, X509BundleSource } from '../bundle/x509
 import { AuthError } from '../errors.ts';
 import type { TrustDomain } from '../spiffeid/trust-domain.ts';
 import type { X509Svid } from '../svid/x509-svid.ts';
+import type { IdentitySourceEvents, X509Material } from './identity-lifecycle.ts';
+import type { X509Source } from './x509-sources.ts';
+
+export type {
+  ExpiringEvent,
+  IdentityLifecycle,
+  IdentitySourceEvents,
+  RotatedEvent,
+  X509Material,
+} from './identity-lifecycle.ts';
 
 /** IdentityKind names where an identity source gets its material. */
 export type IdentityKind = 'spiffe' | 'files';
-
-/** X509Material is one consistent snapshot of our SVID and the bundles we trust. */
-export interface X509Material {
-  svid: X509Svid;
-  bundles: X509BundleSet;
-}
-
-/** RotatedEvent is emitted when new material replaces the old. */
-export interface RotatedEvent extends X509Material {
-  previous: X509Material | undefined;
-}
-
-/** ExpiringEvent is emitted when the SVID has less than the configured threshold left. */
-export interface ExpiringEvent {
-  svid: X509Svid;
-  secondsToExpiry: number;
-}
-
-/** IdentitySourceEvents lists the lifecycle events every identity source emits. */
-export interface IdentitySourceEvents {
-  /** rotated: new SVID and/or bundles are in use (also fires for the first material). */
-  rotated: [RotatedEvent];
-  /** loadError: an update could not be used; the last good material stays in use. */
-  loadError: [AuthError];
-  /** expiring: the SVID is within `expiryWarningSeconds` of expiry and no new one has arrived. */
-  expiring: [ExpiringEvent];
-}
 
 /** IdentitySourceOptions are the options every identity source shares. */
 export interface IdentitySourceOptions {
@@ -41,11 +24,14 @@ export interface IdentitySourceOptions {
 }
 
 /**
- * IdentitySource is what the TLS adapters take: a source of our current
- * X.509-SVID and of the bundle of any trust domain. Implemented by the
- * Workload API source and the file source, so either can back a service.
+ * IdentitySource is a whole identity source as a service holds it: the small
+ * sources the TLS builders take (X509SvidSource, X509BundleSetSource,
+ * X509BundleSource), its lifecycle events (IdentityLifecycle), and what
+ * start-up and health checks need (ready, isReady, lastError, close).
+ * Implemented by the Workload API source, the file source and the trust
+ * bridge, so any of them can back a service.
  */
-export interface IdentitySource extends X509BundleSource {
+export interface IdentitySource extends X509Source, X509BundleSource {
   /** kind says where material comes from. */
   readonly kind: IdentityKind;
   /** describe says, for logs, which source this is and where it reads from. */
@@ -66,9 +52,6 @@ export interface IdentitySource extends X509BundleSource {
   secondsToExpiry(): number;
   /** close stops watching; the source keeps its last material but emits nothing more. */
   close(): Promise<void>;
-  on<E extends keyof IdentitySourceEvents>(event: E, listener: (...args: IdentitySourceEvents[E]) => void): this;
-  off<E extends keyof IdentitySourceEvents>(event: E, listener: (...args: IdentitySourceEvents[E]) => void): this;
-  once<E extends keyof IdentitySourceEvents>(event: E, listener: (...args: IdentitySourceEvents[E]) => void): this;
 }
 
 const DEFAULT_EXPIRY_WARNING_SECONDS = 600;

@@ -1,19 +1,26 @@
 import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
-import type { Authorizer } from '../authorize/authorizer.ts';
+import { applyAuthorizer, type Authorizer } from '../authorize/authorizer.ts';
+import type { X509BundleSetSource } from '../bundle/x509-bundle.ts';
 import { AuthError, isAuthError } from '../errors.ts';
-import type { IdentitySource } from '../source/identity-source.ts';
+import { resolveSources, type SourceOptions } from '../source/x509-sources.ts';
 import type { X509Svid } from '../svid/x509-svid.ts';
 import { verifyX509Svid, type VerifiedPeer } from '../verify/x509-verify.ts';
+import type { PeerResult } from './connection-verifier.ts';
 import { peerChainFromSocket } from './peer-chain.ts';
 import { secureContextFor } from './server-options.ts';
 
-/** MtlsConnectOptions describe one mutual-TLS client connection. */
-export interface MtlsConnectOptions {
+/**
+ * MtlsConnectOptions describe one mutual-TLS client connection: its sources
+ * (`source`, or `svidSource` and `bundleSource`) and the settings below.
+ */
+export type MtlsConnectOptions = SourceOptions & MtlsConnectSettings;
+
+/** MtlsConnectSettings are the settings of one mutual-TLS client connection besides its sources. */
+export interface MtlsConnectSettings {
   host: string;
   port: number;
   /** servername for SNI. Default: `host` when it is a name, none for IP literals. */
   servername?: string;
-  source: IdentitySource;
   /** authorize decides whether the server's SPIFFE ID is the one we meant to call. */
   authorize: Authorizer;
   /** session resumes an earlier TLS session (from `onSession`); the server is verified again all the same. */
@@ -75,14 +82,35 @@ export interface VerifiedConnection {
  */
 export function verifyServer(
   socket: TLSSocket,
-  source: IdentitySource,
+  bundleSource: X509BundleSetSource,
   authorize: Authorizer,
   resumedFrom?: ResumableSession,
-): VerifiedPeer {
-  const chain = presentedChain(socket, resumedFrom);
-  const peer = verifyX509Svid(chain, source.getX509Bundles(), { peerRole: 'server' });
-  authorize(peer.id, peer.chain);
-  return peer;
+): PeerResult {
+  return verifyServerChain(presentedChain(socket, resumedFrom), bundleSource, authorize);
+}
+
+/**
+ * verifyServerChain checks a server's DER chain (leaf first) as an
+ * X.509-SVID that allows serverAuth, against the bundle of its own trust
+ * domain, and authorizes its ID: the one server check of the undici and
+ * gRPC clients.
+ */
+export function verifyServerChain(
+  chain: readonly Buffer[],
+  bundleSource: X509BundleSetSource,
+  authorize: Authorizer,
+): PeerResult {
+  let peer: VerifiedPeer;
+  try {
+    peer = verifyX509Svid(chain, bundleSource.getX509Bundles(), { peerRole: 'server' });
+  } catch (err) {
+    return {
+      ok: false,
+      error: isAuthError(err) ? err : new AuthError('AUTH_ERR_PEER_UNVERIFIED', String(err), { cause: err }),
+    };
+  }
+  const allowed = applyAuthorizer(authorize, peer.id, peer.chain);
+  return allowed.ok ? { ok: true, peer } : allowed;
 }
 
 function presentedChain(socket: TLSSocket, resumedFrom: ResumableSession | undefined): Buffer[] {
@@ -92,13 +120,14 @@ function presentedChain(socket: TLSSocket, resumedFrom: ResumableSession | undef
 }
 
 /**
- * connectMtls opens a TLS 1.3 connection presenting the source's current SVID
+ * connectMtls opens a TLS 1.3 connection presenting the SVID source's current SVID
  * and resolves once the server is verified and authorized. Node's default
  * hostname check is replaced by SPIFFE authorization: SVIDs carry URI SANs,
  * and the server's identity is its SPIFFE ID, not its DNS name.
  */
 export function connectMtls(o: MtlsConnectOptions): Promise<VerifiedConnection> {
   return new Promise((resolve, reject) => {
+    const { svidSource, bundleSource } = resolveSources(o);
     let settled = false;
     const fail = (err: unknown): void => {
       if (settled) return;
@@ -115,7 +144,7 @@ export function connectMtls(o: MtlsConnectOptions): Promise<VerifiedConnection> 
       );
     };
     const isIp = /^[\d.]+$|:/.test(o.host);
-    const svid = o.source.getX509Svid();
+    const svid = svidSource.getX509Svid();
     const resumeFrom = canResume(o.session, svid) ? o.session : undefined;
     const socket = connect({
       host: o.host,
@@ -153,18 +182,16 @@ export function connectMtls(o: MtlsConnectOptions): Promise<VerifiedConnection> 
     });
     socket.once('secureConnect', () => {
       clearTimeout(timer);
-      try {
-        const peer = verifyServer(socket, o.source, o.authorize, resumeFrom);
-        verified = {
-          chain: presentedChain(socket, resumeFrom),
-          serverNotAfter: peer.certificate.validToDate.getTime(),
-        };
-        if (pendingTicket) hand(pendingTicket);
-        settled = true;
-        resolve({ socket, peer });
-      } catch (err) {
-        fail(err);
+      const result = verifyServer(socket, bundleSource, o.authorize, resumeFrom);
+      if (!result.ok) {
+        fail(result.error);
+        return;
       }
+      const { peer } = result;
+      verified = { chain: presentedChain(socket, resumeFrom), serverNotAfter: peer.certificate.validToDate.getTime() };
+      if (pendingTicket) hand(pendingTicket);
+      settled = true;
+      resolve({ socket, peer });
     });
   });
 }

@@ -1,7 +1,6 @@
 import type { TLSSocket } from 'node:tls';
-import type { X509BundleSet } from '../bundle/x509-bundle.ts';
+import type { X509BundleSet, X509BundleSetSource } from '../bundle/x509-bundle.ts';
 import { AuthError, isAuthError } from '../errors.ts';
-import type { IdentitySource } from '../source/identity-source.ts';
 import { verifyX509Svid, type VerifiedPeer } from '../verify/x509-verify.ts';
 import { peerChainFromSocket } from './peer-chain.ts';
 
@@ -16,22 +15,22 @@ interface CacheEntry {
 
 /**
  * ConnectionVerifier verifies the client of a TLS connection our server
- * accepted (so its SVID must allow clientAuth) against the identity source's
+ * accepted (so its SVID must allow clientAuth) against the bundle source's
  * bundles, once per connection, and again whenever the bundles changed or a
  * certificate of the verified chain has expired since: a keep-alive
  * connection does not outlive its peer's SVID or a removed CA.
  */
 export class ConnectionVerifier {
-  readonly #source: IdentitySource;
+  readonly #bundleSource: X509BundleSetSource;
   readonly #cache = new WeakMap<TLSSocket, CacheEntry>();
 
-  constructor(source: IdentitySource) {
-    this.#source = source;
+  constructor(bundleSource: X509BundleSetSource) {
+    this.#bundleSource = bundleSource;
   }
 
   /** verify returns the verified peer of `socket`, or the reason it is not verified. */
   verify(socket: TLSSocket): PeerResult {
-    const bundles = this.#source.getX509Bundles();
+    const bundles = this.#bundleSource.getX509Bundles();
     const now = Date.now();
     const hit = this.#cache.get(socket);
     if (hit && hit.bundles === bundles && now <= hit.validUntil) return hit.result;

@@ -5,8 +5,9 @@ import {
   type Server,
   type TlsOptions,
 } from 'node:tls';
-import type { IdentitySource, RotatedEvent } from '../source/identity-source.ts';
+import type { IdentityLifecycle, RotatedEvent } from '../source/identity-lifecycle.ts';
 import type { X509Svid } from '../svid/x509-svid.ts';
+import type { X509SvidSource } from '../svid/x509-svid-source.ts';
 
 // TLS 1.3 only: no renegotiation, encrypted certificates, and one handshake
 // shape to reason about.
@@ -31,7 +32,7 @@ export function secureContextFor(svid: X509Svid): SecureContext {
 
 /**
  * mtlsServerOptions are the options for `tls.createServer` / `https.createServer`
- * (and fastify's `https`): present the source's current SVID, ask every client
+ * (and fastify's `https`): present the SVID source's current SVID, ask every client
  * for a certificate, TLS 1.3 minimum.
  *
  * OpenSSL is told not to reject clients (`rejectUnauthorized: false`) because
@@ -39,27 +40,31 @@ export function secureContextFor(svid: X509Svid): SecureContext {
  * trust domain, is done by ConnectionVerifier on every connection, and
  * unverified connections are answered 401 / UNAUTHENTICATED.
  */
-export function mtlsServerOptions(source: IdentitySource, extra: TlsOptions = {}): TlsOptions {
+export function mtlsServerOptions(svidSource: X509SvidSource, extra: TlsOptions = {}): TlsOptions {
   return {
     ...extra,
-    ...identityContextOptions(source.getX509Svid()),
+    ...identityContextOptions(svidSource.getX509Svid()),
     requestCert: true,
     rejectUnauthorized: false,
   };
 }
 
 /**
- * keepServerIdentityCurrent swaps the server's certificate whenever the
- * source rotates (`server.setSecureContext`); new handshakes present the new
- * SVID, open connections keep theirs. Returns a function that stops it.
+ * keepServerIdentityCurrent swaps the server's certificate whenever `events`
+ * says the SVID rotated (`server.setSecureContext`); new handshakes present
+ * the new SVID, open connections keep theirs. Returns a function that stops it.
  */
-export function keepServerIdentityCurrent(server: Server, source: IdentitySource, extra: TlsOptions = {}): () => void {
+export function keepServerIdentityCurrent(
+  server: Server,
+  events: IdentityLifecycle,
+  extra: TlsOptions = {},
+): () => void {
   const onRotated = (e: RotatedEvent): void => {
     if (e.previous?.svid === e.svid) return;
     server.setSecureContext({ ...extra, ...identityContextOptions(e.svid) });
   };
-  source.on('rotated', onRotated);
+  events.on('rotated', onRotated);
   return () => {
-    source.off('rotated', onRotated);
+    events.off('rotated', onRotated);
   };
 }

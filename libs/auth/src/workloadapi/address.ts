@@ -127,9 +127,13 @@ export function targetFromAddress(address: string): string {
   return parseEndpointAddress(address).target;
 }
 
-/** endpointFromEnv parses `SPIFFE_ENDPOINT_SOCKET` from `env`; undefined when it is unset or empty. */
+/**
+ * endpointFromEnv parses `SPIFFE_ENDPOINT_SOCKET` from `env` (surrounding
+ * blanks dropped); undefined when it is unset or blank. The one place the
+ * library reads that variable; an invalid value's error names it.
+ */
 export function endpointFromEnv(env: NodeJS.ProcessEnv = process.env): WorkloadEndpoint | undefined {
-  const value = env[SOCKET_ENV];
+  const value = env[SOCKET_ENV]?.trim();
   if (value === undefined || value === '') return undefined;
   return parseEndpointAddress(value, SOCKET_ENV);
 }

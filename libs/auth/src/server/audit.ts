@@ -1,5 +1,4 @@
-// What the fastify plugin and the gRPC front share for their audit lines, so
-// both transports log the same fields the same way.
+// The pieces of an audit line the mTLS server core writes for both transports.
 import type { TLSSocket } from 'node:tls';
 import { peerChainFromSocket } from '../tls/peer-chain.ts';
 import { parseCertificate } from '../x509/certificate.ts';
@@ -7,7 +6,7 @@ import { parseCertificate } from '../x509/certificate.ts';
 /** AuditLevel is a pino level an audit line can be written at. */
 export type AuditLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 
-/** AuditLogger is the part of a pino logger the gRPC front writes its audit lines to. */
+/** AuditLogger is the part of a pino logger audit lines and handshake warnings are written to. */
 export type AuditLogger = { [L in AuditLevel]: (obj: object, msg: string) => void };
 
 // The SPIFFE specification caps an ID at 2048 bytes. A certificate can claim

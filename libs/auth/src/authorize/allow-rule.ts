@@ -1,4 +1,4 @@
-import { authorizeOneOf, type Authorizer } from '../authorize/authorizer.ts';
+import { authorizeOneOf, type Authorizer } from './authorizer.ts';
 
 /** AllowRule is an Authorizer or a plain allow-list of SPIFFE ID strings. */
 export type AllowRule = Authorizer | readonly string[];
