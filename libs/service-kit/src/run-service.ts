@@ -124,7 +124,7 @@ export async function runService<C extends ProcessConfig, S extends ServiceStore
     const source = await createIdentitySource({
       wait: false,
       log: (line) => {
-        log.info(line);
+        log.info({ identity: line }, line);
       },
     });
     running.source = source;
