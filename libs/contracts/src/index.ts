@@ -1,7 +1,13 @@
 // Public API of @shop/contracts: what the shop's services agree on, and
 // nothing of how any of them is built. A client of a service imports from
 // here, never from the service.
-export { SHARED_CODE_EXCEPTIONS, type ErrorSpec, type ErrorTable, type ErrorBody, type GrpcStatusName } from './errors.ts';
+export {
+  SHARED_CODE_EXCEPTIONS,
+  type ErrorSpec,
+  type ErrorTable,
+  type ErrorBody,
+  type GrpcStatusName,
+} from './errors.ts';
 
 // inventory
 export type * from './inventory/messages.ts';

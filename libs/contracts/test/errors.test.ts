@@ -5,7 +5,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
-import { INVENTORY_ERRORS, ORDER_ERRORS, PAYMENT_ERRORS, SHARED_CODE_EXCEPTIONS, type ErrorTable } from '../src/index.ts';
+import {
+  INVENTORY_ERRORS,
+  ORDER_ERRORS,
+  PAYMENT_ERRORS,
+  SHARED_CODE_EXCEPTIONS,
+  type ErrorTable,
+} from '../src/index.ts';
 
 const TABLES: Record<string, ErrorTable> = {
   inventory: INVENTORY_ERRORS,

@@ -12,7 +12,11 @@ export { INVENTORY_ERRORS, type InventoryErrorCode };
 const make = serviceErrors(INVENTORY_ERRORS);
 
 /** inventoryError makes the ServiceError for `code`, with its HTTP status and a message that says what to fix. */
-export function inventoryError(code: InventoryErrorCode, message: string, options: ServiceErrorOptions = {}): ServiceError {
+export function inventoryError(
+  code: InventoryErrorCode,
+  message: string,
+  options: ServiceErrorOptions = {},
+): ServiceError {
   const headers: Record<string, string> = code === 'STORE_UNAVAILABLE' ? { 'retry-after': '1' } : {};
   return make(code, message, { ...options, headers: { ...headers, ...options.headers } });
 }

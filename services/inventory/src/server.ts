@@ -23,10 +23,22 @@ await runService<InventoryConfig, InventoryStore>({
       if (err) log.error({ err }, 'sweeping expired reservations failed');
       else if (count > 0) log.info({ count }, 'expired reservations swept');
     });
-    const deps = { stock, source, metrics, orderId: config.orderId, partnerStockReaders: config.partnerStockReaders, log };
+    const deps = {
+      stock,
+      source,
+      metrics,
+      orderId: config.orderId,
+      partnerStockReaders: config.partnerStockReaders,
+      log,
+    };
     const app = await buildApp(deps);
     await listen(app, { host: config.host, port: config.port, reusePort: config.reusePort });
-    const grpc = await startGrpcServer({ ...deps, host: config.host, port: config.grpcPort, reusePort: config.reusePort });
+    const grpc = await startGrpcServer({
+      ...deps,
+      host: config.host,
+      port: config.grpcPort,
+      reusePort: config.reusePort,
+    });
     return {
       // Stop taking requests first and let in-flight ones finish; runService then closes the store.
       steps: [

@@ -533,7 +533,11 @@ describe('expiry', () => {
     await h.call('POST', '/api/stock/sku-a/reserve', { body: reserveOf(3, 'o-1') });
     assert.deepEqual(h.stockOf('sku-a'), { product_id: 'sku-a', available: 7, reserved: 3 });
     h.clock.advance(60);
-    assert.deepEqual(h.stockOf('sku-a'), { product_id: 'sku-a', available: 10, reserved: 0 }, 'expired before any sweep');
+    assert.deepEqual(
+      h.stockOf('sku-a'),
+      { product_id: 'sku-a', available: 10, reserved: 0 },
+      'expired before any sweep',
+    );
 
     const commit = await h.call('POST', '/api/reservations/o-1/commit');
     assert.equal(commit.statusCode, 409);

@@ -77,7 +77,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     async (req, reply) => {
       const body = req.body;
       if (!(CURRENCIES as readonly string[]).includes(body.currency)) {
-        throw orderError('UNKNOWN_CURRENCY',
+        throw orderError(
+          'UNKNOWN_CURRENCY',
           `currency must be one of ${CURRENCIES.join(', ')}, got ${JSON.stringify(body.currency)}`,
         );
       }

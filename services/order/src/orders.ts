@@ -99,10 +99,10 @@ export class OrderService {
     if (err instanceof ServiceError) return err;
     const e = err as UpstreamError;
     const retryAfter = e.code === 'BREAKER_OPEN' ? '3' : '1';
-    return orderError('UPSTREAM_UNAVAILABLE',
-      `${e.upstream || 'an upstream'} is unavailable: ${e.message}`,
-      { cause: err, headers: { 'retry-after': retryAfter } },
-    );
+    return orderError('UPSTREAM_UNAVAILABLE', `${e.upstream || 'an upstream'} is unavailable: ${e.message}`, {
+      cause: err,
+      headers: { 'retry-after': retryAfter },
+    });
   }
 
   /**
@@ -122,16 +122,16 @@ export class OrderService {
     for (const i of input.items) {
       const p = products.get(i.product_id);
       if (!p)
-        throw orderError('UNKNOWN_PRODUCT',
+        throw orderError(
+          'UNKNOWN_PRODUCT',
           `product ${JSON.stringify(i.product_id)} is not in the catalogue; GET /products lists them`,
         );
       if (seen.has(i.product_id))
-        throw orderError('DUPLICATE_ITEM',
-          `product ${i.product_id} appears twice; put the total quantity on one line`,
-        );
+        throw orderError('DUPLICATE_ITEM', `product ${i.product_id} appears twice; put the total quantity on one line`);
       seen.add(i.product_id);
       if (p.currency !== input.currency) {
-        throw orderError('CURRENCY_MISMATCH',
+        throw orderError(
+          'CURRENCY_MISMATCH',
           `product ${p.product_id} is priced in ${p.currency}, the order is in ${input.currency}`,
         );
       }
@@ -139,7 +139,8 @@ export class OrderService {
     }
     const total = items.reduce((s, i) => s + i.quantity * i.unit_price_cents, 0);
     if (input.expected_total_cents !== undefined && input.expected_total_cents !== total) {
-      throw orderError('AMOUNT_MISMATCH',
+      throw orderError(
+        'AMOUNT_MISMATCH',
         `expected_total_cents is ${input.expected_total_cents} but the items cost ${total} ${input.currency} at current prices`,
       );
     }

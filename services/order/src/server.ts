@@ -37,7 +37,11 @@ await runService<OrderConfig, OrderStore>({
           );
     const payment = createPaymentHttpClient(
       config.paymentUrl,
-      createMtlsDispatcher({ source, authorize: authorizeId(config.paymentId), onHandshakeError: hooks.onHandshakeError }),
+      createMtlsDispatcher({
+        source,
+        authorize: authorizeId(config.paymentId),
+        onHandshakeError: hooks.onHandshakeError,
+      }),
       config.upstreamTimeoutMs,
     );
     const upstreams = new Upstreams(inventory, payment, {

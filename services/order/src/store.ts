@@ -98,8 +98,7 @@ export interface NewOrder {
  * order stored before fingerprints) for the caller to compare.
  */
 export type CreateResult =
-  | { order: Order; created: true }
-  | { order: Order; created: false; storedFingerprint: string | null };
+  { order: Order; created: true } | { order: Order; created: false; storedFingerprint: string | null };
 
 /** OrderStore owns the order service's SQLite database. */
 export class OrderStore {

@@ -143,7 +143,8 @@ export class Upstreams {
       const g = w === 'inventory' ? this.#inv : this.#pay;
       if (g.isOpen) {
         const after = g.retryAfterSeconds();
-        throw orderError('UPSTREAM_UNAVAILABLE',
+        throw orderError(
+          'UPSTREAM_UNAVAILABLE',
           `${w} is unavailable (circuit breaker ${g.name} is open); retry in ${after} s`,
           { headers: { 'retry-after': String(after) } },
         );

@@ -37,7 +37,8 @@ export function buildAdminApp(
 ): FastifyInstance {
   const app = Fastify({
     ...(log ? { loggerInstance: log } : { logger: false }),
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+  });
   installHttpBasics(app, metrics);
   app.get('/admin/faults', () => view(processor.faults));
   app.post<{ Body: FaultsBody }>('/admin/faults', { schema: { body: faultsBodySchema } }, (request) => {

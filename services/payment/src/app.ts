@@ -26,7 +26,7 @@ import {
 } from '@shop/service-kit';
 import type { PaymentConfig } from './config.ts';
 import { parseIdempotencyKey } from './idempotency.ts';
-import { PaymentService, type Answer, type AuditEntry } from './payments.ts';
+import type { Answer, AuditEntry, PaymentService } from './payments.ts';
 
 /** AppDeps are what the API is built from; tests pass their own peer resolver. */
 export interface AppDeps {

@@ -23,10 +23,7 @@ export function parseIdempotencyKey(value: unknown): string {
     );
   }
   if (typeof value !== 'string' || !KEY_PATTERN.test(value)) {
-    throw paymentError(
-      'IDEMPOTENCY_KEY_INVALID',
-      'header Idempotency-Key must be 1 to 255 printable ASCII characters',
-    );
+    throw paymentError('IDEMPOTENCY_KEY_INVALID', 'header Idempotency-Key must be 1 to 255 printable ASCII characters');
   }
   return value;
 }
@@ -117,13 +114,13 @@ export class IdempotencyKeys {
       }
       if (rec.operation !== req.operation) {
         throw paymentError(
-      'IDEMPOTENCY_KEY_REUSED',
+          'IDEMPOTENCY_KEY_REUSED',
           `this Idempotency-Key was already used for POST /api/${rec.operation}; use a new key for a new request`,
         );
       }
       if (rec.fingerprint !== req.fingerprint) {
         throw paymentError(
-      'IDEMPOTENCY_KEY_REUSED',
+          'IDEMPOTENCY_KEY_REUSED',
           'this Idempotency-Key was already used with a different request body; retry with the same body, or use a new key for a new request',
         );
       }
@@ -132,7 +129,7 @@ export class IdempotencyKeys {
       }
       if (rec.lockedAt !== null && now - rec.lockedAt < this.#staleAfterMs) {
         throw paymentError(
-      'IDEMPOTENCY_KEY_IN_PROGRESS',
+          'IDEMPOTENCY_KEY_IN_PROGRESS',
           'a request with this Idempotency-Key is still being processed; retry after a second to get its answer',
           { headers: { 'retry-after': '1' } },
         );
@@ -150,7 +147,7 @@ export class IdempotencyKeys {
   complete(lock: IdempotencyLock, statusCode: number, body: string): void {
     if (!this.#store.completeKey(lock.caller, lock.key, lock.token, statusCode, body)) {
       throw paymentError(
-      'IDEMPOTENCY_KEY_IN_PROGRESS',
+        'IDEMPOTENCY_KEY_IN_PROGRESS',
         `this request ran longer than ${this.#staleAfterMs / 1000} s and a retry took over its Idempotency-Key; nothing was recorded by this one`,
         { headers: { 'retry-after': '1' } },
       );

@@ -160,10 +160,14 @@ export class PaymentService {
         result = await this.#processor.charge({ amount: body.amount, currency: body.currency, cardNumber });
       } catch (err) {
         if (!(err instanceof ProcessorError)) throw err;
-        throw paymentError('PROCESSOR_ERROR', `${err.message}; nothing was charged, retry with the same Idempotency-Key`, {
-          headers: { 'retry-after': '1' },
-          cause: err,
-        });
+        throw paymentError(
+          'PROCESSOR_ERROR',
+          `${err.message}; nothing was charged, retry with the same Idempotency-Key`,
+          {
+            headers: { 'retry-after': '1' },
+            cause: err,
+          },
+        );
       }
       const payment: Payment = {
         paymentId: newId('pay'),

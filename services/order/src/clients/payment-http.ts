@@ -27,7 +27,12 @@ function outcomeOf(body: ChargeResponse | PaymentView): ChargeOutcome {
 export function createPaymentHttpClient(baseUrl: string, dispatcher: Dispatcher, timeoutMs: number): PaymentClient {
   return {
     async charge(req: ChargeRequest): Promise<ChargeOutcome> {
-      const body: ChargeBody = { order_id: req.orderId, amount: req.amount, currency: req.currency, user_id: req.userId };
+      const body: ChargeBody = {
+        order_id: req.orderId,
+        amount: req.amount,
+        currency: req.currency,
+        user_id: req.userId,
+      };
       const res = await callJson(UPSTREAM, dispatcher, `${baseUrl}/api/charge`, {
         method: 'POST',
         headers: { [IDEMPOTENCY_KEY_HEADER]: req.idempotencyKey },
