@@ -18,12 +18,13 @@ WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 COPY libs/auth/package.json libs/auth/
 COPY libs/service-kit/package.json libs/service-kit/
+COPY libs/contracts/package.json libs/contracts/
 COPY services/order/package.json services/order/
 COPY services/payment/package.json services/payment/
 COPY services/inventory/package.json services/inventory/
 COPY bench/package.json bench/
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
-      --workspace libs/auth --workspace libs/service-kit \
+      --workspace libs/auth --workspace libs/service-kit --workspace libs/contracts \
       --workspace services/order --workspace services/payment --workspace services/inventory \
       --include-workspace-root \
  && npm cache clean --force

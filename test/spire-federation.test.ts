@@ -20,7 +20,7 @@ import {
   type IdentitySource,
 } from '@shop/auth';
 import { CertificateAuthority } from '@shop/auth/testing';
-import { createInventoryGrpcClient, inventoryErrorCode, type InventoryGrpcClient } from '@shop/inventory';
+import { createInventoryGrpcClient, inventoryErrorCode, type InventoryGrpcClient } from '@shop/contracts';
 import { ROOT, type Shop } from '../scripts/shop.ts';
 import { applyEntries, loadEntries } from '../scripts/spire/register.ts';
 import { SERVICES, startSpiffeShop, startSpire, type SpireWorld } from './support/spire-shop.ts';

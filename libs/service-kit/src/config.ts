@@ -86,3 +86,41 @@ export class Env {
     return raw;
   }
 }
+
+/** LOG_LEVELS are the values LOG_LEVEL takes (pino's levels). */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** LogLevel is one of LOG_LEVELS. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** ProcessConfig is what every service reads the same way: where it listens, its ops port, its log level and how long it waits for its identity. */
+export interface ProcessConfig {
+  /** host the API listeners and the ops port bind to (HOST). */
+  readonly host: string;
+  /** opsPort serves health and metrics, plaintext (OPS_PORT). */
+  readonly opsPort: number;
+  /** reusePort: LISTEN_REUSE_PORT, a new instance may bind our ports before we drain (zero-downtime hand-over on one host). */
+  readonly reusePort: boolean;
+  /** logLevel of the service's logger (LOG_LEVEL). */
+  readonly logLevel: LogLevel;
+  /** identityWaitSeconds bounds the wait for the first identity; 0 waits as long as it takes (IDENTITY_WAIT_SECONDS). */
+  readonly identityWaitSeconds: number;
+}
+
+/** MAX_IDENTITY_WAIT_SECONDS is the largest IDENTITY_WAIT_SECONDS: setTimeout's limit is about 24.8 days. */
+export const MAX_IDENTITY_WAIT_SECONDS = 2_000_000;
+
+/**
+ * readProcessConfig reads the ProcessConfig variables (HOST, OPS_PORT,
+ * LISTEN_REUSE_PORT, LOG_LEVEL, IDENTITY_WAIT_SECONDS) with `env`; a service's
+ * loadConfig spreads it into its own, so they are validated with the rest.
+ */
+export function readProcessConfig(env: Env, defaults: { opsPort: number }): ProcessConfig {
+  return {
+    host: env.string('HOST', '127.0.0.1'),
+    opsPort: env.port('OPS_PORT', defaults.opsPort),
+    reusePort: env.oneOf('LISTEN_REUSE_PORT', ['true', 'false'] as const, 'false') === 'true',
+    logLevel: env.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
+    identityWaitSeconds: env.int('IDENTITY_WAIT_SECONDS', 0, { min: 0, max: MAX_IDENTITY_WAIT_SECONDS }),
+  };
+}

@@ -10,19 +10,44 @@ export class ServiceError extends Error {
   readonly code: string;
   /** headers are added to the error response (e.g. Retry-After). */
   readonly headers: Record<string, string>;
+  /** details are extra fields of the error body beside `code` and `message` (e.g. the `payment_id` an order was charged by). */
+  readonly details: Record<string, unknown>;
 
-  constructor(
-    statusCode: number,
-    code: string,
-    message: string,
-    options: { cause?: unknown; headers?: Record<string, string> } = {},
-  ) {
+  constructor(statusCode: number, code: string, message: string, options: ServiceErrorOptions = {}) {
     super(message, { cause: options.cause });
     this.name = 'ServiceError';
     this.statusCode = statusCode;
     this.code = code;
     this.headers = options.headers ?? {};
+    this.details = options.details ?? {};
   }
+}
+
+/** ServiceErrorOptions are what a ServiceError carries beside its status, code and message. */
+export interface ServiceErrorOptions {
+  cause?: unknown;
+  /** headers of the error response, e.g. `{ 'retry-after': '1' }`. */
+  headers?: Record<string, string>;
+  /** details are extra fields of the error body. */
+  details?: Record<string, unknown>;
+}
+
+/** ServiceErrorFactory makes the ServiceError of one code of a service's error table. */
+export type ServiceErrorFactory<Code extends string> = (
+  code: Code,
+  message: string,
+  options?: ServiceErrorOptions,
+) => ServiceError;
+
+/**
+ * serviceErrors returns the factory of a service's errors: the HTTP status
+ * comes from `table` (a service's table in @shop/contracts), so a code can
+ * never be answered with another status than the one documented.
+ */
+export function serviceErrors<Code extends string>(
+  table: Readonly<Record<Code, { readonly http: number }>>,
+): ServiceErrorFactory<Code> {
+  return (code, message, options) => new ServiceError(table[code].http, code, message, options);
 }
 
 /** INPUT_QUOTE_LIMIT is how many characters of a caller's value an error message quotes. */

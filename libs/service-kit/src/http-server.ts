@@ -231,7 +231,10 @@ export function installHttpBasics(app: FastifyInstance, metrics: ServiceMetrics)
   });
   app.setErrorHandler((err: FastifyError | ServiceError, request, reply) => {
     if (err instanceof ServiceError) {
-      void reply.code(err.statusCode).headers(err.headers).send({ code: err.code, message: err.message });
+      void reply
+        .code(err.statusCode)
+        .headers(err.headers)
+        .send({ code: err.code, message: err.message, ...err.details });
       return;
     }
     if (err.validation) {

@@ -1,6 +1,23 @@
 // Public API of @shop/service-kit: what every shop service shares.
-export { ServiceError, ConfigError, IdentityWaitError, cutInput, quoteInput, INPUT_QUOTE_LIMIT } from './errors.ts';
-export { Env } from './config.ts';
+export {
+  ServiceError,
+  ConfigError,
+  IdentityWaitError,
+  cutInput,
+  quoteInput,
+  serviceErrors,
+  INPUT_QUOTE_LIMIT,
+  type ServiceErrorOptions,
+  type ServiceErrorFactory,
+} from './errors.ts';
+export {
+  Env,
+  readProcessConfig,
+  LOG_LEVELS,
+  MAX_IDENTITY_WAIT_SECONDS,
+  type LogLevel,
+  type ProcessConfig,
+} from './config.ts';
 export { loggerOptions, createLogger } from './logger.ts';
 export { openDatabase, transaction, type Migration } from './db.ts';
 export { createServiceMetrics, observeIdentity, authHooks, type ServiceMetrics, type Logger } from './metrics.ts';
@@ -31,3 +48,12 @@ export {
   type WaitForIdentityOptions,
 } from './startup.ts';
 export { onSignals, runSteps, type ShutdownStep, type Shutdown } from './shutdown.ts';
+export {
+  runService,
+  httpUrl,
+  type ServiceParts,
+  type ServiceContext,
+  type ServiceStore,
+  type StartedService,
+  type RunningService,
+} from './run-service.ts';

@@ -1,4 +1,4 @@
-import { pino, type Logger as PinoLogger, type LoggerOptions } from 'pino';
+import { pino, type DestinationStream, type Logger as PinoLogger, type LoggerOptions } from 'pino';
 
 /**
  * loggerOptions are the pino options every service uses: JSON lines, the
@@ -22,7 +22,12 @@ export function loggerOptions(service: string, level = process.env.LOG_LEVEL ?? 
   };
 }
 
-/** createLogger is a pino logger with loggerOptions, for what a service logs outside its fastify app (e.g. while it waits for its identity). */
-export function createLogger(service: string, level?: string): PinoLogger {
-  return pino(loggerOptions(service, level));
+/**
+ * createLogger is the one logger of a service process: pino with
+ * loggerOptions, writing JSON lines to stdout (or to `destination`, where a
+ * test reads them). runService makes it, and the service's fastify apps and
+ * gRPC server log through it.
+ */
+export function createLogger(service: string, level?: string, destination?: DestinationStream): PinoLogger {
+  return destination ? pino(loggerOptions(service, level), destination) : pino(loggerOptions(service, level));
 }

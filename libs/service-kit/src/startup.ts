@@ -2,7 +2,7 @@
 // the identity (the reason exposed while it is missing), then store and
 // listeners, then ready.
 import type { IdentitySource } from '@shop/auth';
-import { Env } from './config.ts';
+import { Env, MAX_IDENTITY_WAIT_SECONDS } from './config.ts';
 import { IdentityWaitError } from './errors.ts';
 import type { Logger } from './metrics.ts';
 import { identityNotReadyReason, type ReadinessCheck } from './ops-server.ts';
@@ -10,12 +10,9 @@ import { identityNotReadyReason, type ReadinessCheck } from './ops-server.ts';
 /** IDENTITY_WAIT_ENV is the variable that bounds the wait for the first identity, in seconds; 0 waits as long as it takes. */
 export const IDENTITY_WAIT_ENV = 'IDENTITY_WAIT_SECONDS';
 
-// setTimeout's limit is about 24.8 days.
-const MAX_WAIT_SECONDS = 2_000_000;
-
 /** identityWaitSeconds reads IDENTITY_WAIT_SECONDS: a whole number of seconds, 0 (the default) for no deadline. */
 export function identityWaitSeconds(env: NodeJS.ProcessEnv = process.env): number {
-  return new Env(env).int(IDENTITY_WAIT_ENV, 0, { min: 0, max: MAX_WAIT_SECONDS });
+  return new Env(env).int(IDENTITY_WAIT_ENV, 0, { min: 0, max: MAX_IDENTITY_WAIT_SECONDS });
 }
 
 /** WaitForIdentityOptions configure waitForIdentity. */

@@ -9,14 +9,14 @@ import {
   reservationReply,
   reserveBody,
   stockReply,
-} from './http-schemas.ts';
-import type { ReserveBody } from './messages.ts';
+  type ReserveBody,
+} from '@shop/contracts';
+import type { StockService } from './stock.ts';
 import { authorizeStockReaders } from './stock-readers.ts';
-import type { InventoryStore } from './store.ts';
 
 /** AppDeps is what the HTTP API is built from. */
 export interface AppDeps {
-  store: InventoryStore;
+  stock: StockService;
   /** source is our identity: the server certificate and the bundles callers are verified against. */
   source: IdentitySource;
   metrics: ServiceMetrics;
@@ -24,7 +24,7 @@ export interface AppDeps {
   orderId: string;
   /** partnerStockReaders are SPIFFE IDs of other trust domains that may also read stock, and nothing else. Default: none. */
   partnerStockReaders?: readonly string[];
-  /** log is the process's pino logger. Default: no logging. */
+  /** log is the process's logger (runService's). Default: no logging. */
   log?: FastifyBaseLogger;
   /** resolvePeer replaces the TLS client certificate in `inject()` tests; never set it in production. */
   resolvePeer?: SpiffeAuthOptions['resolvePeer'];
@@ -40,7 +40,7 @@ const RESERVE_BODY_LIMIT = 1024;
  * service only. Test it with `app.inject()`.
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const { store, source, metrics } = deps;
+  const { stock, source, metrics } = deps;
   // serviceFastifyOptions is typed for a plain HTTP server but passes `https`
   // through; a variable (not a literal) keeps TypeScript's excess-property
   // check out of the way, and the instance keeps the type service-kit expects.
@@ -57,12 +57,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     spiffe: { allow: authorizeStockReaders(source.getX509Svid().id.trustDomain, deps.partnerStockReaders) },
   };
 
-  app.get('/api/products', { schema: { response: { 200: productsReply } } }, () => store.listProducts());
+  app.get('/api/products', { schema: { response: { 200: productsReply } } }, () => stock.listProducts());
 
   app.get<{ Params: { productId: string } }>(
     '/api/stock/:productId',
     { config: stockReaders, schema: { params: productParams, response: { 200: stockReply } } },
-    (req) => store.getStock(req.params.productId),
+    (req) => stock.getStock(req.params.productId),
   );
 
   app.post<{ Params: { productId: string }; Body: ReserveBody }>(
@@ -73,7 +73,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       schema: { params: productParams, body: reserveBody, response: { 200: reservationReply, 201: reservationReply } },
     },
     async (req, reply) => {
-      const { reservation, created } = store.reserve(req.params.productId, req.body);
+      const { reservation, created } = stock.reserve(req.params.productId, req.body);
       return reply.code(created ? 201 : 200).send(reservation);
     },
   );
@@ -81,13 +81,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.post<{ Params: { orderId: string } }>(
     '/api/reservations/:orderId/release',
     { config: orderOnly, schema: { params: orderParams, response: { 200: orderReservationsReply } } },
-    (req) => store.release(req.params.orderId),
+    (req) => stock.release(req.params.orderId),
   );
 
   app.post<{ Params: { orderId: string } }>(
     '/api/reservations/:orderId/commit',
     { config: orderOnly, schema: { params: orderParams, response: { 200: orderReservationsReply } } },
-    (req) => store.commit(req.params.orderId),
+    (req) => stock.commit(req.params.orderId),
   );
 
   return app;

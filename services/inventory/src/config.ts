@@ -1,20 +1,19 @@
 import { join, resolve } from 'node:path';
 import { SpiffeId, TrustDomain } from '@shop/auth';
-import { ConfigError, Env } from '@shop/service-kit';
+import { ConfigError, Env, readProcessConfig, type ProcessConfig } from '@shop/service-kit';
 
-/** InventoryConfig is the service's configuration, resolved once at start (README.md#configuration). */
-export interface InventoryConfig {
+/**
+ * InventoryConfig is the service's configuration, resolved once at start
+ * (README.md#configuration): what every service reads (ProcessConfig: HOST,
+ * OPS_PORT, LISTEN_REUSE_PORT, LOG_LEVEL, IDENTITY_WAIT_SECONDS) and its own.
+ */
+export interface InventoryConfig extends ProcessConfig {
   /** trustDomain is ours; any of its workloads may read stock. */
   trustDomain: string;
-  host: string;
   /** port of the HTTP API (mTLS). */
   port: number;
   /** grpcPort of the gRPC API (mTLS). */
   grpcPort: number;
-  /** opsPort serves health and metrics, plaintext. */
-  opsPort: number;
-  /** reusePort: LISTEN_REUSE_PORT, a new instance may bind our ports before we drain (zero-downtime handover on one host). */
-  reusePort: boolean;
   /** dataDir holds the SQLite database, made absolute. */
   dataDir: string;
   /** databaseFile is `inventory.db` in dataDir. */
@@ -26,10 +25,7 @@ export interface InventoryConfig {
   partnerStockReaders: readonly string[];
   /** seedFile, when set, replaces the built-in catalogue on first start. */
   seedFile: string | undefined;
-  logLevel: string;
 }
-
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /**
  * loadConfig reads the configuration from `env` (default: process.env) and
@@ -52,19 +48,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Inven
   );
   const dataDir = resolve(e.string('DATA_DIR', './.data/inventory'));
   return Object.freeze({
+    ...readProcessConfig(e, { opsPort: 9444 }),
     trustDomain,
-    host: e.string('HOST', '127.0.0.1'),
     port: e.port('PORT', 8444),
     grpcPort: e.port('GRPC_PORT', 50051),
-    opsPort: e.port('OPS_PORT', 9444),
-    reusePort: e.oneOf('LISTEN_REUSE_PORT', ['true', 'false'] as const, 'false') === 'true',
     dataDir,
     databaseFile: join(dataDir, 'inventory.db'),
     reservationTtlSeconds: e.int('RESERVATION_TTL_SECONDS', 300, { min: 1, max: 86_400 }),
     orderId,
     partnerStockReaders,
     seedFile: e.optional('SEED_FILE'),
-    logLevel: e.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
   });
 }
 

@@ -1,20 +1,22 @@
 import * as grpc from '@grpc/grpc-js';
 import { createGrpcMtls, type AuditLogger, type GrpcMtls, type IdentitySource } from '@shop/auth';
 import { authHooks, type ServiceMetrics } from '@shop/service-kit';
+import {
+  INVENTORY_METHODS,
+  inventoryServiceDefinition,
+  type GetStockRequest,
+  type InventoryMethod,
+  type ListProductsRequest,
+  type ListProductsResponse,
+  type OrderRequest,
+  type OrderReservations,
+  type Reservation,
+  type ReserveRequest,
+  type Stock,
+} from '@shop/contracts';
 import { toGrpcStatus } from './errors.ts';
-import type {
-  GetStockRequest,
-  ListProductsRequest,
-  ListProductsResponse,
-  OrderRequest,
-  OrderReservations,
-  Reservation,
-  ReserveRequest,
-  Stock,
-} from './messages.ts';
-import { INVENTORY_METHODS, inventoryServiceDefinition, type InventoryMethod } from './proto.ts';
+import type { StockService } from './stock.ts';
 import { authorizeStockReaders } from './stock-readers.ts';
-import type { InventoryStore } from './store.ts';
 import { checkOrderId, checkProductId, checkQuantity } from './validation.ts';
 
 /**
@@ -26,7 +28,7 @@ export const MAX_GRPC_MESSAGE_BYTES = 64 * 1024;
 
 /** GrpcServerDeps is what the gRPC API is built from. */
 export interface GrpcServerDeps {
-  store: InventoryStore;
+  stock: StockService;
   /** source is our identity: the server certificate and the bundles callers are verified against. */
   source: IdentitySource;
   metrics: ServiceMetrics;
@@ -57,17 +59,17 @@ export interface CallOutcome {
   call: { getPeer(): string };
   code: grpc.status;
   seconds: number;
-  /** err is what the store threw, when the call failed. */
+  /** err is what the domain threw, when the call failed. */
   err?: unknown;
 }
 
 /**
- * inventoryGrpcHandlers implements the Inventory service on the store: each
+ * inventoryGrpcHandlers implements the Inventory service on StockService: each
  * handler checks the request's fields against the contract (the HTTP API's
  * rules: lengths, patterns, range), then maps a failure to its status code.
  */
 export function inventoryGrpcHandlers(
-  store: InventoryStore,
+  stock: StockService,
   observe: (call: CallOutcome) => void = () => undefined,
 ): grpc.UntypedServiceImplementation {
   function unary<Req, Res>(method: InventoryMethod, fn: (request: Req) => Res): grpc.handleUnaryCall<Req, Res> {
@@ -88,20 +90,20 @@ export function inventoryGrpcHandlers(
     };
   }
   return {
-    GetStock: unary<GetStockRequest, Stock>('GetStock', (req) => store.getStock(checkProductId(req.product_id))),
+    GetStock: unary<GetStockRequest, Stock>('GetStock', (req) => stock.getStock(checkProductId(req.product_id))),
     ListProducts: unary<ListProductsRequest, ListProductsResponse>('ListProducts', () => ({
-      products: store.listProducts(),
+      products: stock.listProducts(),
     })),
     Reserve: unary<ReserveRequest, Reservation>(
       'Reserve',
       (req) =>
-        store.reserve(checkProductId(req.product_id), {
+        stock.reserve(checkProductId(req.product_id), {
           quantity: checkQuantity(req.quantity),
           order_id: checkOrderId(req.order_id),
         }).reservation,
     ),
-    Release: unary<OrderRequest, OrderReservations>('Release', (req) => store.release(checkOrderId(req.order_id))),
-    Commit: unary<OrderRequest, OrderReservations>('Commit', (req) => store.commit(checkOrderId(req.order_id))),
+    Release: unary<OrderRequest, OrderReservations>('Release', (req) => stock.release(checkOrderId(req.order_id))),
+    Commit: unary<OrderRequest, OrderReservations>('Commit', (req) => stock.commit(checkOrderId(req.order_id))),
   };
 }
 
@@ -117,7 +119,7 @@ export function inventoryGrpcHandlers(
 export async function startGrpcServer(
   deps: GrpcServerDeps & { host: string; port: number; reusePort?: boolean },
 ): Promise<InventoryGrpcServer> {
-  const { store, source, metrics, orderId, log } = deps;
+  const { stock, source, metrics, orderId, log } = deps;
   const orderOnly = [orderId];
   const mtls = createGrpcMtls({
     source,
@@ -139,7 +141,7 @@ export async function startGrpcServer(
   });
   server.addService(
     inventoryServiceDefinition(),
-    inventoryGrpcHandlers(store, ({ method, call, code, seconds, err }) => {
+    inventoryGrpcHandlers(stock, ({ method, call, code, seconds, err }) => {
       const route = INVENTORY_METHODS[method];
       const caller = mtls.peerOf(call)?.id.toString() ?? 'none';
       metrics.requests.inc({ protocol: 'grpc', route, method: 'unary', status: grpc.status[code], caller });

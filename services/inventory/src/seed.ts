@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { PRODUCT_ID_PATTERN } from '@shop/contracts';
 import { ConfigError } from '@shop/service-kit';
-import { PRODUCT_ID_PATTERN } from './validation.ts';
 
 /** SeedProduct is one catalogue entry as seeded into an empty store (and as SEED_FILE lists them). */
 export interface SeedProduct {

@@ -1,10 +1,11 @@
-import { randomUUID } from 'node:crypto';
+// The inventory's SQL, and nothing else: the rules (what may be reserved,
+// released, committed) are in stock.ts, which calls these inside one
+// transaction per operation.
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import type { ReservationStatus } from '@shop/contracts';
 import { openDatabase, transaction, type Migration } from '@shop/service-kit';
 import { inventoryError } from './errors.ts';
-import type { OrderReservations, Product, Reservation, ReservationStatus, ReserveBody, Stock } from './messages.ts';
 import type { SeedProduct } from './seed.ts';
-import { checkOrderId, checkProductId, checkQuantity } from './validation.ts';
 
 /** MIGRATIONS is the store's schema, one step per version (SQLite `user_version`); only ever append. */
 export const MIGRATIONS: readonly Migration[] = [
@@ -38,21 +39,12 @@ export const MIGRATIONS: readonly Migration[] = [
 export interface StoreOptions {
   /** file is the SQLite database file (created with its directory if missing), or ":memory:". */
   file: string;
-  /** reservationTtlSeconds is how long an uncommitted reservation holds stock. */
-  reservationTtlSeconds: number;
   /** seed is the catalogue written when the products table is empty. Default: none. */
   seed?: readonly SeedProduct[];
-  /** now is the clock, in milliseconds since the epoch (tests move it by hand). Default: Date.now. */
-  now?: () => number;
 }
 
-/** ReserveResult is a reservation and whether this call created it (false: an idempotent replay). */
-export interface ReserveResult {
-  reservation: Reservation;
-  created: boolean;
-}
-
-interface ProductRow {
+/** ProductRow is a product with the sum of its active reservations at the time asked for. */
+export interface ProductRow {
   product_id: string;
   name: string;
   price_cents: number;
@@ -61,7 +53,8 @@ interface ProductRow {
   reserved: number;
 }
 
-interface ReservationRow {
+/** ReservationRow is one row of the reservations table (expires_at in ms since the epoch). */
+export interface ReservationRow {
   reservation_id: string;
   order_id: string;
   product_id: string;
@@ -75,16 +68,15 @@ interface ReservationRow {
 const BUSY_ERRCODES = new Set([5, 6]);
 
 /**
- * InventoryStore owns products, stock on hand and reservations in SQLite.
- * Every check-then-write runs in one IMMEDIATE transaction, so concurrent
- * reserves (from any number of connections or processes) never oversell.
- * A reservation is active while its status is "reserved" and it has not
- * passed expires_at; only active reservations count against availability.
+ * InventoryStore owns the SQLite database of products and reservations. A
+ * reservation counts against a product's stock while its status is
+ * "reserved" and `now` has not passed expires_at. `transaction` runs a
+ * check-then-write in one IMMEDIATE transaction, so concurrent writers (from
+ * any number of connections or processes) queue instead of overselling; a
+ * closed or locked database is STORE_UNAVAILABLE.
  */
 export class InventoryStore {
   readonly #db: DatabaseSync;
-  readonly #ttlMs: number;
-  readonly #now: () => number;
   readonly #sql: Record<
     | 'product'
     | 'products'
@@ -96,12 +88,9 @@ export class InventoryStore {
     | 'expire',
     StatementSync
   >;
-  #sweeper: NodeJS.Timeout | undefined;
 
-  private constructor(db: DatabaseSync, options: StoreOptions) {
+  private constructor(db: DatabaseSync) {
     this.#db = db;
-    this.#ttlMs = options.reservationTtlSeconds * 1000;
-    this.#now = options.now ?? Date.now;
     const active = `r.status = 'reserved' AND r.expires_at > :now`;
     this.#sql = {
       product: db.prepare(`
@@ -136,13 +125,10 @@ export class InventoryStore {
    * migrations and seeds the catalogue if there are no products yet.
    */
   static open(options: StoreOptions): InventoryStore {
-    if (!Number.isInteger(options.reservationTtlSeconds) || options.reservationTtlSeconds < 1) {
-      throw new RangeError(`reservationTtlSeconds must be a positive integer, got ${options.reservationTtlSeconds}`);
-    }
     const db = openDatabase(options.file, MIGRATIONS);
     try {
       if (options.seed) seedIfEmpty(db, options.seed);
-      return new InventoryStore(db, options);
+      return new InventoryStore(db);
     } catch (err) {
       db.close();
       throw err;
@@ -154,185 +140,66 @@ export class InventoryStore {
     return this.#db.isOpen;
   }
 
-  /** listProducts returns the catalogue with stock levels, ordered by product_id. */
-  listProducts(): Product[] {
-    return this.#op(() => this.#sql.products.all({ now: this.#now() }) as unknown as ProductRow[]).map(toProduct);
-  }
-
-  /** getStock returns a product's availability, or throws UNKNOWN_PRODUCT. */
-  getStock(productId: string): Stock {
-    checkProductId(productId);
-    const p = this.#op(() => this.#product(productId, this.#now()));
-    return { product_id: p.product_id, available: p.on_hand - p.reserved, reserved: p.reserved };
-  }
-
-  /**
-   * reserve holds `quantity` of a product for an order. Replaying the same
-   * (order_id, product_id, quantity) returns the existing reservation with
-   * `created: false`; a different quantity is RESERVATION_CONFLICT, and a
-   * released, committed or expired one is not revived.
-   */
-  reserve(productId: string, body: ReserveBody): ReserveResult {
-    checkProductId(productId);
-    const quantity = checkQuantity(body.quantity);
-    const orderId = checkOrderId(body.order_id);
-    return this.#write((now) => {
-      const product = this.#product(productId, now);
-      const existing = this.#sql.reservationOf.get({ order_id: orderId, product_id: productId }) as
-        ReservationRow | undefined;
-      if (existing) {
-        const status = effectiveStatus(existing, now);
-        if (status === 'reserved' && existing.quantity === quantity)
-          return { reservation: toReservation(existing), created: false };
-        if (status === 'reserved') {
-          throw inventoryError(
-            'RESERVATION_CONFLICT',
-            `order ${orderId} already reserved ${existing.quantity} of ${productId}, not ${quantity}; replay with quantity ${existing.quantity} or use another order_id`,
-          );
-        }
-        if (status === 'expired') {
-          throw inventoryError(
-            'RESERVATION_EXPIRED',
-            `the reservation of ${productId} for order ${orderId} expired at ${iso(existing.expires_at)}; use another order_id`,
-          );
-        }
-        throw inventoryError(
-          'RESERVATION_CONFLICT',
-          `the reservation of ${productId} for order ${orderId} is already ${status}; use another order_id`,
-        );
-      }
-      const available = product.on_hand - product.reserved;
-      if (quantity > available) {
-        throw inventoryError(
-          'INSUFFICIENT_STOCK',
-          `only ${available} of ${productId} available, ${quantity} requested`,
-        );
-      }
-      const row: ReservationRow = {
-        reservation_id: randomUUID(),
-        order_id: orderId,
-        product_id: productId,
-        quantity,
-        status: 'reserved',
-        expires_at: now + this.#ttlMs,
-      };
-      this.#sql.insertReservation.run({
-        reservation_id: row.reservation_id,
-        order_id: orderId,
-        product_id: productId,
-        quantity,
-        now,
-        expires_at: row.expires_at,
-      });
-      return { reservation: toReservation(row), created: true };
-    });
-  }
-
-  /**
-   * release gives back every active reservation of an order. Releasing again,
-   * after expiry, or for an order that reserved nothing changes nothing and
-   * succeeds, so a caller can always compensate a reserve whose outcome it
-   * does not know. An order with a committed reservation is
-   * RESERVATION_CONFLICT, and nothing is released.
-   */
-  release(orderId: string): OrderReservations {
-    checkOrderId(orderId);
-    return this.#write((now) => {
-      const rows = this.#sql.reservationsOfOrder.all({ order_id: orderId }) as unknown as ReservationRow[];
-      const committed = rows.find((r) => r.status === 'committed');
-      if (committed) {
-        throw inventoryError(
-          'RESERVATION_CONFLICT',
-          `order ${orderId} is committed (${committed.product_id}); a committed reservation cannot be released`,
-        );
-      }
-      for (const r of rows) {
-        if (r.status !== 'reserved') continue;
-        r.status = r.expires_at > now ? 'released' : 'expired';
-        this.#sql.setStatus.run({ status: r.status, now, reservation_id: r.reservation_id });
-      }
-      return { order_id: orderId, status: 'released', reservations: rows.map(toReservation) };
-    });
-  }
-
-  /**
-   * commit turns every reservation of an order into a sale: on_hand goes down
-   * for good. Committing again changes nothing and succeeds. If any of the
-   * order's reservations was released (RESERVATION_CONFLICT) or has expired
-   * (RESERVATION_EXPIRED), nothing is committed.
-   */
-  commit(orderId: string): OrderReservations {
-    checkOrderId(orderId);
-    return this.#write((now) => {
-      const rows = this.#sql.reservationsOfOrder.all({ order_id: orderId }) as unknown as ReservationRow[];
-      if (rows.length === 0)
-        throw inventoryError('RESERVATION_NOT_FOUND', `order ${orderId} has no reservations to commit`);
-      for (const r of rows) {
-        const status = effectiveStatus(r, now);
-        if (status === 'released') {
-          throw inventoryError(
-            'RESERVATION_CONFLICT',
-            `order ${orderId} was released (${r.product_id}); a released reservation cannot be committed`,
-          );
-        }
-        if (status === 'expired') {
-          throw inventoryError(
-            'RESERVATION_EXPIRED',
-            `the reservation of ${r.product_id} for order ${orderId} expired at ${iso(r.expires_at)}; it cannot be committed`,
-          );
-        }
-      }
-      for (const r of rows) {
-        if (r.status !== 'reserved') continue;
-        this.#sql.takeOnHand.run({ quantity: r.quantity, product_id: r.product_id });
-        r.status = 'committed';
-        this.#sql.setStatus.run({ status: r.status, now, reservation_id: r.reservation_id });
-      }
-      return { order_id: orderId, status: 'committed', reservations: rows.map(toReservation) };
-    });
-  }
-
-  /** reservationsOf returns every reservation of an order (any status), ordered by product_id. */
-  reservationsOf(orderId: string): Reservation[] {
-    checkOrderId(orderId);
-    const now = this.#now();
-    return this.#op(() => this.#sql.reservationsOfOrder.all({ order_id: orderId }) as unknown as ReservationRow[]).map(
-      (r) => toReservation({ ...r, status: effectiveStatus(r, now) }),
-    );
-  }
-
-  /** sweepExpired marks reservations past their expiry as "expired" and returns how many it marked. */
-  sweepExpired(): number {
-    return Number(this.#write((now) => this.#sql.expire.run({ now }).changes));
-  }
-
-  /** startSweeper runs sweepExpired every `intervalMs` until close(); the timer does not keep the process alive. */
-  startSweeper(intervalMs: number, onSwept?: (count: number, error?: unknown) => void): void {
-    clearInterval(this.#sweeper);
-    this.#sweeper = setInterval(() => {
-      try {
-        onSwept?.(this.sweepExpired());
-      } catch (err) {
-        onSwept?.(0, err);
-      }
-    }, intervalMs);
-    this.#sweeper.unref();
-  }
-
-  /** close stops the sweeper and closes the database; later calls fail with STORE_UNAVAILABLE. */
+  /** close closes the database; later calls fail with STORE_UNAVAILABLE. */
   close(): void {
-    clearInterval(this.#sweeper);
     if (this.#db.isOpen) this.#db.close();
   }
 
-  #product(productId: string, now: number): ProductRow {
-    const p = this.#sql.product.get({ product_id: productId, now }) as ProductRow | undefined;
-    if (!p) throw inventoryError('UNKNOWN_PRODUCT', `no product ${productId}; GET /api/products lists them`);
-    return p;
+  /** read runs `fn` (reads only) with the store's errors mapped: closed or locked is STORE_UNAVAILABLE. */
+  read<T>(fn: () => T): T {
+    return this.#op(fn);
   }
 
-  #write<T>(fn: (now: number) => T): T {
-    return this.#op(() => transaction(this.#db, () => fn(this.#now())));
+  /** transaction runs `fn` in one IMMEDIATE transaction, rolled back if it throws. */
+  transaction<T>(fn: () => T): T {
+    return this.#op(() => transaction(this.#db, fn));
+  }
+
+  /** product returns one product with its active reservations at `now`. */
+  product(productId: string, now: number): ProductRow | undefined {
+    return this.#sql.product.get({ product_id: productId, now }) as ProductRow | undefined;
+  }
+
+  /** products returns the catalogue with active reservations at `now`, ordered by product_id. */
+  products(now: number): ProductRow[] {
+    return this.#sql.products.all({ now }) as unknown as ProductRow[];
+  }
+
+  /** reservationOf returns the reservation of one product for one order, in any status. */
+  reservationOf(orderId: string, productId: string): ReservationRow | undefined {
+    return this.#sql.reservationOf.get({ order_id: orderId, product_id: productId }) as ReservationRow | undefined;
+  }
+
+  /** reservationsOfOrder returns every reservation of an order, in any status, ordered by product_id. */
+  reservationsOfOrder(orderId: string): ReservationRow[] {
+    return this.#sql.reservationsOfOrder.all({ order_id: orderId }) as unknown as ReservationRow[];
+  }
+
+  /** insertReservation writes a new reservation in status "reserved". */
+  insertReservation(row: ReservationRow, now: number): void {
+    this.#sql.insertReservation.run({
+      reservation_id: row.reservation_id,
+      order_id: row.order_id,
+      product_id: row.product_id,
+      quantity: row.quantity,
+      now,
+      expires_at: row.expires_at,
+    });
+  }
+
+  /** setStatus changes a reservation's status. */
+  setStatus(reservationId: string, status: ReservationStatus, now: number): void {
+    this.#sql.setStatus.run({ status, now, reservation_id: reservationId });
+  }
+
+  /** takeOnHand lowers a product's stock on hand for good (a sale). */
+  takeOnHand(productId: string, quantity: number): void {
+    this.#sql.takeOnHand.run({ quantity, product_id: productId });
+  }
+
+  /** expireReservations marks reservations past their expiry at `now` as "expired" and returns how many. */
+  expireReservations(now: number): number {
+    return Number(this.#sql.expire.run({ now }).changes);
   }
 
   #op<T>(fn: () => T): T {
@@ -366,34 +233,4 @@ function seedIfEmpty(db: DatabaseSync, seed: readonly SeedProduct[]): void {
       });
     }
   });
-}
-
-function effectiveStatus(r: ReservationRow, now: number): ReservationStatus {
-  return r.status === 'reserved' && r.expires_at <= now ? 'expired' : r.status;
-}
-
-function iso(ms: number): string {
-  return new Date(ms).toISOString();
-}
-
-function toReservation(r: ReservationRow): Reservation {
-  return {
-    reservation_id: r.reservation_id,
-    order_id: r.order_id,
-    product_id: r.product_id,
-    quantity: r.quantity,
-    status: r.status,
-    expires_at: iso(r.expires_at),
-  };
-}
-
-function toProduct(p: ProductRow): Product {
-  return {
-    product_id: p.product_id,
-    name: p.name,
-    price_cents: p.price_cents,
-    currency: p.currency,
-    available: p.on_hand - p.reserved,
-    reserved: p.reserved,
-  };
 }

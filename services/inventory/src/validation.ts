@@ -1,17 +1,9 @@
-// Input rules, in one place: the HTTP JSON schemas are built from these
-// constants and the store checks them again, so gRPC callers (which have no
-// schema validation) get the same answers.
+// The contract's input rules (@shop/contracts limits, from which the HTTP
+// JSON schemas are built) checked again in code, so gRPC callers (which have
+// no schema validation) get the same answers.
+import { MAX_QUANTITY, ORDER_ID_PATTERN, PRODUCT_ID_PATTERN } from '@shop/contracts';
 import { quoteInput } from '@shop/service-kit';
 import { inventoryError } from './errors.ts';
-
-/** MAX_QUANTITY is the most one reservation may hold; anything above is a client bug, not an order. */
-export const MAX_QUANTITY = 1000;
-
-/** PRODUCT_ID_PATTERN is what a product ID looks like, e.g. "sku-limited". */
-export const PRODUCT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
-
-/** ORDER_ID_PATTERN is what an order ID looks like: 1–128 letters, digits, ".", "_", ":" or "-" (a UUID fits). */
-export const ORDER_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$';
 
 const productIdRe = new RegExp(PRODUCT_ID_PATTERN);
 const orderIdRe = new RegExp(ORDER_ID_PATTERN);

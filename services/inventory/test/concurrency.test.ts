@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { createHeaderPeerResolver, createTestTrustDomain, TEST_PEER_HEADER } from '@shop/auth/testing';
-import type { Stock } from '../src/messages.ts';
+import type { Stock } from '@shop/contracts';
 import { buildTestApp, openTestStore, ORDER, PAYMENT } from './support/fixture.ts';
 import type { ReserveWorkerData, ReserveWorkerResult } from './support/reserve-worker.ts';
 
@@ -13,7 +13,7 @@ describe('never oversell', () => {
     const resolvePeer = await createHeaderPeerResolver(td, ['/order', '/payment']);
     const fx = await openTestStore(t);
     const app = await buildTestApp(t, fx, td, resolvePeer);
-    assert.equal(fx.store.getStock('sku-limited').available, 50);
+    assert.equal(fx.stock.getStock('sku-limited').available, 50);
 
     const reserves = Array.from({ length: 200 }, (_, i) =>
       app.inject({
@@ -42,7 +42,7 @@ describe('never oversell', () => {
       const s = res.json<Stock>();
       assert.ok(s.available >= 0 && s.available + s.reserved === 50, `consistent, never negative: ${res.body}`);
     }
-    assert.deepEqual(fx.store.getStock('sku-limited'), { product_id: 'sku-limited', available: 0, reserved: 50 });
+    assert.deepEqual(fx.stock.getStock('sku-limited'), { product_id: 'sku-limited', available: 0, reserved: 50 });
   });
 
   test('four processes-worth of connections (worker threads) racing on one file: exactly 50 of 200 succeed', async (t) => {
@@ -65,6 +65,6 @@ describe('never oversell', () => {
     const total: Record<string, number> = {};
     for (const [r] of results) for (const [k, v] of Object.entries(r)) total[k] = (total[k] ?? 0) + v;
     assert.deepEqual(total, { ok: 50, INSUFFICIENT_STOCK: 150 });
-    assert.deepEqual(fx.store.getStock('sku-limited'), { product_id: 'sku-limited', available: 0, reserved: 50 });
+    assert.deepEqual(fx.stock.getStock('sku-limited'), { product_id: 'sku-limited', available: 0, reserved: 50 });
   });
 });

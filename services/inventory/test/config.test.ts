@@ -24,8 +24,20 @@ describe('config', () => {
       partnerStockReaders: [],
       seedFile: undefined,
       logLevel: 'info',
+      identityWaitSeconds: 0,
     });
     assert.ok(Object.isFrozen(config));
+  });
+
+  test('IDENTITY_WAIT_SECONDS is read and validated with the rest of the configuration', () => {
+    assert.equal(loadConfig({ IDENTITY_WAIT_SECONDS: '30' }).identityWaitSeconds, 30);
+    for (const bad of ['-1', 'soon', '2000001']) {
+      assert.throws(
+        () => loadConfig({ IDENTITY_WAIT_SECONDS: bad }),
+        (err: unknown) => err instanceof ConfigError && err.variable === 'IDENTITY_WAIT_SECONDS',
+        bad,
+      );
+    }
   });
 
   test('LISTEN_REUSE_PORT: true turns SO_REUSEPORT on; anything but true/false is refused, naming the variable', () => {

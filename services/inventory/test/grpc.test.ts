@@ -5,15 +5,15 @@ import * as grpc from '@grpc/grpc-js';
 import { authorizeId, grpcChannelCredentials } from '@shop/auth';
 import { createTestTrustDomain, makeTempDir, MemorySource } from '@shop/auth/testing';
 import { createServiceMetrics, type ServiceMetrics } from '@shop/service-kit';
-import { createInventoryGrpcClient, inventoryErrorCode, type InventoryGrpcClient } from '../src/grpc-client.ts';
+import { createInventoryGrpcClient, inventoryErrorCode, type InventoryGrpcClient } from '@shop/contracts';
 import { startGrpcServer, type InventoryGrpcServer } from '../src/grpc.ts';
-import { InventoryStore } from '../src/store.ts';
+import { StockService } from '../src/stock.ts';
 import { Clock, INVENTORY, ORDER, TEST_CATALOGUE } from './support/fixture.ts';
 
 describe('gRPC over real mTLS on loopback', () => {
   const clock = new Clock();
   const cleanups: (() => unknown)[] = [];
-  let store: InventoryStore;
+  let stock: StockService;
   let metrics: ServiceMetrics;
   let server: InventoryGrpcServer;
   let order: InventoryGrpcClient;
@@ -23,20 +23,20 @@ describe('gRPC over real mTLS on loopback', () => {
     const td = await createTestTrustDomain('example.org');
     const { dir, cleanup } = await makeTempDir('inventory-grpc-');
     cleanups.push(cleanup);
-    store = InventoryStore.open({
+    stock = StockService.open({
       file: join(dir, 'inventory.db'),
       reservationTtlSeconds: 60,
       seed: TEST_CATALOGUE,
       now: clock.now,
     });
     cleanups.push(() => {
-      store.close();
+      stock.close();
     });
     const serverSource = MemorySource.create(await td.svid('/inventory'), [td.bundle]);
     cleanups.push(() => serverSource.close());
     metrics = createServiceMetrics('inventory');
     server = await startGrpcServer({
-      store,
+      stock,
       source: serverSource,
       metrics,
       orderId: ORDER,
@@ -240,11 +240,11 @@ describe('gRPC over real mTLS on loopback', () => {
         'RESERVATION_NOT_FOUND',
       ],
     ];
-    const before = store.listProducts();
+    const before = stock.listProducts();
     for (const [name, call, status, code, details] of cases) {
       await t.test(name, () => rejectsWith(call(), status, code, details));
     }
-    assert.deepEqual(store.listProducts(), before, 'no failed call wrote anything');
+    assert.deepEqual(stock.listProducts(), before, 'no failed call wrote anything');
 
     await order.commit({ order_id: 'g-e1' });
     await rejectsWith(

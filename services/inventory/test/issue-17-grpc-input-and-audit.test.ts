@@ -11,9 +11,9 @@ import { pino } from 'pino';
 import { authorizeId, grpcChannelCredentials, type GrpcDecision } from '@shop/auth';
 import { createHeaderPeerResolver, createTestTrustDomain, makeTempDir, MemorySource } from '@shop/auth/testing';
 import { createServiceMetrics, type ServiceMetrics } from '@shop/service-kit';
-import { createInventoryGrpcClient, inventoryErrorCode, type InventoryGrpcClient } from '../src/grpc-client.ts';
+import { createInventoryGrpcClient, inventoryErrorCode, type InventoryGrpcClient } from '@shop/contracts';
 import { MAX_GRPC_MESSAGE_BYTES, startGrpcServer, type InventoryGrpcServer } from '../src/grpc.ts';
-import { InventoryStore } from '../src/store.ts';
+import { StockService } from '../src/stock.ts';
 import { buildTestApp, Clock, INVENTORY, openTestStore, ORDER, TEST_CATALOGUE } from './support/fixture.ts';
 
 type Line = Record<string, unknown> & { msg: string };
@@ -29,7 +29,7 @@ describe('inventory gRPC: input bounds and audit lines', () => {
   const clock = new Clock();
   const cleanups: (() => unknown)[] = [];
   const lines: Line[] = [];
-  let store: InventoryStore;
+  let stock: StockService;
   let metrics: ServiceMetrics;
   let server: InventoryGrpcServer;
   let order: InventoryGrpcClient;
@@ -41,14 +41,14 @@ describe('inventory gRPC: input bounds and audit lines', () => {
     const rogueTd = await createTestTrustDomain('example.org');
     const { dir, cleanup } = await makeTempDir('inventory-issue17-');
     cleanups.push(cleanup);
-    store = InventoryStore.open({
+    stock = StockService.open({
       file: join(dir, 'inventory.db'),
       reservationTtlSeconds: 60,
       seed: TEST_CATALOGUE,
       now: clock.now,
     });
     cleanups.push(() => {
-      store.close();
+      stock.close();
     });
     const serverSource = MemorySource.create(await td.svid('/inventory'), [td.bundle]);
     cleanups.push(() => serverSource.close());
@@ -60,7 +60,7 @@ describe('inventory gRPC: input bounds and audit lines', () => {
       },
     });
     server = await startGrpcServer({
-      store,
+      stock,
       source: serverSource,
       metrics,
       orderId: ORDER,

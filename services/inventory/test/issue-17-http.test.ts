@@ -16,7 +16,7 @@ test('regression: issue 17 — inventory’s mTLS port: bounded denial labels, {
   const td = await createTestTrustDomain('example.org');
   const source = MemorySource.create(await td.svid('/inventory'), [td.bundle]);
   const metrics = createServiceMetrics('inventory');
-  const app = await buildApp({ store: fx.store, source, metrics, orderId: ORDER });
+  const app = await buildApp({ stock: fx.stock, source, metrics, orderId: ORDER });
   const none = new Agent({ connect: { rejectUnauthorized: false } });
   t.after(async () => {
     await none.close();

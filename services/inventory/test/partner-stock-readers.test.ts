@@ -18,9 +18,9 @@ import {
 } from '@shop/auth/testing';
 import { createServiceMetrics } from '@shop/service-kit';
 import { buildApp } from '../src/app.ts';
-import { createInventoryGrpcClient, inventoryErrorCode, type InventoryGrpcClient } from '../src/grpc-client.ts';
+import { createInventoryGrpcClient, inventoryErrorCode, type InventoryGrpcClient } from '@shop/contracts';
 import { startGrpcServer } from '../src/grpc.ts';
-import { InventoryStore } from '../src/store.ts';
+import { StockService } from '../src/stock.ts';
 import { Clock, INVENTORY, openTestStore, ORDER, PAYMENT, TEST_CATALOGUE } from './support/fixture.ts';
 
 /** READER is the partner workload PARTNER_STOCK_READERS names; OTHER_READER is one it does not. */
@@ -54,7 +54,7 @@ describe('HTTP: PARTNER_STOCK_READERS may read stock and nothing else', () => {
     // Inventory holds the partner's bundle, as a federated SPIRE agent delivers it.
     const source = MemorySource.create(await ours.svid('/inventory'), [ours.bundle, partner.bundle]);
     const built = await buildApp({
-      store: fx.store,
+      stock: fx.stock,
       source,
       metrics: createServiceMetrics('inventory'),
       orderId: ORDER,
@@ -137,19 +137,19 @@ describe('gRPC over real mTLS: PARTNER_STOCK_READERS may GetStock and nothing el
     const { dir, cleanup } = await makeTempDir('inventory-partner-grpc-');
     cleanups.push(cleanup);
     const clock = new Clock();
-    const store = InventoryStore.open({
+    const stock = StockService.open({
       file: join(dir, 'inventory.db'),
       reservationTtlSeconds: 60,
       seed: TEST_CATALOGUE,
       now: clock.now,
     });
     cleanups.push(() => {
-      store.close();
+      stock.close();
     });
     const serverSource = MemorySource.create(await ours.svid('/inventory'), [ours.bundle, partner.bundle]);
     cleanups.push(() => serverSource.close());
     const server = await startGrpcServer({
-      store,
+      stock,
       source: serverSource,
       metrics: createServiceMetrics('inventory'),
       orderId: ORDER,

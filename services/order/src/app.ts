@@ -1,12 +1,7 @@
 import { createHash } from 'node:crypto';
-import Fastify, { type FastifyInstance } from 'fastify';
-import {
-  installHttpBasics,
-  loggerOptions,
-  ServiceError,
-  serviceFastifyOptions,
-  type ServiceMetrics,
-} from '@shop/service-kit';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { installHttpBasics, serviceFastifyOptions, type ServiceMetrics } from '@shop/service-kit';
+import { orderError } from './errors.ts';
 import type { OrderService, PlaceOrderInput } from './orders.ts';
 
 /** CURRENCIES the shop sells in. */
@@ -61,7 +56,8 @@ export function requestFingerprint(body: PlaceOrderInput): string {
 export interface AppDeps {
   orders: OrderService;
   metrics: ServiceMetrics;
-  logger?: boolean | object;
+  /** log is the process's logger (runService's). Default: no logging. */
+  log?: FastifyBaseLogger;
 }
 
 /**
@@ -69,7 +65,8 @@ export interface AppDeps {
  * behind an ingress that terminates the shoppers' TLS). Testable with inject().
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const app = Fastify(serviceFastifyOptions({ logger: deps.logger ?? loggerOptions('order') }));
+  const options = deps.log ? { loggerInstance: deps.log } : { logger: false };
+  const app = Fastify(serviceFastifyOptions(options));
   installHttpBasics(app, deps.metrics);
 
   app.get('/products', async () => ({ products: await deps.orders.catalogue() }));
@@ -80,8 +77,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     async (req, reply) => {
       const body = req.body;
       if (!(CURRENCIES as readonly string[]).includes(body.currency)) {
-        throw new ServiceError(
-          400,
+        throw orderError(
           'UNKNOWN_CURRENCY',
           `currency must be one of ${CURRENCIES.join(', ')}, got ${JSON.stringify(body.currency)}`,
         );

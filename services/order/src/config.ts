@@ -1,13 +1,15 @@
-import { Env } from '@shop/service-kit';
+import { Env, readProcessConfig, type ProcessConfig } from '@shop/service-kit';
 
-/** OrderConfig is the order service's configuration, read once from the environment. */
-export interface OrderConfig {
+/**
+ * OrderConfig is the order service's configuration, read once from the
+ * environment and frozen (README.md#configuration): what every service reads
+ * (ProcessConfig: HOST, OPS_PORT, LISTEN_REUSE_PORT, LOG_LEVEL,
+ * IDENTITY_WAIT_SECONDS) and its own.
+ */
+export interface OrderConfig extends ProcessConfig {
   trustDomain: string;
-  host: string;
+  /** port of the public API (plain HTTP). */
   port: number;
-  opsPort: number;
-  /** reusePort: LISTEN_REUSE_PORT, a new instance may bind our ports before we drain (zero-downtime handover on one host). */
-  reusePort: boolean;
   dataDir: string;
   inventoryUrl: string;
   inventoryGrpcTarget: string;
@@ -24,16 +26,14 @@ export interface OrderConfig {
   breakers: 'on' | 'off';
 }
 
-/** readConfig reads and validates the environment; a bad variable is named in the error. */
-export function readConfig(env: NodeJS.ProcessEnv = process.env): Readonly<OrderConfig> {
+/** loadConfig reads and validates the environment; a bad variable is named in the error. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<OrderConfig> {
   const e = new Env(env);
   const trustDomain = e.string('TRUST_DOMAIN', 'example.org');
   return Object.freeze({
+    ...readProcessConfig(e, { opsPort: 9080 }),
     trustDomain,
-    host: e.string('HOST', '127.0.0.1'),
     port: e.port('PORT', 8080),
-    opsPort: e.port('OPS_PORT', 9080),
-    reusePort: e.oneOf('LISTEN_REUSE_PORT', ['true', 'false'] as const, 'false') === 'true',
     dataDir: e.string('DATA_DIR', './.data/order'),
     inventoryUrl: e.url('INVENTORY_URL', 'https://127.0.0.1:8444'),
     inventoryGrpcTarget: e.hostPort('INVENTORY_GRPC_TARGET', '127.0.0.1:50051'),

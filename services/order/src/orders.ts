@@ -1,8 +1,9 @@
 import { Counter, Gauge } from 'prom-client';
 import { ServiceError, type Logger, type ServiceMetrics } from '@shop/service-kit';
+import { orderError } from './errors.ts';
 import type { Product } from './clients/types.ts';
 import { UpstreamError } from './clients/upstream-error.ts';
-import type { Order, OrderItem, OrderStore } from './store.ts';
+import type { NewOrder, Order, OrderItem, OrderStore } from './store.ts';
 import type { Upstreams } from './upstreams.ts';
 
 /** PlaceOrderInput is a validated POST /orders body. */
@@ -28,6 +29,17 @@ function reasonOf(err: unknown, fallback: string): string {
     return `${err.upstream.split(':')[0] ?? 'upstream'}_unavailable`;
   }
   return fallback;
+}
+
+// Whether a request under an already used key is the one that created
+// `order`: by fingerprint when both have one, otherwise (an order stored
+// before fingerprints, or a caller without one) by what the order holds.
+function sameRequest(storedFingerprint: string | null, order: Order, o: NewOrder): boolean {
+  if (storedFingerprint !== null && o.requestFingerprint !== undefined)
+    return storedFingerprint === o.requestFingerprint;
+  const lines = (items: { product_id: string; quantity: number }[]): string =>
+    JSON.stringify(items.map((i) => [i.product_id, i.quantity]).sort());
+  return order.customer_id === o.customerId && order.currency === o.currency && lines(order.items) === lines(o.items);
 }
 
 /**
@@ -87,12 +99,10 @@ export class OrderService {
     if (err instanceof ServiceError) return err;
     const e = err as UpstreamError;
     const retryAfter = e.code === 'BREAKER_OPEN' ? '3' : '1';
-    return new ServiceError(
-      503,
-      'UPSTREAM_UNAVAILABLE',
-      `${e.upstream || 'an upstream'} is unavailable: ${e.message}`,
-      { cause: err, headers: { 'retry-after': retryAfter } },
-    );
+    return orderError('UPSTREAM_UNAVAILABLE', `${e.upstream || 'an upstream'} is unavailable: ${e.message}`, {
+      cause: err,
+      headers: { 'retry-after': retryAfter },
+    });
   }
 
   /**
@@ -112,21 +122,15 @@ export class OrderService {
     for (const i of input.items) {
       const p = products.get(i.product_id);
       if (!p)
-        throw new ServiceError(
-          400,
+        throw orderError(
           'UNKNOWN_PRODUCT',
           `product ${JSON.stringify(i.product_id)} is not in the catalogue; GET /products lists them`,
         );
       if (seen.has(i.product_id))
-        throw new ServiceError(
-          400,
-          'DUPLICATE_ITEM',
-          `product ${i.product_id} appears twice; put the total quantity on one line`,
-        );
+        throw orderError('DUPLICATE_ITEM', `product ${i.product_id} appears twice; put the total quantity on one line`);
       seen.add(i.product_id);
       if (p.currency !== input.currency) {
-        throw new ServiceError(
-          400,
+        throw orderError(
           'CURRENCY_MISMATCH',
           `product ${p.product_id} is priced in ${p.currency}, the order is in ${input.currency}`,
         );
@@ -135,20 +139,29 @@ export class OrderService {
     }
     const total = items.reduce((s, i) => s + i.quantity * i.unit_price_cents, 0);
     if (input.expected_total_cents !== undefined && input.expected_total_cents !== total) {
-      throw new ServiceError(
-        400,
+      throw orderError(
         'AMOUNT_MISMATCH',
         `expected_total_cents is ${input.expected_total_cents} but the items cost ${total} ${input.currency} at current prices`,
       );
     }
-    const { order, created } = this.#store.create({
+    const request: NewOrder = {
       customerId: input.customer_id,
       currency: input.currency,
       items,
       requestKey,
       requestFingerprint,
-    });
-    if (!created) return { order, created };
+    };
+    const stored = this.#store.create(request);
+    const { order, created } = stored;
+    if (!stored.created) {
+      if (!sameRequest(stored.storedFingerprint, order, request)) {
+        throw orderError(
+          'IDEMPOTENCY_KEY_REUSED',
+          'this Idempotency-Key was already used for another order request (another body or customer); retry with the same body, or use a new key for a new order',
+        );
+      }
+      return { order, created };
+    }
     this.#inFlight.add(order.order_id);
     try {
       await this.#run(order);
@@ -303,7 +316,7 @@ export class OrderService {
   /** get returns an order, or 404. */
   get(id: string): Order {
     const order = this.#store.get(id);
-    if (!order) throw new ServiceError(404, 'ORDER_NOT_FOUND', `no order ${JSON.stringify(id)}`);
+    if (!order) throw orderError('ORDER_NOT_FOUND', `no order ${JSON.stringify(id)}`);
     return order;
   }
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
-import { openDatabase, ServiceError, transaction, type Migration } from '@shop/service-kit';
+import { openDatabase, transaction, type Migration } from '@shop/service-kit';
 
 /** OrderStatus is what a shopper sees. */
 export type OrderStatus = 'pending' | 'confirmed' | 'failed';
@@ -63,7 +63,7 @@ const migrations: Migration[] = [
   },
   // The fingerprint of the request that created an order under an
   // Idempotency-Key, so a reuse of the key for another request is refused.
-  // Orders placed before this step have none (NULL): see sameRequest.
+  // Orders placed before this step have none (NULL): see sameRequest in orders.ts.
   (db) => {
     db.exec('ALTER TABLE orders ADD COLUMN request_fingerprint TEXT');
   },
@@ -92,16 +92,13 @@ export interface NewOrder {
   requestFingerprint?: string;
 }
 
-// Whether a request under an already used key is the one that created
-// `order`: by fingerprint when both have one, otherwise (an order stored
-// before fingerprints, or a caller without one) by what the order holds.
-function sameRequest(storedFingerprint: string | null, order: Order, o: NewOrder): boolean {
-  if (storedFingerprint !== null && o.requestFingerprint !== undefined)
-    return storedFingerprint === o.requestFingerprint;
-  const lines = (items: { product_id: string; quantity: number }[]): string =>
-    JSON.stringify(items.map((i) => [i.product_id, i.quantity]).sort());
-  return order.customer_id === o.customerId && order.currency === o.currency && lines(order.items) === lines(o.items);
-}
+/**
+ * CreateResult is a new order (`created`), or the order an already used
+ * request key created, with the fingerprint stored with it (null for an
+ * order stored before fingerprints) for the caller to compare.
+ */
+export type CreateResult =
+  { order: Order; created: true } | { order: Order; created: false; storedFingerprint: string | null };
 
 /** OrderStore owns the order service's SQLite database. */
 export class OrderStore {
@@ -120,11 +117,11 @@ export class OrderStore {
   }
 
   /**
-   * create stores a new pending order in stage `reserving`. A repeated
-   * request key returns the existing order if it is the same request, and
-   * throws 422 IDEMPOTENCY_KEY_REUSED if not (another body or customer).
+   * create stores a new pending order in stage `reserving`, or returns the
+   * order a repeated request key already created (orders.ts decides whether
+   * it is the same request).
    */
-  create(o: NewOrder): { order: Order; created: boolean } {
+  create(o: NewOrder): CreateResult {
     return transaction(this.#db, () => {
       if (o.requestKey !== undefined) {
         const existing = this.#db
@@ -132,14 +129,7 @@ export class OrderStore {
           .get(o.requestKey) as { id: string; request_fingerprint: string | null } | undefined;
         if (existing) {
           const order = this.get(existing.id) as Order;
-          if (!sameRequest(existing.request_fingerprint, order, o)) {
-            throw new ServiceError(
-              422,
-              'IDEMPOTENCY_KEY_REUSED',
-              'this Idempotency-Key was already used for another order request (another body or customer); retry with the same body, or use a new key for a new order',
-            );
-          }
-          return { order, created: false };
+          return { order, created: false, storedFingerprint: existing.request_fingerprint };
         }
       }
       const id = randomUUID();
@@ -164,7 +154,7 @@ export class OrderStore {
         'INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) VALUES (?, ?, ?, ?)',
       );
       for (const i of o.items) insert.run(id, i.product_id, i.quantity, i.unit_price_cents);
-      return { order: this.get(id) as Order, created: true };
+      return { order: this.get(id) as Order, created: true as const };
     });
   }
 

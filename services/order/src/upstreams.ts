@@ -1,5 +1,6 @@
 import type CircuitBreaker from 'opossum';
-import { createBreaker, retry, ServiceError, type Logger, type ServiceMetrics } from '@shop/service-kit';
+import { createBreaker, retry, type Logger, type ServiceMetrics } from '@shop/service-kit';
+import { orderError } from './errors.ts';
 import type { ChargeOutcome, ChargeRequest, InventoryClient, PaymentClient, Product } from './clients/types.ts';
 import { isRejected, UpstreamError } from './clients/upstream-error.ts';
 
@@ -142,8 +143,7 @@ export class Upstreams {
       const g = w === 'inventory' ? this.#inv : this.#pay;
       if (g.isOpen) {
         const after = g.retryAfterSeconds();
-        throw new ServiceError(
-          503,
+        throw orderError(
           'UPSTREAM_UNAVAILABLE',
           `${w} is unavailable (circuit breaker ${g.name} is open); retry in ${after} s`,
           { headers: { 'retry-after': String(after) } },

@@ -44,7 +44,7 @@ async function world(
   });
   const store = new OrderStore(tmp.dir);
   const orders = new OrderService(store, upstreams, quiet, metrics);
-  const app = await buildApp({ orders, metrics, logger: false });
+  const app = await buildApp({ orders, metrics });
   cleanups.push(async () => {
     await app.close();
     await upstreams.close();

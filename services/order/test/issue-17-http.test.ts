@@ -3,7 +3,6 @@
 // customer's order, and parser-level errors did not answer the documented
 // `{ code, message }`.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -11,7 +10,7 @@ import { afterEach, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { makeTempDir } from '@shop/auth/testing';
 import { createServiceMetrics, HTTP_PROTOCOL_ERRORS } from '@shop/service-kit';
-import { jsonOf, rawHttp, request } from '@shop/service-kit/testing';
+import { jsonOf, rawHttp, readErrorTable, request } from '@shop/service-kit/testing';
 import { buildApp } from '../src/app.ts';
 import { OrderService } from '../src/orders.ts';
 import { OrderStore, type Order } from '../src/store.ts';
@@ -46,7 +45,7 @@ async function world(dir?: string): Promise<World> {
   const upstreams = new Upstreams(inventory, payment, { timeoutMs: 200, resetTimeoutMs: 500, metrics, log: quiet });
   const dataDir = dir ?? (tmp as { dir: string }).dir;
   const store = new OrderStore(dataDir);
-  const app = await buildApp({ orders: new OrderService(store, upstreams, quiet, metrics), metrics, logger: false });
+  const app = await buildApp({ orders: new OrderService(store, upstreams, quiet, metrics), metrics });
   let closed = false;
   const close = async (): Promise<void> => {
     if (closed) return;
@@ -194,6 +193,8 @@ describe('regression: issue 17 — an Idempotency-Key reused for another request
   });
 });
 
+const README = new URL('../README.md', import.meta.url);
+
 describe('regression: issue 17 — parser-level errors on the public API answer { code, message }, as the README says', () => {
   const host = ['Host: shop.test'];
   const json = (body: string): string[] => [
@@ -243,11 +244,8 @@ describe('regression: issue 17 — parser-level errors on the public API answer 
     const w = await world();
     await w.app.listen({ host: '127.0.0.1', port: 0 });
     const port = (w.app.server.address() as AddressInfo).port;
-    const readme = await readFile(join(import.meta.dirname, '..', 'README.md'), 'utf8');
-    const table = readme.split('### Errors')[1]?.split('\n## ')[0] ?? '';
-    const rows = new Set<string>();
-    for (const m of table.matchAll(/^\| (\d{3}) +\| ([^|]+)\|/gm))
-      for (const c of m[2]!.matchAll(/`([A-Z_]+)`/g)) rows.add(`${m[1]!} ${c[1]!}`);
+    const table = await readErrorTable(README);
+    const rows = new Set([...table].map(([code, row]) => `${row.http} ${code}`));
     assert.ok(rows.has('400 INVALID_REQUEST'), 'the table parser finds rows');
 
     const good = await rawHttp({ port }, request('POST', '/orders', json(body)) + body);
@@ -267,10 +265,9 @@ describe('regression: issue 17 — parser-level errors on the public API answer 
   });
 
   test('the README lists every protocol-level code of service-kit with its status, and IDEMPOTENCY_KEY_REUSED', async () => {
-    const readme = await readFile(join(import.meta.dirname, '..', 'README.md'), 'utf8');
-    const table = readme.split('### Errors')[1]?.split('\n## ')[0] ?? '';
+    const table = await readErrorTable(README);
     for (const [code, status] of Object.entries({ ...HTTP_PROTOCOL_ERRORS, IDEMPOTENCY_KEY_REUSED: 422 })) {
-      assert.match(table, new RegExp(`^\\| ${status} +\\| [^|]*\`${code}\``, 'm'), `${code} (${status})`);
+      assert.equal(table.get(code)?.http, String(status), `${code} (${status})`);
     }
   });
 });

@@ -114,7 +114,7 @@ describe('regression: start-up without an identity (issue 17)', () => {
     // Positive control: the agent comes up and serves an SVID.
     fake.setX509Context({ svids: [{ svid: await td.svid('/order') }], bundle: td.bundle });
     await fake.restart();
-    await s.line('order service ready');
+    await s.line('order started');
     const ready = await fetch(`${ops}/health/ready`);
     assert.equal(ready.status, 200);
     assert.deepEqual(await ready.json(), { status: 'ready', checks: { identity: true, started: true, store: true } });
@@ -143,7 +143,7 @@ describe('regression: start-up without an identity (issue 17)', () => {
       /AUTH_ERR_FILE_UNREADABLE: cannot read .*order\.crt\.pem \(ENOENT\)/,
     );
     assert.equal(await s.exited, 1);
-    const fatal = s.lines.find((l) => l.msg === 'order service failed to start');
+    const fatal = s.lines.find((l) => l.msg === 'order failed to start');
     const err = fatal?.err as { code: string; message: string } | undefined;
     assert.equal(err?.code, 'SVC_ERR_IDENTITY_TIMEOUT');
     assert.match(err.message, /^no identity within 5 s \(IDENTITY_WAIT_SECONDS=5\): .*order\.crt\.pem \(ENOENT\)/);
@@ -166,7 +166,7 @@ describe('regression: start-up without an identity (issue 17)', () => {
     await writeFile(join(dir, 'order.key.pem'), issued.keyPem, { mode: 0o600 });
     await writeFile(join(dir, 'ca.crt.pem'), td.ca.certPem);
     await writeFile(join(dir, 'order.crt.pem'), issued.certPem);
-    await s.line('order service ready');
+    await s.line('order started');
     assert.equal((await fetch(`${ops}/health/ready`)).status, 200);
   });
 });

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { installHttpBasics, type ServiceMetrics } from '@shop/service-kit';
 import { MAX_LATENCY_MS } from './config.ts';
 import type { CardProcessor, FaultSettings } from './processor.ts';
@@ -33,9 +33,12 @@ function view(f: FaultSettings): { latency_ms: number; failure_rate: number } {
 export function buildAdminApp(
   processor: CardProcessor,
   metrics: ServiceMetrics,
-  logger: FastifyServerOptions['logger'] = false,
+  log?: FastifyBaseLogger,
 ): FastifyInstance {
-  const app = Fastify({ logger, ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
+  const app = Fastify({
+    ...(log ? { loggerInstance: log } : { logger: false }),
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+  });
   installHttpBasics(app, metrics);
   app.get('/admin/faults', () => view(processor.faults));
   app.post<{ Body: FaultsBody }>('/admin/faults', { schema: { body: faultsBodySchema } }, (request) => {

@@ -1,41 +1,46 @@
-import Fastify, { type FastifyInstance, type FastifySchemaValidationError, type FastifyServerOptions } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifySchemaValidationError,
+  type HookHandlerDoneFunction,
+} from 'fastify';
+import {
+  chargeBodySchema,
+  paymentParamsSchema,
+  paymentQuerySchema,
+  refundBodySchema,
+  IDEMPOTENCY_KEY_HEADER,
+  type ChargeBody,
+  type RefundBody,
+} from '@shop/contracts';
 import { fastifyMtlsOptions, spiffeAuth, type IdentitySource, type SpiffeAuthOptions } from '@shop/auth';
 import {
   authHooks,
   createServiceMetrics,
   cutInput,
   installHttpBasics,
-  loggerOptions,
   serviceFastifyOptions,
   type ServiceMetrics,
 } from '@shop/service-kit';
 import type { PaymentConfig } from './config.ts';
-import { PaymentError } from './errors.ts';
-import { IdempotencyKeys } from './idempotency.ts';
-import type { CardProcessor } from './processor.ts';
-import { registerChargeRoute } from './routes/charge.ts';
-import type { RouteContext } from './routes/context.ts';
-import { registerPaymentRoutes } from './routes/payments.ts';
-import { registerRefundRoute } from './routes/refund.ts';
-import type { PaymentStore } from './store.ts';
+import { parseIdempotencyKey } from './idempotency.ts';
+import type { Answer, AuditEntry, PaymentService } from './payments.ts';
 
-/** AppDeps are what the API is built from; tests pass their own clock, processor and peer resolver. */
+/** AppDeps are what the API is built from; tests pass their own peer resolver. */
 export interface AppDeps {
-  config: Pick<PaymentConfig, 'orderId' | 'logLevel'>;
+  config: Pick<PaymentConfig, 'orderId'>;
   /** source is our identity (a ready source) and the bundles callers are verified against. */
   source: IdentitySource;
-  store: PaymentStore;
-  processor: CardProcessor;
+  /** payments owns the rules; the routes only read requests and send its answers. */
+  payments: PaymentService;
   /** metrics the requests and auth decisions are counted in. Default: a fresh registry. */
   metrics?: ServiceMetrics;
-  /** now is the clock in ms since the epoch. Default: Date.now. */
-  now?: () => number;
-  /** logger is fastify's logger option. Default: service-kit's loggerOptions('payment'). */
-  logger?: FastifyServerOptions['logger'];
+  /** log is the process's logger (runService's). Default: no logging. */
+  log?: FastifyBaseLogger;
   /** resolvePeer reads the caller from a header in `inject()` tests; never set in production. */
   resolvePeer?: SpiffeAuthOptions['resolvePeer'];
-  /** staleAfterMs after which an in-progress idempotency key may be taken over. Default: 60 s. */
-  staleAfterMs?: number;
 }
 
 /**
@@ -53,19 +58,50 @@ function formatSchemaErrors(errors: FastifySchemaValidationError[], dataVar: str
   return new Error(text);
 }
 
+/** callerOf returns the verified caller's SPIFFE ID; the auth plugin has already refused requests without one. */
+function callerOf(request: FastifyRequest): string {
+  if (!request.peer) throw new Error('request reached a handler without a verified peer');
+  return request.peer.id.toString();
+}
+
+/** auditTo writes the audit line of a charge or refund to the request's log. */
+function auditTo(request: FastifyRequest): (entry: AuditEntry) => void {
+  return (entry) => {
+    request.log.info({ audit: entry }, `${entry.operation} ${entry.result}`);
+  };
+}
+
+// Sends an already serialized JSON body, so a replay sends exactly the bytes of the first answer.
+function send(reply: FastifyReply, answer: Answer): FastifyReply {
+  if (answer.replayed) void reply.header('idempotent-replayed', 'true');
+  return reply.code(answer.statusCode).type('application/json; charset=utf-8').send(answer.json);
+}
+
+// preValidation: a charge or refund without a valid key is refused before its body is looked at.
+function requireIdempotencyKey(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  try {
+    parseIdempotencyKey(request.headers[IDEMPOTENCY_KEY_HEADER]);
+  } catch (err) {
+    done(err as Error);
+    return;
+  }
+  done();
+}
+
 /**
  * buildApp builds the payment API (not listening): mTLS with the caller
  * verified on every request and only ORDER_ID allowed, `{ code, message }`
- * errors, and the charge, refund and payment routes.
+ * errors, and the routes: `POST /api/charge`, `POST /api/refund`,
+ * `GET /api/payments/:id` and `GET /api/payments?order_id=`.
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const metrics = deps.metrics ?? createServiceMetrics('payment');
-  const now = deps.now ?? Date.now;
+  const { payments } = deps;
   // serviceFastifyOptions is typed for plain HTTP but passes `https` through; a
   // variable (not a literal) keeps TypeScript's excess-property check out of the way.
   const options = {
     https: fastifyMtlsOptions(deps.source),
-    logger: deps.logger ?? loggerOptions('payment', deps.config.logLevel),
+    ...(deps.log ? { loggerInstance: deps.log } : { logger: false }),
     schemaErrorFormatter: formatSchemaErrors,
   };
   const app = Fastify(serviceFastifyOptions(options));
@@ -77,26 +113,34 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     ...(deps.resolvePeer ? { resolvePeer: deps.resolvePeer } : {}),
   });
 
-  const ctx: RouteContext = {
-    store: deps.store,
-    processor: deps.processor,
-    keys: new IdempotencyKeys(deps.store, { now, staleAfterMs: deps.staleAfterMs }),
-    now,
-  };
-  await app.register((api, _opts, done) => {
-    // Errors with details (e.g. the payment_id an order was charged by) keep them in the body;
-    // every other error goes on to service-kit's handler.
-    api.setErrorHandler((err, _request, reply) => {
-      if (!(err instanceof PaymentError)) throw err;
-      void reply
-        .code(err.statusCode)
-        .headers(err.headers)
-        .send({ code: err.code, message: err.message, ...err.details });
-    });
-    registerChargeRoute(api, ctx);
-    registerRefundRoute(api, ctx);
-    registerPaymentRoutes(api, ctx);
-    done();
-  });
+  app.post<{ Body: ChargeBody }>(
+    '/api/charge',
+    { schema: { body: chargeBodySchema }, preValidation: requireIdempotencyKey },
+    async (request, reply) => {
+      const key = parseIdempotencyKey(request.headers[IDEMPOTENCY_KEY_HEADER]);
+      const answer = await payments.charge({ caller: callerOf(request), key, body: request.body }, auditTo(request));
+      return send(reply, answer);
+    },
+  );
+
+  app.post<{ Body: RefundBody }>(
+    '/api/refund',
+    { schema: { body: refundBodySchema }, preValidation: requireIdempotencyKey },
+    async (request, reply) => {
+      const key = parseIdempotencyKey(request.headers[IDEMPOTENCY_KEY_HEADER]);
+      const answer = await payments.refund({ caller: callerOf(request), key, body: request.body }, auditTo(request));
+      return send(reply, answer);
+    },
+  );
+
+  app.get<{ Params: { id: string } }>('/api/payments/:id', { schema: { params: paymentParamsSchema } }, (request) =>
+    payments.payment(request.params.id),
+  );
+
+  app.get<{ Querystring: { order_id: string } }>(
+    '/api/payments',
+    { schema: { querystring: paymentQuerySchema } },
+    (request) => payments.paymentOfOrder(request.query.order_id),
+  );
   return app;
 }

@@ -1,24 +1,21 @@
 import { resolve } from 'node:path';
 import { SpiffeId, TrustDomain } from '@shop/auth';
-import { ConfigError, Env } from '@shop/service-kit';
+import { ConfigError, Env, readProcessConfig, type ProcessConfig } from '@shop/service-kit';
 
 /** MAX_LATENCY_MS caps the processor's added latency, well below the stale in-progress window of the idempotency keys. */
 export const MAX_LATENCY_MS = 30_000;
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-
-/** PaymentConfig is the payment service's configuration, resolved once at start and frozen. */
-export interface PaymentConfig {
+/**
+ * PaymentConfig is the payment service's configuration, resolved once at
+ * start and frozen (README.md#configuration): what every service reads
+ * (ProcessConfig: HOST, OPS_PORT, LISTEN_REUSE_PORT, LOG_LEVEL,
+ * IDENTITY_WAIT_SECONDS) and its own.
+ */
+export interface PaymentConfig extends ProcessConfig {
   /** trustDomain of this deployment; ORDER_ID defaults to its `/order`. */
   readonly trustDomain: string;
-  /** host the API and the ops port listen on. */
-  readonly host: string;
   /** port of the mTLS API. */
   readonly port: number;
-  /** opsPort of the plaintext health and metrics server. */
-  readonly opsPort: number;
-  /** reusePort: LISTEN_REUSE_PORT, a new instance may bind our ports before we drain (zero-downtime handover on one host). */
-  readonly reusePort: boolean;
   /** adminPort of the plaintext fault-injection server, always on 127.0.0.1. */
   readonly adminPort: number;
   /** dataDir holds the SQLite ledger (`payment.db`). */
@@ -29,8 +26,6 @@ export interface PaymentConfig {
   readonly latencyMs: number;
   /** failureRate is the fraction of charges failing with PROCESSOR_ERROR at start (changeable at run time). */
   readonly failureRate: number;
-  /** logLevel of the pino logger. */
-  readonly logLevel: (typeof LOG_LEVELS)[number];
 }
 
 /**
@@ -52,17 +47,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Payme
     throw new ConfigError('ORDER_ID', `must be a SPIFFE ID such as spiffe://example.org/order: ${message(err)}`);
   }
   return Object.freeze({
+    ...readProcessConfig(e, { opsPort: 9443 }),
     trustDomain,
-    host: e.string('HOST', '127.0.0.1'),
     port: e.port('PORT', 8443),
-    opsPort: e.port('OPS_PORT', 9443),
-    reusePort: e.oneOf('LISTEN_REUSE_PORT', ['true', 'false'] as const, 'false') === 'true',
     adminPort: e.port('ADMIN_PORT', 9543),
     dataDir: resolve(e.string('DATA_DIR', './.data/payment')),
     orderId,
     latencyMs: e.int('PAYMENT_LATENCY_MS', 0, { min: 0, max: MAX_LATENCY_MS }),
     failureRate: e.number('PAYMENT_FAILURE_RATE', 0, { min: 0, max: 1 }),
-    logLevel: e.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
   });
 }
 

@@ -1,9 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { PaymentError } from './errors.ts';
+import { paymentError } from './errors.ts';
 import type { IdempotencyOperation, PaymentStore } from './store.ts';
 
-/** IDEMPOTENCY_KEY_HEADER is the request header that carries the key (lower case, as Node gives headers). */
-export const IDEMPOTENCY_KEY_HEADER = 'idempotency-key';
+/** IDEMPOTENCY_KEY_HEADER is the request header that carries the key (lower case, as Node gives headers); the contract defines it. */
+export { IDEMPOTENCY_KEY_HEADER } from '@shop/contracts';
 
 /** STALE_AFTER_MS is how long an in-progress key is held before a retry may take it over (its request is presumed dead). */
 export const STALE_AFTER_MS = 60_000;
@@ -17,18 +17,13 @@ const KEY_PATTERN = /^[\x20-\x7e]{1,255}$/;
  */
 export function parseIdempotencyKey(value: unknown): string {
   if (value === undefined || value === '') {
-    throw new PaymentError(
-      400,
+    throw paymentError(
       'IDEMPOTENCY_KEY_REQUIRED',
       'header Idempotency-Key is required: send a unique value (e.g. a UUID) per charge or refund and reuse it on retries',
     );
   }
   if (typeof value !== 'string' || !KEY_PATTERN.test(value)) {
-    throw new PaymentError(
-      400,
-      'IDEMPOTENCY_KEY_INVALID',
-      'header Idempotency-Key must be 1 to 255 printable ASCII characters',
-    );
+    throw paymentError('IDEMPOTENCY_KEY_INVALID', 'header Idempotency-Key must be 1 to 255 printable ASCII characters');
   }
   return value;
 }
@@ -118,15 +113,13 @@ export class IdempotencyKeys {
         return { replay: false, lock };
       }
       if (rec.operation !== req.operation) {
-        throw new PaymentError(
-          422,
+        throw paymentError(
           'IDEMPOTENCY_KEY_REUSED',
           `this Idempotency-Key was already used for POST /api/${rec.operation}; use a new key for a new request`,
         );
       }
       if (rec.fingerprint !== req.fingerprint) {
-        throw new PaymentError(
-          422,
+        throw paymentError(
           'IDEMPOTENCY_KEY_REUSED',
           'this Idempotency-Key was already used with a different request body; retry with the same body, or use a new key for a new request',
         );
@@ -135,8 +128,7 @@ export class IdempotencyKeys {
         return { replay: true, statusCode: rec.statusCode, body: rec.response };
       }
       if (rec.lockedAt !== null && now - rec.lockedAt < this.#staleAfterMs) {
-        throw new PaymentError(
-          409,
+        throw paymentError(
           'IDEMPOTENCY_KEY_IN_PROGRESS',
           'a request with this Idempotency-Key is still being processed; retry after a second to get its answer',
           { headers: { 'retry-after': '1' } },
@@ -154,8 +146,7 @@ export class IdempotencyKeys {
    */
   complete(lock: IdempotencyLock, statusCode: number, body: string): void {
     if (!this.#store.completeKey(lock.caller, lock.key, lock.token, statusCode, body)) {
-      throw new PaymentError(
-        409,
+      throw paymentError(
         'IDEMPOTENCY_KEY_IN_PROGRESS',
         `this request ran longer than ${this.#staleAfterMs / 1000} s and a retry took over its Idempotency-Key; nothing was recorded by this one`,
         { headers: { 'retry-after': '1' } },

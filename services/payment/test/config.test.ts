@@ -20,6 +20,7 @@ describe('config', () => {
         latencyMs: 0,
         failureRate: 0,
         logLevel: 'info',
+        identityWaitSeconds: 0,
       },
     );
     assert.ok(Object.isFrozen(d));
@@ -46,6 +47,8 @@ describe('config', () => {
     ['TRUST_DOMAIN', 'Example Org', /trust domain name/],
     ['ORDER_ID', 'https://example.org/order', /SPIFFE ID/],
     ['LOG_LEVEL', 'loud', /must be one of/],
+    ['IDENTITY_WAIT_SECONDS', 'soon', /must be an integer/],
+    ['IDENTITY_WAIT_SECONDS', '-1', /between 0 and 2000000/],
   ];
   for (const [name, value, message] of bad) {
     test(`${name}=${value} is refused, naming the variable`, () => {

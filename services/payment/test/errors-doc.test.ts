@@ -1,37 +1,30 @@
-import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+// Docs and code agree on the error codes: every code of PAYMENT_ERRORS has a
+// README row with the same HTTP and gRPC status, the README documents no code
+// the service does not answer with, and service-kit's HTTP-layer codes are
+// listed with their status. The same test is in every service.
 import { test } from 'node:test';
+import assert from 'node:assert/strict';
 import { HTTP_PROTOCOL_ERRORS } from '@shop/service-kit';
-import { PAYMENT_ERROR_CODES } from '../src/errors.ts';
+import { PASSTHROUGH_CODE, readErrorTable } from '@shop/service-kit/testing';
+import { PAYMENT_ERRORS } from '../src/errors.ts';
 
-// Codes the service passes through from service-kit, fastify and @shop/auth.
-const OTHERS = new Set([
-  'INVALID_REQUEST',
-  'NOT_FOUND',
-  'INTERNAL',
-  'AUTH_ERR_*',
-  ...Object.keys(HTTP_PROTOCOL_ERRORS),
-]);
+const README = new URL('../README.md', import.meta.url);
 
-test('the README documents every error code of the service, and no code it does not have', async () => {
-  const readme = await readFile(join(import.meta.dirname, '..', 'README.md'), 'utf8');
-  const section = readme.split('## Error codes')[1]?.split('\n## ')[0] ?? '';
-  const documented = [...section.matchAll(/^\| `([A-Z_*]+)`/gm)].map((m) => m[1]!);
-  assert.ok(documented.length > 0, 'no error table found');
-  for (const code of PAYMENT_ERROR_CODES) assert.ok(documented.includes(code), `${code} is not in the README`);
-  for (const code of documented) {
-    const known =
-      (PAYMENT_ERROR_CODES as readonly string[]).includes(code) || OTHERS.has(code) || code.startsWith('FST_ERR_');
-    assert.ok(known, `README documents ${code}, which the service does not answer with`);
+test('README.md#error-codes documents every code in PAYMENT_ERRORS with its statuses, and no other service code', async () => {
+  const rows = await readErrorTable(README);
+  assert.deepEqual(rows.get('INVALID_REQUEST')?.http, '400', 'positive control of the row parser');
+  for (const [code, spec] of Object.entries(PAYMENT_ERRORS)) {
+    assert.deepEqual(rows.get(code), { http: String(spec.http), grpc: spec.grpc }, code);
+  }
+  for (const code of rows.keys()) {
+    const known = code in PAYMENT_ERRORS || code in HTTP_PROTOCOL_ERRORS || PASSTHROUGH_CODE.test(code);
+    assert.ok(known, `${code} is documented but never answered`);
   }
 });
 
-test('the README lists every HTTP-layer code of service-kit with the status it is answered with', async () => {
-  const readme = await readFile(join(import.meta.dirname, '..', 'README.md'), 'utf8');
-  const section = readme.split('## Error codes')[1]?.split('\n## ')[0] ?? '';
-  const statuses = new Map([...section.matchAll(/^\| `([A-Z_*]+)` +\| ([^|]+?) +\|/gm)].map((m) => [m[1]!, m[2]!]));
-  assert.equal(statuses.get('INVALID_REQUEST'), '400', 'positive control of the row parser');
-  for (const [code, status] of Object.entries(HTTP_PROTOCOL_ERRORS))
-    assert.equal(statuses.get(code), String(status), code);
+test('README.md#error-codes lists every HTTP-layer code of service-kit with its HTTP status and no gRPC one', async () => {
+  const rows = await readErrorTable(README);
+  for (const [code, status] of Object.entries(HTTP_PROTOCOL_ERRORS)) {
+    assert.deepEqual(rows.get(code), { http: String(status), grpc: '—' }, code);
+  }
 });

@@ -10,8 +10,9 @@ import {
   makeTempDir,
   type TestTrustDomain,
 } from '@shop/auth/testing';
-import { loggerOptions } from '@shop/service-kit';
+import { createLogger } from '@shop/service-kit';
 import { buildApp } from '../src/app.ts';
+import { PaymentService } from '../src/payments.ts';
 import { CardProcessor, type CardProcessorOptions } from '../src/processor.ts';
 import { PaymentStore } from '../src/store.ts';
 
@@ -85,13 +86,11 @@ export async function startPayment(t: TestContext, id: Identity, o: HarnessOptio
   let app: FastifyInstance;
   try {
     app = await buildApp({
-      config: { orderId: o.orderId ?? ORDER, logLevel: 'info' },
+      config: { orderId: o.orderId ?? ORDER },
       source: id.source,
-      store,
-      processor,
+      payments: new PaymentService(store, processor, o.now ? { now: o.now } : {}),
       resolvePeer: id.resolvePeer,
-      logger: { ...loggerOptions('payment', 'info'), stream },
-      ...(o.now ? { now: o.now } : {}),
+      log: createLogger('payment', 'info', stream),
     });
   } catch (err) {
     store.close();

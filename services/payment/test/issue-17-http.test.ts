@@ -11,6 +11,7 @@ import { MemorySource, createTestTrustDomain, makeTempDir, type TestTrustDomain 
 import { createServiceMetrics, type ServiceMetrics } from '@shop/service-kit';
 import { jsonOf, rawHttp, request } from '@shop/service-kit/testing';
 import { buildApp } from '../src/app.ts';
+import { PaymentService } from '../src/payments.ts';
 import { CardProcessor } from '../src/processor.ts';
 import { PaymentStore } from '../src/store.ts';
 
@@ -34,12 +35,10 @@ describe('regression: issue 17 — payment’s mTLS port: bounded metric labels,
     store = PaymentStore.open(tmp.dir);
     metrics = createServiceMetrics('payment');
     app = await buildApp({
-      config: { orderId: ORDER, logLevel: 'info' },
+      config: { orderId: ORDER },
       source,
-      store,
-      processor: new CardProcessor(),
+      payments: new PaymentService(store, new CardProcessor()),
       metrics,
-      logger: false,
     });
     await app.listen({ host: '127.0.0.1', port: 0 });
     port = (app.server.address() as AddressInfo).port;

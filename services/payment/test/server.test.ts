@@ -43,7 +43,7 @@ function spawnServer(env: NodeJS.ProcessEnv): Spawned {
   child.stderr.on('data', (d: Buffer) => {
     out.stderr += d.toString();
   });
-  const port = (entry: Record<string, unknown>, k: string): number => (entry[k] as { port: number }[])[0]!.port;
+  const port = (entry: Record<string, unknown>, k: string): number => Number(new URL(entry[k] as string).port);
   let opsOpen: (port: number) => void = () => undefined;
   let listening: (ports: Running['ports']) => void = () => undefined;
   const opsPort = new Promise<number>((resolve) => (opsOpen = resolve));
@@ -52,7 +52,7 @@ function spawnServer(env: NodeJS.ProcessEnv): Spawned {
     const entry = JSON.parse(line) as Record<string, unknown>;
     lines.push(entry);
     if (entry.msg === 'ops port open; waiting for the identity') opsOpen(port(entry, 'ops'));
-    if (entry.msg === 'payment listening (API over mTLS; ops and admin plaintext)') {
+    if (entry.msg === 'payment started') {
       listening({ api: port(entry, 'api'), ops: port(entry, 'ops'), admin: port(entry, 'admin') });
     }
   });

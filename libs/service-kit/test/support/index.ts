@@ -1,2 +1,3 @@
 // Test support shared by this package's tests and by the services' tests.
 export * from './raw-http.ts';
+export * from './error-table.ts';

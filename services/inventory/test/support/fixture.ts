@@ -1,5 +1,5 @@
 // What the inventory tests share: a small catalogue, a clock moved by hand,
-// and a store in a temporary directory that the test removes when it ends.
+// and the stock service over a store in a temporary directory that the test removes when it ends.
 import type { TestContext } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { join } from 'node:path';
@@ -7,7 +7,7 @@ import { makeTempDir, MemorySource, type TestTrustDomain } from '@shop/auth/test
 import { createServiceMetrics } from '@shop/service-kit';
 import { buildApp } from '../../src/app.ts';
 import type { SeedProduct } from '../../src/seed.ts';
-import { InventoryStore } from '../../src/store.ts';
+import { StockService } from '../../src/stock.ts';
 
 /** TEST_CATALOGUE is seeded into every test store. */
 export const TEST_CATALOGUE: readonly SeedProduct[] = [
@@ -32,13 +32,13 @@ export class Clock {
   }
 }
 
-/** TestStore is a store on a temporary file, with its clock. */
+/** TestStore is the stock service over a store on a temporary file, with its clock. */
 export interface TestStore {
-  store: InventoryStore;
+  stock: StockService;
   clock: Clock;
   file: string;
   /** reopen closes the store and opens the same file again, as a restart does. */
-  reopen(seed?: readonly SeedProduct[]): InventoryStore;
+  reopen(seed?: readonly SeedProduct[]): StockService;
 }
 
 /** openTestStore opens a store in a fresh temp dir; `t.after` closes it and removes the dir, also on failure. */
@@ -46,20 +46,20 @@ export async function openTestStore(t: TestContext, options: { ttlSeconds?: numb
   const { dir, cleanup } = await makeTempDir('inventory-test-');
   const clock = new Clock();
   const file = join(dir, 'inventory.db');
-  const open = (seed: readonly SeedProduct[]): InventoryStore =>
-    InventoryStore.open({ file, reservationTtlSeconds: options.ttlSeconds ?? 300, seed, now: clock.now });
+  const open = (seed: readonly SeedProduct[]): StockService =>
+    StockService.open({ file, reservationTtlSeconds: options.ttlSeconds ?? 300, seed, now: clock.now });
   const fixture: TestStore = {
-    store: open(TEST_CATALOGUE),
+    stock: open(TEST_CATALOGUE),
     clock,
     file,
     reopen(seed = TEST_CATALOGUE) {
-      fixture.store.close();
-      fixture.store = open(seed);
-      return fixture.store;
+      fixture.stock.close();
+      fixture.stock = open(seed);
+      return fixture.stock;
     },
   };
   t.after(async () => {
-    fixture.store.close();
+    fixture.stock.close();
     await cleanup();
   });
   return fixture;
@@ -78,7 +78,7 @@ export async function buildTestApp(
 ): Promise<FastifyInstance> {
   const source = MemorySource.create(await td.svid('/inventory'), [td.bundle]);
   const app = await buildApp({
-    store: fx.store,
+    stock: fx.stock,
     source,
     metrics: createServiceMetrics('inventory'),
     orderId: ORDER,

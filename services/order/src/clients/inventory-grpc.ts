@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
-import { createInventoryGrpcClient, inventoryErrorCode } from '@shop/inventory';
-import type { InventoryClient, Product } from './types.ts';
+import { createInventoryGrpcClient, inventoryErrorCode } from '@shop/contracts';
+import type { InventoryClient } from './types.ts';
 import { UpstreamError } from './upstream-error.ts';
 
 const UPSTREAM = 'inventory';
@@ -40,7 +40,7 @@ export function createInventoryGrpcClientAdapter(
   };
   return {
     protocol: 'grpc',
-    listProducts: () => guard(async () => (await c.listProducts({}, opts())).products as Product[]),
+    listProducts: () => guard(async () => (await c.listProducts({}, opts())).products),
     reserve: (orderId, productId, quantity) =>
       guard(async () => {
         await c.reserve({ order_id: orderId, product_id: productId, quantity }, opts());

@@ -19,9 +19,8 @@ export function createInventoryHttpClient(baseUrl: string, dispatcher: Dispatche
   return {
     protocol: 'http',
     async listProducts(): Promise<Product[]> {
-      const body = expectOk(await callJson(UPSTREAM, dispatcher, `${baseUrl}/api/products`, { timeoutMs }));
-      const list = Array.isArray(body) ? body : (body as { products?: unknown }).products;
-      return list as Product[];
+      // The contract: GET /api/products answers the bare array (gRPC wraps it in `products`).
+      return expectOk(await callJson(UPSTREAM, dispatcher, `${baseUrl}/api/products`, { timeoutMs })) as Product[];
     },
     reserve: (orderId, productId, quantity) =>
       post(`/api/stock/${encodeURIComponent(productId)}/reserve`, { order_id: orderId, quantity }),

@@ -1,18 +1,25 @@
 import type { Dispatcher } from 'undici';
+import {
+  IDEMPOTENCY_KEY_HEADER,
+  type ChargeBody,
+  type ChargeResponse,
+  type PaymentView,
+  type RefundBody,
+} from '@shop/contracts';
 import { callJson, errorOf } from './http-call.ts';
 import type { ChargeOutcome, ChargeRequest, PaymentClient } from './types.ts';
 import { UpstreamError } from './upstream-error.ts';
 
 const UPSTREAM = 'payment';
 
-function outcomeOf(body: unknown): ChargeOutcome {
-  const b = body as { status?: unknown; payment_id?: unknown; id?: unknown; decline_reason?: unknown };
-  const paymentId = typeof b.payment_id === 'string' ? b.payment_id : typeof b.id === 'string' ? b.id : '';
-  const status = b.status === 'declined' ? 'declined' : 'succeeded';
+// A charge's answer (201, or 402 CARD_DECLINED) and a payment's view carry the
+// outcome in the same fields (@shop/contracts ChargeResponse, PaymentView).
+function outcomeOf(body: ChargeResponse | PaymentView): ChargeOutcome {
+  const declineReason = 'decline_reason' in body ? body.decline_reason : undefined;
   return {
-    status,
-    payment_id: paymentId,
-    ...(typeof b.decline_reason === 'string' ? { decline_reason: b.decline_reason } : {}),
+    status: body.status,
+    payment_id: body.payment_id,
+    ...(typeof declineReason === 'string' ? { decline_reason: declineReason } : {}),
   };
 }
 
@@ -20,24 +27,21 @@ function outcomeOf(body: unknown): ChargeOutcome {
 export function createPaymentHttpClient(baseUrl: string, dispatcher: Dispatcher, timeoutMs: number): PaymentClient {
   return {
     async charge(req: ChargeRequest): Promise<ChargeOutcome> {
+      const body: ChargeBody = {
+        order_id: req.orderId,
+        amount: req.amount,
+        currency: req.currency,
+        user_id: req.userId,
+      };
       const res = await callJson(UPSTREAM, dispatcher, `${baseUrl}/api/charge`, {
         method: 'POST',
-        headers: { 'idempotency-key': req.idempotencyKey },
-        body: { order_id: req.orderId, amount: req.amount, currency: req.currency, user_id: req.userId },
+        headers: { [IDEMPOTENCY_KEY_HEADER]: req.idempotencyKey },
+        body,
         timeoutMs,
         sideEffects: true,
       });
-      if (res.status === 200 || res.status === 201 || res.status === 402) {
-        const b = res.body as { status?: unknown; code?: unknown; message?: unknown };
-        if (res.status === 402 && b.status === undefined) {
-          return {
-            status: 'declined',
-            payment_id: outcomeOf(res.body).payment_id,
-            decline_reason: typeof b.message === 'string' ? b.message : 'declined',
-          };
-        }
-        return outcomeOf(res.body);
-      }
+      // 201 charged, 402 declined: both recorded a payment (a replay answers the same).
+      if (res.status === 201 || res.status === 402) return outcomeOf(res.body as ChargeResponse);
       const { code, message } = errorOf(res.body, res.status);
       // The same key is still being processed: the outcome is not known yet.
       if (code === 'IDEMPOTENCY_KEY_IN_PROGRESS')
@@ -57,14 +61,14 @@ export function createPaymentHttpClient(baseUrl: string, dispatcher: Dispatcher,
         const { code, message } = errorOf(res.body, res.status);
         throw new UpstreamError(UPSTREAM, 'rejected', code, message, { status: res.status });
       }
-      return outcomeOf(res.body);
+      return outcomeOf(res.body as PaymentView);
     },
 
     async refund(paymentId: string, idempotencyKey: string): Promise<void> {
       const res = await callJson(UPSTREAM, dispatcher, `${baseUrl}/api/refund`, {
         method: 'POST',
-        headers: { 'idempotency-key': idempotencyKey },
-        body: { payment_id: paymentId, reason: 'order failed' },
+        headers: { [IDEMPOTENCY_KEY_HEADER]: idempotencyKey },
+        body: { payment_id: paymentId, reason: 'order failed' } satisfies RefundBody,
         timeoutMs,
         sideEffects: true,
       });

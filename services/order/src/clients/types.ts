@@ -1,12 +1,7 @@
-/** Product is a catalogue entry with its current availability, as inventory reports it. */
-export interface Product {
-  product_id: string;
-  name: string;
-  price_cents: number;
-  currency: string;
-  available: number;
-  reserved: number;
-}
+import type { PaymentStatus, Product } from '@shop/contracts';
+
+/** Product is a catalogue entry with its current availability, as inventory's contract defines it. */
+export type { Product };
 
 /** InventoryClient is what order needs from inventory, over gRPC or HTTP alike. */
 export interface InventoryClient {
@@ -21,9 +16,9 @@ export interface InventoryClient {
   close(): Promise<void>;
 }
 
-/** ChargeOutcome is what payment decided about a charge. */
+/** ChargeOutcome is what payment decided about a charge: the fields order needs of payment's ChargeResponse or PaymentView. */
 export interface ChargeOutcome {
-  status: 'succeeded' | 'declined';
+  status: PaymentStatus;
   payment_id: string;
   decline_reason?: string;
 }

@@ -1,3 +1,6 @@
+/** IDEMPOTENCY_KEY_HEADER is the request header that carries a charge's or refund's idempotency key (lower case, as Node gives headers). */
+export const IDEMPOTENCY_KEY_HEADER = 'idempotency-key';
+
 /** CURRENCIES are the ISO 4217 codes the service accepts. */
 export const CURRENCIES = ['EUR', 'USD', 'GBP'] as const;
 
@@ -19,7 +22,7 @@ export interface ChargeBody {
   card_number?: string;
 }
 
-/** chargeBodySchema validates ChargeBody; the currency list is checked by the handler so it can answer UNKNOWN_CURRENCY. */
+/** chargeBodySchema validates ChargeBody; the currency list is checked by the service so it can answer UNKNOWN_CURRENCY. */
 export const chargeBodySchema = {
   type: 'object',
   required: ['order_id', 'amount', 'currency', 'user_id'],

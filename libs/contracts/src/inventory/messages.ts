@@ -1,4 +1,4 @@
-// The API's messages, shared by the HTTP bodies, the gRPC messages and the
+// The inventory API's messages, shared by the HTTP bodies, the gRPC messages and the
 // store: one shape per concept, snake_case as on the wire.
 
 /** ReservationStatus is the life cycle of a reservation: reserved, then exactly one of the other three. */

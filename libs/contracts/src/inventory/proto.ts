@@ -3,7 +3,7 @@ import type * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
 /** INVENTORY_PROTO_PATH is the absolute path of `inventory/v1/inventory.proto`. */
-export const INVENTORY_PROTO_PATH = fileURLToPath(new URL('../proto/inventory/v1/inventory.proto', import.meta.url));
+export const INVENTORY_PROTO_PATH = fileURLToPath(new URL('../../proto/inventory/v1/inventory.proto', import.meta.url));
 
 /**
  * PROTO_LOADER_OPTIONS are how both ends load the proto: field names as

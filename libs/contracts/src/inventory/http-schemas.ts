@@ -1,7 +1,7 @@
 // JSON schemas of the HTTP API: fastify validates requests against them (a
 // failure is a 400 INVALID_REQUEST naming the field) and serializes replies
 // with them.
-import { MAX_QUANTITY, ORDER_ID_PATTERN, PRODUCT_ID_PATTERN } from './validation.ts';
+import { MAX_QUANTITY, ORDER_ID_PATTERN, PRODUCT_ID_PATTERN } from './limits.ts';
 
 const stockProperties = {
   product_id: { type: 'string' },
