@@ -1,19 +1,6 @@
 import { errors, request, type Dispatcher } from 'undici';
+import { neverReachedPeer } from '@shop/auth';
 import { UpstreamError } from './upstream-error.ts';
-
-// Connect-phase failures: TCP refused or unreachable, or the mTLS handshake
-// (including SPIFFE verification of the server) failed.
-const NOT_SENT = new Set([
-  'ECONNREFUSED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'AUTH_ERR_TLS_CONNECT',
-  'AUTH_ERR_TLS_HANDSHAKE',
-  'AUTH_ERR_PEER_UNVERIFIED',
-  'AUTH_ERR_PEER_UNAUTHORIZED',
-  'AUTH_ERR_PEER_NO_CERTIFICATE',
-]);
 
 /** HttpAnswer is an upstream's status and JSON body. */
 export interface HttpAnswer {
@@ -55,9 +42,10 @@ export async function callJson(
       cause instanceof errors.HeadersTimeoutError ||
       (cause as Error).name === 'TimeoutError';
     const code = timedOut ? 'TIMEOUT' : ((cause as { code?: string }).code ?? 'UNREACHABLE');
-    // A failure while connecting means the request was never sent: its
-    // effect is known (none). Anything later may have reached the upstream.
-    const kind = o.sideEffects && !NOT_SENT.has(code) ? 'unknown' : 'unavailable';
+    // A failure while connecting (TCP, the mTLS handshake, the server's
+    // SPIFFE verification) means the request was never sent: its effect is
+    // known (none). Anything later may have reached the upstream.
+    const kind = o.sideEffects && !neverReachedPeer(cause) ? 'unknown' : 'unavailable';
     throw new UpstreamError(upstream, kind, code, `${o.method ?? 'GET'} ${url} failed: ${(cause as Error).message}`, {
       cause,
     });
