@@ -21,6 +21,10 @@ export const errorHints = {
   AUTH_ERR_SVID_INVALID:
     'Issue the certificate as an X.509-SVID: exactly one spiffe:// URI SAN with a path, CA=false, digitalSignature set, keyCertSign and cRLSign unset.',
   AUTH_ERR_SVID_EXPIRED: 'Issue a fresh certificate; this one is outside its validity period.',
+  AUTH_ERR_SVID_UNTRUSTED:
+    "Issue our X.509-SVID from a CA in our own trust domain's bundle (TLS_CA_FILE, or the bundle SPIRE sends with it), or add that CA to the bundle; an SVID peers cannot verify is not put in use.",
+  AUTH_ERR_SVID_WITHDRAWN:
+    'The Workload API answered PermissionDenied, so this workload no longer holds an identity: restore its SPIRE registration entry (the client keeps retrying), or set keepSvidOnPermissionDenied to keep the last X.509-SVID until it expires.',
 
   // Bundles
   AUTH_ERR_BUNDLE_INVALID:

@@ -161,7 +161,17 @@ describe('FileIdentitySource', () => {
       await replace(p.caFile, td.ca.certPem + other.ca.certPem);
       await source.reload();
       assert.equal(source.getX509Bundles().get('example.org')?.authorities.length, 2);
+      // A CA file our own certificate does not chain to is refused (checkOwnX509Svid), and the last good stays…
+      const errors: AuthError[] = [];
+      source.on('loadError', (e) => errors.push(e));
       await replace(p.caFile, other.ca.certPem);
+      await source.reload();
+      assert.equal(errors.at(-1)?.code, 'AUTH_ERR_SVID_UNTRUSTED');
+      assert.equal(source.getX509Bundles().get('example.org')?.authorities.length, 2);
+      // …until a certificate from the new CA comes with it: then the removed CA is no longer trusted.
+      const fromOther = await other.issue('/payment');
+      await replace(p.keyFile, fromOther.keyPem);
+      await replace(p.certFile, fromOther.certPem);
       await source.reload();
       const cas = source.getX509Bundles().get('example.org')!.authorities;
       assert.equal(cas.length, 1);

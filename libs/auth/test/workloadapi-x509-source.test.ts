@@ -3,7 +3,7 @@ import { before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { AuthError, type AuthErrorCode } from '../src/errors.ts';
-import type { RotatedEvent } from '../src/source/identity-source.ts';
+import type { RotatedEvent, WithdrawnEvent } from '../src/source/identity-source.ts';
 import { TrustDomain } from '../src/spiffeid/trust-domain.ts';
 import type { X509Svid } from '../src/svid/x509-svid.ts';
 import { WorkloadApiClient } from '../src/workloadapi/client.ts';
@@ -262,16 +262,43 @@ describe('WorkloadX509Source: updates', () => {
     assert.equal(source.lastError, undefined);
   });
 
-  test('PermissionDenied after start is a loadError in plain words; material stays, watch goes on', async (t) => {
+  test('PermissionDenied after start withdraws the SVID (Workload API §5.2.1); the watch goes on and recovers', async (t) => {
     const fake = await startFake(t);
     fake.setX509Context({ svids: [{ svid: svidA }], bundle: td.bundle });
     const source = await createSource(t, fake);
+    assert.equal(source.isReady, true); // positive control
+    const errors: AuthError[] = [];
+    const withdrawn: WithdrawnEvent[] = [];
+    source.on('loadError', (e) => errors.push(e));
+    source.on('withdrawn', (e) => withdrawn.push(e));
+    fake.setX509Error(grpc.status.PERMISSION_DENIED, 'no identity issued');
+    await until(() => errors.length >= 1, 'a loadError');
+    assert.equal(errors[0]?.code, 'AUTH_ERR_SVID_WITHDRAWN');
+    assert.match(errors[0].message, /no registration entry matched this workload/);
+    assert.match(errors[0].message, /keepSvidOnPermissionDenied/);
+    assert.equal(withdrawn[0]?.svid.id.toString(), 'spiffe://example.org/a');
+    assert.equal(source.isReady, false);
+    assert.equal(source.lastError?.code, 'AUTH_ERR_SVID_WITHDRAWN');
+    assert.throws(() => source.getX509Svid(), rejectsWith('AUTH_ERR_SVID_WITHDRAWN'));
+    assert.ok(source.getX509BundleForTrustDomain(TrustDomain.parse('example.org')), 'bundles stay in use');
+    fake.clearX509Error();
+    fake.setX509Context({ svids: [{ svid: svidA2 }], bundle: td.bundle });
+    await until(() => source.isReady, 'recovery');
+    assert.equal(source.getX509Svid().leaf.serialNumber, svidA2.leaf.serialNumber);
+    assert.equal(source.lastError, undefined);
+  });
+
+  test('keepSvidOnPermissionDenied keeps presenting the last SVID after PermissionDenied (a loadError in plain words)', async (t) => {
+    const fake = await startFake(t);
+    fake.setX509Context({ svids: [{ svid: svidA }], bundle: td.bundle });
+    const source = await createSource(t, fake, { keepSvidOnPermissionDenied: true });
     const errors: AuthError[] = [];
     source.on('loadError', (e) => errors.push(e));
     fake.setX509Error(grpc.status.PERMISSION_DENIED, 'no identity issued');
     await until(() => errors.length >= 1, 'a loadError');
     assert.equal(errors[0]?.code, 'AUTH_ERR_WORKLOAD_PERMISSION_DENIED');
     assert.match(errors[0].message, /no registration entry matched this workload/);
+    assert.equal(source.isReady, true);
     assert.equal(source.getX509Svid().id.toString(), 'spiffe://example.org/a');
     fake.clearX509Error();
     fake.setX509Context({ svids: [{ svid: svidA2 }], bundle: td.bundle });

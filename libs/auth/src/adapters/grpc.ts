@@ -34,13 +34,14 @@ const DRAIN_GRACE_MS = 30_000;
 // A refused call's path is the caller's choice; the log keeps this much of it.
 const PATH_LOG_LIMIT = 256;
 
-// Before the first material a source throws AUTH_ERR_SOURCE_NOT_READY; the
-// provider then waits for its first `rotated` event instead.
+// Before the first material a source throws AUTH_ERR_SOURCE_NOT_READY (and
+// AUTH_ERR_SVID_WITHDRAWN while its SVID is withdrawn); the provider then
+// waits for its next `rotated` event instead.
 function whenReady<T>(get: () => T): T | undefined {
   try {
     return get();
   } catch (err) {
-    if (isAuthError(err, 'AUTH_ERR_SOURCE_NOT_READY')) return undefined;
+    if (isAuthError(err, 'AUTH_ERR_SOURCE_NOT_READY') || isAuthError(err, 'AUTH_ERR_SVID_WITHDRAWN')) return undefined;
     throw err;
   }
 }
@@ -63,6 +64,10 @@ class SourceCertificateProvider implements grpc.experimental.CertificateProvider
   readonly #onRotated = (e: RotatedEvent): void => {
     for (const l of this.#caListeners) l(this.#ca(e.bundles));
     for (const l of this.#idListeners) l(this.#identity(e.svid));
+  };
+  // No identity certificate: grpc-js stops presenting the withdrawn SVID and new handshakes fail.
+  readonly #onWithdrawn = (): void => {
+    for (const l of this.#idListeners) l(null);
   };
 
   constructor(sources: X509Sources) {
@@ -87,8 +92,14 @@ class SourceCertificateProvider implements grpc.experimental.CertificateProvider
   #sync(): void {
     const { events } = this.#sources;
     const active = this.#caListeners.size + this.#idListeners.size > 0;
-    if (active && !this.#subscribed) events?.on('rotated', this.#onRotated);
-    if (!active && this.#subscribed) events?.off('rotated', this.#onRotated);
+    if (active && !this.#subscribed) {
+      events?.on('rotated', this.#onRotated);
+      events?.on('withdrawn', this.#onWithdrawn);
+    }
+    if (!active && this.#subscribed) {
+      events?.off('rotated', this.#onRotated);
+      events?.off('withdrawn', this.#onWithdrawn);
+    }
     this.#subscribed = active;
   }
 

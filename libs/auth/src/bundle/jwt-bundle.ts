@@ -1,4 +1,4 @@
-import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
+import type { JsonWebKey, KeyObject } from 'node:crypto';
 import { AuthError } from '../errors.ts';
 import { TrustDomain } from '../spiffeid/trust-domain.ts';
 import { parseSpiffeBundleJson } from './spiffe-bundle.ts';
@@ -25,7 +25,8 @@ export class JwtBundle {
 
   /**
    * parse reads a JWKS document (SPIFFE bundle JSON, as FetchJWTBundles sends
-   * it). Keys whose `use` is not `jwt-svid` are ignored.
+   * it). Keys whose `use` is not `jwt-svid` are ignored, and so are the entries
+   * parseSpiffeBundleJson ignores; call that to see its warnings.
    */
   static parse(trustDomain: TrustDomain | string, json: string | Uint8Array): JwtBundle {
     const td = typeof trustDomain === 'string' ? TrustDomain.parse(trustDomain) : trustDomain;
@@ -46,29 +47,6 @@ export class JwtBundle {
   get isEmpty(): boolean {
     return this.#authorities.size === 0;
   }
-}
-
-/** jwtAuthorityFromJwk builds an authority from a JWK, checking it is a public key of a supported type. */
-export function jwtAuthorityFromJwk(jwk: JsonWebKey & { kid?: unknown }, where: string): JwtAuthority {
-  if (typeof jwk.kid !== 'string' || jwk.kid === '') {
-    throw new AuthError('AUTH_ERR_BUNDLE_INVALID', `${where}: a jwt-svid key must have a "kid"`);
-  }
-  if (jwk.kty !== 'EC' && jwk.kty !== 'RSA' && jwk.kty !== 'OKP') {
-    throw new AuthError('AUTH_ERR_BUNDLE_INVALID', `${where}: key "${jwk.kid}" has unsupported kty ${String(jwk.kty)}`);
-  }
-  if ('d' in jwk) {
-    throw new AuthError(
-      'AUTH_ERR_BUNDLE_INVALID',
-      `${where}: key "${jwk.kid}" is a private key; bundles hold public keys`,
-    );
-  }
-  let publicKey: KeyObject;
-  try {
-    publicKey = createPublicKey({ key: jwk, format: 'jwk' });
-  } catch (cause) {
-    throw new AuthError('AUTH_ERR_BUNDLE_INVALID', `${where}: key "${jwk.kid}" is not a valid public JWK`, { cause });
-  }
-  return { keyId: jwk.kid, publicKey, jwk };
 }
 
 /** JwtBundleSet holds one JWT bundle per trust domain. */

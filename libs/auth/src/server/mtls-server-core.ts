@@ -209,7 +209,14 @@ export function createMtlsServerCore(options: MtlsServerCoreOptions): MtlsServer
     recycleAt(socket, peerLeaf) {
       let at = recycle.get(socket);
       if (at === undefined) {
-        at = recycleAt([peerLeaf, svidSource.getX509Svid().leaf]);
+        // A withdrawn SVID (the agent answered PermissionDenied) leaves only the peer's leaf to go by.
+        let ours: X509Certificate | undefined;
+        try {
+          ours = svidSource.getX509Svid().leaf;
+        } catch {
+          ours = undefined;
+        }
+        at = recycleAt(ours === undefined ? [peerLeaf] : [peerLeaf, ours]);
         recycle.set(socket, at);
       }
       return at;

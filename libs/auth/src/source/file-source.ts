@@ -1,9 +1,11 @@
 import { readFile, stat } from 'node:fs/promises';
 import { X509Bundle, X509BundleSet } from '../bundle/x509-bundle.ts';
+import type { BundleWarning } from '../bundle/bundle-warning.ts';
 import { parseSpiffeBundleJson } from '../bundle/spiffe-bundle.ts';
 import { AuthError, isAuthError } from '../errors.ts';
 import { TrustDomain } from '../spiffeid/trust-domain.ts';
 import { X509Svid } from '../svid/x509-svid.ts';
+import { checkOwnX509Svid } from '../svid/x509-svid-check.ts';
 import { IdentitySourceBase, type IdentitySourceOptions, type X509Material } from './identity-source.ts';
 
 /** FileSourceOptions configure a FileIdentitySource. */
@@ -31,9 +33,18 @@ async function readText(path: string, what: string): Promise<string> {
   }
 }
 
-function parseBundleFile(td: TrustDomain, text: string, path: string): X509Bundle {
+function parseBundleFile(
+  td: TrustDomain,
+  text: string,
+  path: string,
+): { bundle: X509Bundle; warnings: readonly BundleWarning[] } {
   try {
-    return text.trimStart().startsWith('{') ? parseSpiffeBundleJson(td, text).x509Bundle : X509Bundle.fromPem(td, text);
+    if (text.trimStart().startsWith('{')) {
+      // SPIFFE bundle JSON: the one parser every path uses, tolerant of key entries the standards say to ignore.
+      const parsed = parseSpiffeBundleJson(td, text, { where: `file ${path}` });
+      return { bundle: parsed.x509Bundle, warnings: parsed.warnings };
+    }
+    return { bundle: X509Bundle.fromPem(td, text), warnings: [] };
   } catch (cause) {
     const detail = cause instanceof Error ? cause.message : String(cause);
     throw new AuthError('AUTH_ERR_BUNDLE_INVALID', `CA/bundle file ${path} for "${td.name}": ${detail}`, { cause });
@@ -53,8 +64,11 @@ function checkOptions(options: FileSourceOptions): void {
 /**
  * FileIdentitySource reads our identity from static files and reloads them
  * when they change. A reload that finds a half-written file, a key that does
- * not match its certificate, or an expired certificate is refused: the last
- * good material stays in use and `loadError` says why.
+ * not match its certificate, an expired certificate, or one that does not
+ * chain to the CA file (checkOwnX509Svid, the check the Workload API source
+ * makes too) is refused: the last good material stays in use and
+ * `loadError` says why. A SPIFFE bundle JSON file's key entries that the
+ * standards say to ignore are left out and reported by `bundleWarning`.
  */
 export class FileIdentitySource extends IdentitySourceBase {
   readonly kind = 'files' as const;
@@ -72,9 +86,10 @@ export class FileIdentitySource extends IdentitySourceBase {
   static async create(options: FileSourceOptions): Promise<FileIdentitySource> {
     checkOptions(options);
     const source = new FileIdentitySource(options);
-    const { material, fingerprint } = await source.#load();
+    const { material, fingerprint, warnings } = await source.#load();
     source.#fingerprint = fingerprint;
     source.publish(material);
+    source.warn(warnings);
     source.#watch();
     source.#timer?.unref();
     return source;
@@ -129,6 +144,7 @@ export class FileIdentitySource extends IdentitySourceBase {
       const loaded = await this.#load();
       this.#fingerprint = loaded.fingerprint;
       this.publish(loaded.material);
+      this.warn(loaded.warnings);
       // Waiting for the first load keeps the process alive; watching for changes does not.
       this.#timer?.unref();
     } catch (err) {
@@ -159,7 +175,7 @@ export class FileIdentitySource extends IdentitySourceBase {
     return parts.join('|');
   }
 
-  async #load(): Promise<{ material: X509Material; fingerprint: string }> {
+  async #load(): Promise<{ material: X509Material; fingerprint: string; warnings: readonly BundleWarning[] }> {
     const o = this.#options;
     const fingerprint = await this.#stat();
     const [certPem, keyPem, caText] = await Promise.all([
@@ -176,19 +192,19 @@ export class FileIdentitySource extends IdentitySourceBase {
       }
       throw err;
     }
-    const now = Date.now();
-    if (svid.expiresAt.getTime() <= now || svid.notBefore.getTime() > now) {
-      throw new AuthError(
-        'AUTH_ERR_SVID_EXPIRED',
-        `certificate ${o.certFile} (${svid.id.toString()}) is valid only from ${svid.notBefore.toISOString()} to ${svid.expiresAt.toISOString()}`,
-      );
-    }
     const td = o.trustDomain === undefined ? svid.id.trustDomain : TrustDomain.parse(o.trustDomain);
-    const bundles = [parseBundleFile(td, caText, o.caFile)];
+    const first = parseBundleFile(td, caText, o.caFile);
+    const bundles = [first.bundle];
+    const warnings = [...first.warnings];
     for (const [name, path] of Object.entries(o.federatedBundleFiles ?? {})) {
-      bundles.push(parseBundleFile(TrustDomain.parse(name), await readText(path, 'federated bundle file'), path));
+      const parsed = parseBundleFile(TrustDomain.parse(name), await readText(path, 'federated bundle file'), path);
+      bundles.push(parsed.bundle);
+      warnings.push(...parsed.warnings);
     }
-    return { material: { svid, bundles: new X509BundleSet(bundles) }, fingerprint };
+    const set = new X509BundleSet(bundles);
+    // The same check the Workload API source makes: valid now, and chains to our own trust domain's bundle.
+    checkOwnX509Svid(svid, set, `certificate file ${o.certFile}`);
+    return { material: { svid, bundles: set }, fingerprint, warnings };
   }
 
   protected onClose(): Promise<void> {

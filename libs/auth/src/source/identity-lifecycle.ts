@@ -1,3 +1,4 @@
+import type { BundleWarningEvent } from '../bundle/bundle-warning.ts';
 import type { X509BundleSet } from '../bundle/x509-bundle.ts';
 import type { AuthError } from '../errors.ts';
 import type { X509Svid } from '../svid/x509-svid.ts';
@@ -19,6 +20,14 @@ export interface ExpiringEvent {
   secondsToExpiry: number;
 }
 
+/** WithdrawnEvent is emitted when a source stops using its SVID (the Workload API answered PermissionDenied). */
+export interface WithdrawnEvent {
+  /** svid is the SVID no longer in use. */
+  svid: X509Svid;
+  /** reason says why (code AUTH_ERR_SVID_WITHDRAWN, with the agent's answer as `cause`). */
+  reason: AuthError;
+}
+
 /** IdentitySourceEvents lists the lifecycle events every identity source emits. */
 export interface IdentitySourceEvents {
   /** rotated: new SVID and/or bundles are in use (also fires for the first material). */
@@ -27,6 +36,18 @@ export interface IdentitySourceEvents {
   loadError: [AuthError];
   /** expiring: the SVID is within `expiryWarningSeconds` of expiry and no new one has arrived. */
   expiring: [ExpiringEvent];
+  /**
+   * bundleWarning: a new bundle held key entries the SPIFFE standards say to
+   * ignore; they were left out and the rest of the bundle is in use. Emitted
+   * once per distinct set of warnings, not on every identical update.
+   */
+  bundleWarning: [BundleWarningEvent];
+  /**
+   * withdrawn: the source stopped using its SVID (see WithdrawnEvent); it is
+   * not ready, and servers stop presenting the SVID, until a new one arrives
+   * (`rotated`). Bundles stay in use.
+   */
+  withdrawn: [WithdrawnEvent];
 }
 
 /**

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { warningSignature, type BundleWarning } from '../bundle/bundle-warning.ts';
 import type { X509Bundle, X509BundleSet, X509BundleSource } from '../bundle/x509-bundle.ts';
 import { AuthError } from '../errors.ts';
 import type { TrustDomain } from '../spiffeid/trust-domain.ts';
@@ -11,6 +12,7 @@ export type {
   IdentityLifecycle,
   IdentitySourceEvents,
   RotatedEvent,
+  WithdrawnEvent,
   X509Material,
 } from './identity-lifecycle.ts';
 
@@ -38,10 +40,12 @@ export interface IdentitySource extends X509Source, X509BundleSource {
   describe(): string;
   /** ready resolves once the first material is loaded (rejects on timeout or close). */
   ready(): Promise<void>;
-  /** isReady is true once material is loaded. */
+  /** isReady is true while an SVID is in use: after the first material, and not while it is withdrawn. */
   readonly isReady: boolean;
   /** lastError is the most recent problem (a `loadError`) since the last good update, for health endpoints; undefined when there is none. */
   readonly lastError?: AuthError | undefined;
+  /** bundleWarnings lists the bundle key entries the material in use was read without (see the `bundleWarning` event); empty when none. */
+  readonly bundleWarnings?: readonly BundleWarning[];
   /** getX509Svid returns the current SVID; throws if not ready. */
   getX509Svid(): X509Svid;
   /** getX509Bundles returns all current bundles (ours and federated). */
@@ -71,6 +75,9 @@ export abstract class IdentitySourceBase extends EventEmitter<IdentitySourceEven
   #expiryTimer: NodeJS.Timeout | undefined;
   #warnedFor: X509Svid | undefined;
   #lastError: AuthError | undefined;
+  #withdrawn: AuthError | undefined;
+  #warned = '';
+  #warnings: readonly BundleWarning[] = [];
   #closed = false;
   readonly #expiryWarningSeconds: number | undefined;
 
@@ -86,7 +93,7 @@ export abstract class IdentitySourceBase extends EventEmitter<IdentitySourceEven
   }
 
   get isReady(): boolean {
-    return this.#material !== undefined;
+    return this.#material !== undefined && this.#withdrawn === undefined;
   }
 
   get isClosed(): boolean {
@@ -95,6 +102,11 @@ export abstract class IdentitySourceBase extends EventEmitter<IdentitySourceEven
 
   get lastError(): AuthError | undefined {
     return this.#lastError;
+  }
+
+  /** bundleWarnings lists the bundle key entries the material in use was read without (see `bundleWarning`); empty when none. */
+  get bundleWarnings(): readonly BundleWarning[] {
+    return this.#warnings;
   }
 
   ready(): Promise<void> {
@@ -109,6 +121,11 @@ export abstract class IdentitySourceBase extends EventEmitter<IdentitySourceEven
   getX509Svid(): X509Svid {
     if (!this.#material) {
       throw new AuthError('AUTH_ERR_SOURCE_NOT_READY', `${this.describe()} has no X.509-SVID yet`);
+    }
+    if (this.#withdrawn) {
+      throw new AuthError('AUTH_ERR_SVID_WITHDRAWN', `${this.describe()}: ${this.#withdrawn.message}`, {
+        cause: this.#withdrawn,
+      });
     }
     return this.#material.svid;
   }
@@ -125,14 +142,16 @@ export abstract class IdentitySourceBase extends EventEmitter<IdentitySourceEven
   }
 
   secondsToExpiry(now: Date = new Date()): number {
-    return this.#material ? this.#material.svid.secondsToExpiry(now) : Number.NaN;
+    return this.#material && !this.#withdrawn ? this.#material.svid.secondsToExpiry(now) : Number.NaN;
   }
 
   /** publish makes `material` current and emits `rotated`. */
   protected publish(material: X509Material): void {
     if (this.#closed) return;
-    const previous = this.#material;
+    // After a withdrawal nothing is in use: the next SVID is presented again even if it is the same one.
+    const previous = this.#withdrawn ? undefined : this.#material;
     this.#material = material;
+    this.#withdrawn = undefined;
     this.#lastError = undefined;
     this.#armExpiryWatch();
     this.#resolveReady();
@@ -144,6 +163,42 @@ export abstract class IdentitySourceBase extends EventEmitter<IdentitySourceEven
     if (this.#closed) return;
     this.#lastError = err;
     this.emit('loadError', err);
+  }
+
+  /**
+   * warn emits `bundleWarning` for the bundle entries a new update ignored,
+   * once per distinct set: an agent resends the same bundle with every
+   * rotation, and a user needs to hear about it once, and again when it changes.
+   */
+  protected warn(warnings: readonly BundleWarning[]): void {
+    if (this.#closed) return;
+    this.#warnings = warnings;
+    const signature = warningSignature(warnings);
+    if (signature === this.#warned) return;
+    this.#warned = signature;
+    if (warnings.length > 0) this.emit('bundleWarning', { warnings });
+  }
+
+  /**
+   * withdraw stops using the current SVID, as the Workload API standard asks
+   * when the agent no longer grants one (§5.2.1): `reason` becomes
+   * `lastError` and a `loadError`, `withdrawn` is emitted, `isReady` turns
+   * false and getX509Svid throws AUTH_ERR_SVID_WITHDRAWN until `publish()`
+   * brings a new SVID. Bundles stay readable. Without an SVID in use it only
+   * reports `reason`.
+   */
+  protected withdraw(reason: AuthError): void {
+    if (this.#closed) return;
+    const material = this.#material;
+    if (material === undefined || this.#withdrawn !== undefined) {
+      this.fail(reason);
+      return;
+    }
+    this.#withdrawn = reason;
+    if (this.#expiryTimer) clearTimeout(this.#expiryTimer);
+    // A wrapping source (the trust bridge) has already forwarded the inner source's loadError.
+    if (this.#lastError !== reason) this.fail(reason);
+    this.emit('withdrawn', { svid: material.svid, reason });
   }
 
   /** failReady rejects `ready()` if no material has arrived yet (e.g. a start-up timeout). */

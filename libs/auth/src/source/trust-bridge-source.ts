@@ -1,4 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
+import type { BundleWarningEvent } from '../bundle/bundle-warning.ts';
 import { X509Bundle } from '../bundle/x509-bundle.ts';
 import { AuthError, isAuthError } from '../errors.ts';
 import { decodePem } from '../x509/pem.ts';
@@ -6,6 +7,7 @@ import {
   IdentitySourceBase,
   type IdentitySource,
   type IdentitySourceOptions,
+  type WithdrawnEvent,
   type X509Material,
 } from './identity-source.ts';
 
@@ -46,6 +48,12 @@ export class TrustBridgeSource extends IdentitySourceBase {
   readonly #onLoadError = (err: AuthError): void => {
     this.fail(err);
   };
+  readonly #onWithdrawn = (e: WithdrawnEvent): void => {
+    this.withdraw(e.reason);
+  };
+  readonly #onBundleWarning = (e: BundleWarningEvent): void => {
+    this.warn(e.warnings);
+  };
 
   private constructor(o: TrustBridgeOptions) {
     super(o);
@@ -64,8 +72,11 @@ export class TrustBridgeSource extends IdentitySourceBase {
     bridge.#fingerprint = await bridge.#stat();
     bridge.#extra = await bridge.#load();
     bridge.#republish();
+    bridge.warn(o.inner.bundleWarnings ?? []);
     o.inner.on('rotated', bridge.#onRotated);
     o.inner.on('loadError', bridge.#onLoadError);
+    o.inner.on('withdrawn', bridge.#onWithdrawn);
+    o.inner.on('bundleWarning', bridge.#onBundleWarning);
     if (!o.inner.isReady) {
       // Whatever is in the way so far, and an inner that gives up for good.
       if (o.inner.lastError !== undefined) bridge.fail(o.inner.lastError);
@@ -157,6 +168,8 @@ export class TrustBridgeSource extends IdentitySourceBase {
     if (this.#timer) clearInterval(this.#timer);
     this.#o.inner.off('rotated', this.#onRotated);
     this.#o.inner.off('loadError', this.#onLoadError);
+    this.#o.inner.off('withdrawn', this.#onWithdrawn);
+    this.#o.inner.off('bundleWarning', this.#onBundleWarning);
     await this.#o.inner.close();
   }
 }

@@ -52,7 +52,9 @@ export function mtlsServerOptions(svidSource: X509SvidSource, extra: TlsOptions 
 /**
  * keepServerIdentityCurrent swaps the server's certificate whenever `events`
  * says the SVID rotated (`server.setSecureContext`); new handshakes present
- * the new SVID, open connections keep theirs. Returns a function that stops it.
+ * the new SVID, open connections keep theirs. When the SVID is withdrawn
+ * (`withdrawn`), the server is left with no certificate, so new handshakes
+ * fail until the next `rotated`. Returns a function that stops it.
  */
 export function keepServerIdentityCurrent(
   server: Server,
@@ -63,8 +65,13 @@ export function keepServerIdentityCurrent(
     if (e.previous?.svid === e.svid) return;
     server.setSecureContext({ ...extra, ...identityContextOptions(e.svid) });
   };
+  const onWithdrawn = (): void => {
+    server.setSecureContext({ ...extra, minVersion: MIN_VERSION });
+  };
   events.on('rotated', onRotated);
+  events.on('withdrawn', onWithdrawn);
   return () => {
     events.off('rotated', onRotated);
+    events.off('withdrawn', onWithdrawn);
   };
 }

@@ -47,9 +47,9 @@ const PURPOSE_NAMES: Record<string, string> = {
  * restriction; X.509-SVID §4.4 lets it be absent), or one that lists the
  * role's purpose or anyExtendedKeyUsage (RFC 5280 §4.2.1.12).
  */
-function purposeProblem(cert: ParsedCertificate, role: PeerRole, what: string): string | undefined {
+function purposeProblem(cert: ParsedCertificate, role: PeerRole | undefined, what: string): string | undefined {
   const eku = cert.extKeyUsage;
-  if (eku === undefined) return undefined;
+  if (eku === undefined || role === undefined) return undefined;
   const want = PURPOSE[role];
   if (eku.includes(want.oid) || eku.includes(ANY_EXTENDED_KEY_USAGE)) return undefined;
   const listed = eku.map((oid) => PURPOSE_NAMES[oid] ?? oid).join(', ');
@@ -146,6 +146,27 @@ export function verifyX509Svid(
 }
 
 /**
+ * chainToAuthorities finds the path from the leaf of `chain` (leaf first,
+ * DER) through the rest of `chain` to one of `authorities`, with the checks
+ * verifyX509Svid makes on every CA of the path and on the leaf's validity,
+ * but for no TLS role (the extended key usage is not judged): how a workload
+ * checks its own X.509-SVID before using it for both roles. Returns the
+ * path, or why there is none.
+ */
+export function chainToAuthorities(
+  chain: readonly Uint8Array[],
+  authorities: readonly ParsedCertificate[],
+  now: Date,
+): ParsedCertificate[] | string {
+  const parsed = chain.map((c) => parseCertificate(c));
+  const leaf = parsed[0];
+  if (leaf === undefined) return 'the chain holds no certificate';
+  if (now < leaf.notBefore) return `leaf certificate is not valid before ${leaf.notBefore.toISOString()}`;
+  if (now > leaf.notAfter) return `leaf certificate expired at ${leaf.notAfter.toISOString()}`;
+  return buildPath(leaf, parsed.slice(1), authorities, now, undefined);
+}
+
+/**
  * buildPath searches depth-first for a path from `leaf` through `intermediates`
  * to one of `anchors`, checking every CA on the way (the extended key usage
  * of each for `role`). Returns the path, or the most telling reason no path
@@ -156,7 +177,7 @@ function buildPath(
   intermediates: readonly ParsedCertificate[],
   anchors: readonly ParsedCertificate[],
   now: Date,
-  role: PeerRole,
+  role: PeerRole | undefined,
 ): ParsedCertificate[] | string {
   let reason = 'certificate does not chain to an authority of its trust domain bundle (x509: unknown authority)';
   const visit = (path: ParsedCertificate[]): ParsedCertificate[] | undefined => {

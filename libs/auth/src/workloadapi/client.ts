@@ -3,7 +3,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { JwtBundle, JwtBundleSet } from '../bundle/jwt-bundle.ts';
+import type { BundleWarning } from '../bundle/bundle-warning.ts';
+import { JwtBundleSet, type JwtBundle } from '../bundle/jwt-bundle.ts';
+import { parseSpiffeBundleJson } from '../bundle/spiffe-bundle.ts';
 import { X509Bundle, X509BundleSet } from '../bundle/x509-bundle.ts';
 import { AuthError } from '../errors.ts';
 import { SpiffeId } from '../spiffeid/spiffe-id.ts';
@@ -153,6 +155,12 @@ export interface Watcher<T> {
   /** onError receives dropped updates and connection problems; the watch goes on unless the error is final. */
   onError(err: AuthError): void;
   /**
+   * onWarnings receives, just before `onUpdate`, the bundle key entries the
+   * update's SPIFFE bundle JSON held that were ignored as the standards
+   * require (see parseSpiffeBundleJson); never called with an empty list.
+   */
+  onWarnings?(warnings: readonly BundleWarning[]): void;
+  /**
    * onStreamState is told when a stream is opened (true) and when it ended
    * (false, before the error that ended it), so a caller can tell a stream
    * that is open but silent from a reconnect waiting out its backoff.
@@ -301,18 +309,40 @@ export function parseX509BundlesResponse(res: RawX509BundlesResponse): X509Bundl
 
 /** parseJwtBundlesResponse turns a FetchJWTBundles message into a JWT bundle set, or throws AUTH_ERR_WORKLOAD_RESPONSE_INVALID. */
 export function parseJwtBundlesResponse(res: RawJwtBundlesResponse): JwtBundleSet {
+  return readJwtBundlesResponse(res).value;
+}
+
+/** Parsed is a decoded stream message with the bundle entries it held that were ignored. */
+export interface Parsed<T> {
+  value: T;
+  warnings: readonly BundleWarning[];
+}
+
+/**
+ * readJwtBundlesResponse is parseJwtBundlesResponse with the warnings: each
+ * bundle is read by parseSpiffeBundleJson, so a key entry the standards say
+ * to ignore is left out and named, and the other keys stay in force. Only a
+ * bundle that is not a JWK Set at all drops the message.
+ */
+export function readJwtBundlesResponse(res: RawJwtBundlesResponse): Parsed<JwtBundleSet> {
   const entries = Object.entries(res.bundles);
   if (entries.length === 0) throw problem('the response holds no JWT bundle');
-  return new JwtBundleSet(
-    entries.map(([key, json]) => {
-      const td = trustDomainOfKey(key, 'bundles');
-      try {
-        return JwtBundle.parse(td, json);
-      } catch (cause) {
-        throw problem(`bundles for trust domain "${td.name}" is not a usable JWKS: ${reason(cause)}`, cause);
-      }
-    }),
-  );
+  const warnings: BundleWarning[] = [];
+  const bundles = entries.map(([key, json]): JwtBundle => {
+    const td = trustDomainOfKey(key, 'bundles');
+    try {
+      const parsed = parseSpiffeBundleJson(td, json, { where: `FetchJWTBundles bundles[${JSON.stringify(key)}]` });
+      warnings.push(...parsed.warnings);
+      return parsed.jwtBundle;
+    } catch (cause) {
+      throw problem(`bundles for trust domain "${td.name}" is not a usable JWKS: ${reason(cause)}`, cause);
+    }
+  });
+  return { value: new JwtBundleSet(bundles), warnings };
+}
+
+function withoutWarnings<R, T>(parse: (res: R) => T): (res: R) => Parsed<T> {
+  return (res) => ({ value: parse(res), warnings: [] });
 }
 
 /**
@@ -372,32 +402,32 @@ export class WorkloadApiClient {
    * if a watcher callback throws, which ends the watch.
    */
   watchX509Context(watcher: Watcher<X509Context>, signal?: AbortSignal): Promise<void> {
-    return this.#track(this.#watch('FetchX509SVID', parseX509SvidResponse, watcher, signal));
+    return this.#track(this.#watch('FetchX509SVID', withoutWarnings(parseX509SvidResponse), watcher, signal));
   }
 
   /** fetchX509Context returns the first FetchX509SVID message as an X509Context (no retry). */
   fetchX509Context(): Promise<X509Context> {
-    return this.#fetchFirst('FetchX509SVID', parseX509SvidResponse);
+    return this.#fetchFirst('FetchX509SVID', withoutWarnings(parseX509SvidResponse));
   }
 
   /** watchX509Bundles streams FetchX509Bundles with the same rules as watchX509Context. */
   watchX509Bundles(watcher: Watcher<X509BundleSet>, signal?: AbortSignal): Promise<void> {
-    return this.#track(this.#watch('FetchX509Bundles', parseX509BundlesResponse, watcher, signal));
+    return this.#track(this.#watch('FetchX509Bundles', withoutWarnings(parseX509BundlesResponse), watcher, signal));
   }
 
   /** fetchX509Bundles returns the first FetchX509Bundles message as a bundle set (no retry). */
   fetchX509Bundles(): Promise<X509BundleSet> {
-    return this.#fetchFirst('FetchX509Bundles', parseX509BundlesResponse);
+    return this.#fetchFirst('FetchX509Bundles', withoutWarnings(parseX509BundlesResponse));
   }
 
   /** watchJwtBundles streams FetchJWTBundles with the same rules as watchX509Context. */
   watchJwtBundles(watcher: Watcher<JwtBundleSet>, signal?: AbortSignal): Promise<void> {
-    return this.#track(this.#watch('FetchJWTBundles', parseJwtBundlesResponse, watcher, signal));
+    return this.#track(this.#watch('FetchJWTBundles', readJwtBundlesResponse, watcher, signal));
   }
 
   /** fetchJwtBundles returns the first FetchJWTBundles message as a JWT bundle set (no retry). */
   fetchJwtBundles(): Promise<JwtBundleSet> {
-    return this.#fetchFirst('FetchJWTBundles', parseJwtBundlesResponse);
+    return this.#fetchFirst('FetchJWTBundles', readJwtBundlesResponse);
   }
 
   /** fetchJwtSvids asks the Workload API to mint JWT-SVIDs for `audience`; tokens are returned unparsed. */
@@ -529,7 +559,7 @@ export class WorkloadApiClient {
 
   async #watch<M extends keyof StreamResponses, T>(
     method: M,
-    parse: (res: StreamResponses[M]) => T,
+    parse: (res: StreamResponses[M]) => Parsed<T>,
     watcher: Watcher<T>,
     signal: AbortSignal | undefined,
   ): Promise<void> {
@@ -554,7 +584,7 @@ export class WorkloadApiClient {
 
   #stream<M extends keyof StreamResponses, T>(
     method: M,
-    parse: (res: StreamResponses[M]) => T,
+    parse: (res: StreamResponses[M]) => Parsed<T>,
     watcher: Watcher<T>,
     stop: AbortSignal,
     backoff: Backoff,
@@ -575,7 +605,7 @@ export class WorkloadApiClient {
       stop.addEventListener('abort', onAbort, { once: true });
       let callError: unknown;
       call.on('data', (res: StreamResponses[M]) => {
-        let value: T;
+        let value: Parsed<T>;
         try {
           value = parse(res);
         } catch (cause) {
@@ -585,7 +615,8 @@ export class WorkloadApiClient {
           return;
         }
         backoff.reset();
-        watcher.onUpdate(value);
+        if (value.warnings.length > 0) watcher.onWarnings?.(value.warnings);
+        watcher.onUpdate(value.value);
       });
       // The 'status' listener below decides what happens next; the error is
       // kept as the cause (and a failed stream must not be an unhandled 'error').
@@ -613,7 +644,10 @@ export class WorkloadApiClient {
     });
   }
 
-  #fetchFirst<M extends keyof StreamResponses, T>(method: M, parse: (res: StreamResponses[M]) => T): Promise<T> {
+  #fetchFirst<M extends keyof StreamResponses, T>(
+    method: M,
+    parse: (res: StreamResponses[M]) => Parsed<T>,
+  ): Promise<T> {
     if (this.isClosed) return Promise.reject(this.#closedError(method));
     const def = this.#method(method);
     return new Promise<T>((resolve, reject) => {
@@ -635,7 +669,7 @@ export class WorkloadApiClient {
         if (settled) return;
         settled = true;
         try {
-          resolve(parse(res));
+          resolve(parse(res).value);
         } catch (cause) {
           reject(cause instanceof AuthError ? cause : problem(`${method}: ${reason(cause)}`, cause));
         }

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { warningSignature, type BundleWarning, type BundleWarningEvent } from '../bundle/bundle-warning.ts';
 import type { JwtBundle, JwtBundleSet, JwtBundleSource } from '../bundle/jwt-bundle.ts';
 import { AuthError } from '../errors.ts';
 import { SpiffeId } from '../spiffeid/spiffe-id.ts';
@@ -26,14 +27,25 @@ export interface WorkloadJwtSourceOptions {
   client?: WorkloadApiClient;
   /** backoff of the client the source makes. Default: 200 ms doubling to 30 s. */
   backoff?: BackoffOptions;
+  /**
+   * keepBundlesOnPermissionDenied: when the agent answers PermissionDenied to
+   * FetchJWTBundles, keep validating with the last JWT bundles instead of
+   * dropping them. The Workload API standard (§6.2.2) says a client should
+   * stop using them; keeping them rides out a registration entry that is
+   * re-created, at the cost of accepting tokens signed by keys SPIRE may
+   * have meant to take away. Default: false.
+   */
+  keepBundlesOnPermissionDenied?: boolean;
 }
 
 /** WorkloadJwtSourceEvents lists the events a WorkloadJwtSource emits. */
 export interface WorkloadJwtSourceEvents {
   /** updated: a new set of JWT bundles replaced the previous one (also fires for the first). */
   updated: [JwtBundleSet];
-  /** loadError: an update could not be used or the stream failed; the last good bundles stay in use. */
+  /** loadError: an update could not be used or the stream failed; the last good bundles stay in use (except after PermissionDenied, see keepBundlesOnPermissionDenied). */
   loadError: [AuthError];
+  /** bundleWarning: new bundles held key entries the SPIFFE standards say to ignore; the rest is in use. Once per distinct set. */
+  bundleWarning: [BundleWarningEvent];
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -56,6 +68,10 @@ export class WorkloadJwtSource extends EventEmitter<WorkloadJwtSourceEvents> imp
   #rejectReady!: (err: AuthError) => void;
   #bundles: JwtBundleSet | undefined;
   #lastError: AuthError | undefined;
+  #withdrawn: AuthError | undefined;
+  #warnings: readonly BundleWarning[] = [];
+  #warned = '';
+  readonly #keepOnPermissionDenied: boolean;
   #watch: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -75,6 +91,7 @@ export class WorkloadJwtSource extends EventEmitter<WorkloadJwtSourceEvents> imp
     }
     this.#timeoutMs = timeoutMs;
     this.#validation = { clockToleranceSeconds: tolerance };
+    this.#keepOnPermissionDenied = options.keepBundlesOnPermissionDenied === true;
     this.#ownsClient = options.client === undefined;
     this.#client =
       options.client ?? new WorkloadApiClient({ address: options.address, env: options.env, backoff: options.backoff });
@@ -114,9 +131,14 @@ export class WorkloadJwtSource extends EventEmitter<WorkloadJwtSourceEvents> imp
     return this.#ready;
   }
 
-  /** isReady is true once JWT bundles are in. */
+  /** isReady is true while JWT bundles are in use (not after a PermissionDenied dropped them). */
   get isReady(): boolean {
-    return this.#bundles !== undefined;
+    return this.#bundles !== undefined && this.#withdrawn === undefined;
+  }
+
+  /** bundleWarnings lists the bundle key entries the bundles in use were read without; empty when none. */
+  get bundleWarnings(): readonly BundleWarning[] {
+    return this.#warnings;
   }
 
   /** isClosed is true once close() was called. */
@@ -138,6 +160,13 @@ export class WorkloadJwtSource extends EventEmitter<WorkloadJwtSourceEvents> imp
   getJwtBundles(): JwtBundleSet {
     if (this.#bundles === undefined) {
       throw new AuthError('AUTH_ERR_SOURCE_NOT_READY', `${this.describe()} has no JWT bundles yet`);
+    }
+    if (this.#withdrawn !== undefined) {
+      throw new AuthError(
+        'AUTH_ERR_WORKLOAD_PERMISSION_DENIED',
+        `${this.describe()}: the JWT bundles were dropped, as the Workload API standard asks (§6.2.2), because ${this.#withdrawn.message}`,
+        { cause: this.#withdrawn },
+      );
     }
     return this.#bundles;
   }
@@ -205,8 +234,14 @@ export class WorkloadJwtSource extends EventEmitter<WorkloadJwtSourceEvents> imp
           this.#update(bundles);
         },
         onError: (err) => {
+          if (err.code === 'AUTH_ERR_WORKLOAD_PERMISSION_DENIED' && !this.#keepOnPermissionDenied) {
+            this.#withdrawn ??= err;
+          }
           this.#lastError = err;
           this.emit('loadError', err);
+        },
+        onWarnings: (warnings) => {
+          this.#warn(warnings);
         },
       },
       this.#stop.signal,
@@ -226,9 +261,25 @@ export class WorkloadJwtSource extends EventEmitter<WorkloadJwtSourceEvents> imp
     if (this.#closed) return;
     this.#clearTimer();
     this.#lastError = undefined;
+    this.#withdrawn = undefined;
     this.#bundles = bundles;
+    // onWarnings came just before this update when it had any; an update without any clears them.
+    if (this.#pendingWarnings === undefined) this.#warn([]);
+    this.#pendingWarnings = undefined;
     this.#resolveReady();
     this.emit('updated', bundles);
+  }
+
+  #pendingWarnings: readonly BundleWarning[] | undefined;
+
+  #warn(warnings: readonly BundleWarning[]): void {
+    if (this.#closed) return;
+    if (warnings.length > 0) this.#pendingWarnings = warnings;
+    this.#warnings = warnings;
+    const signature = warningSignature(warnings);
+    if (signature === this.#warned) return;
+    this.#warned = signature;
+    if (warnings.length > 0) this.emit('bundleWarning', { warnings });
   }
 
   #timedOut(): void {

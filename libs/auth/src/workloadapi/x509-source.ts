@@ -1,6 +1,7 @@
 import { AuthError } from '../errors.ts';
 import { IdentitySourceBase, type IdentitySourceOptions } from '../source/identity-source.ts';
 import type { X509Svid } from '../svid/x509-svid.ts';
+import { checkOwnX509Svid } from '../svid/x509-svid-check.ts';
 import type { BackoffOptions } from './backoff.ts';
 import { WorkloadApiClient, type X509Context } from './client.ts';
 
@@ -32,6 +33,16 @@ export interface WorkloadX509SourceOptions extends IdentitySourceOptions {
    * it off. Default: 0.25.
    */
   redialWhenRemaining?: number;
+  /**
+   * keepSvidOnPermissionDenied: when the agent answers PermissionDenied (the
+   * workload lost its registration entry), keep presenting the last
+   * X.509-SVID until it expires instead of withdrawing it at once. The
+   * Workload API standard (§5.2.1) says a client should stop using it; keeping
+   * it rides out an entry that is deleted and re-created, at the cost of a
+   * workload the operator meant to cut off keeping its identity for up to one
+   * SVID lifetime. Default: false.
+   */
+  keepSvidOnPermissionDenied?: boolean;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -50,7 +61,10 @@ function pickFirst(svids: readonly X509Svid[]): X509Svid | undefined {
  * SPIFFE Workload API (the SPIRE agent). Every usable update replaces the
  * material (so a CA or a federated trust domain removed by SPIRE stops being
  * trusted); every dropped update or connection problem is a `loadError`
- * while the last good material stays in use. The stream reconnects with
+ * while the last good material stays in use. An SVID is put in use only if
+ * checkOwnX509Svid passes (valid now, chains to our own trust domain's
+ * bundle from the same update). A PermissionDenied answer withdraws the SVID
+ * (`withdrawn`, not ready) unless `keepSvidOnPermissionDenied` is set. The stream reconnects with
  * backoff, and a stream that stays silent (see `silentStreamMs` and
  * `redialWhenRemaining`) is cancelled and dialled again, with a `loadError`
  * (AUTH_ERR_WORKLOAD_TIMEOUT) saying why.
@@ -63,6 +77,7 @@ export class WorkloadX509Source extends IdentitySourceBase {
   readonly #timeoutMs: number;
   readonly #silentStreamMs: number;
   readonly #redialWhenRemaining: number;
+  readonly #keepSvidOnPermissionDenied: boolean;
   readonly #stop = new AbortController();
   readonly #watches = new Set<Promise<void>>();
   #stream: AbortController | undefined;
@@ -70,6 +85,7 @@ export class WorkloadX509Source extends IdentitySourceBase {
   #lastActivity = 0;
   #timer: NodeJS.Timeout | undefined;
   #watchdog: NodeJS.Timeout | undefined;
+  #expiryWithdrawal: NodeJS.Timeout | undefined;
 
   private constructor(options: WorkloadX509SourceOptions) {
     super(options);
@@ -94,6 +110,7 @@ export class WorkloadX509Source extends IdentitySourceBase {
     this.#timeoutMs = timeoutMs;
     this.#silentStreamMs = silentStreamMs;
     this.#redialWhenRemaining = redialWhenRemaining;
+    this.#keepSvidOnPermissionDenied = options.keepSvidOnPermissionDenied === true;
     this.#pickSvid = options.pickSvid ?? pickFirst;
     this.#ownsClient = options.client === undefined;
     this.#client =
@@ -160,7 +177,8 @@ export class WorkloadX509Source extends IdentitySourceBase {
           // An unusable message on an open stream is a sign of life; an
           // error that ended the stream is followed by a reconnect.
           if (this.#streamOpen) this.#sawActivity();
-          this.fail(err);
+          if (err.code === 'AUTH_ERR_WORKLOAD_PERMISSION_DENIED') this.#permissionDenied(err);
+          else this.fail(err);
         },
         onStreamState: (open) => {
           if (!current()) return;
@@ -263,10 +281,62 @@ export class WorkloadX509Source extends IdentitySourceBase {
       );
       return;
     }
+    try {
+      checkOwnX509Svid(svid, ctx.bundles, `the ${this.describe()}`);
+    } catch (err) {
+      const e = err as AuthError;
+      this.fail(new AuthError(e.code, `${e.message}; refused, the last good X.509-SVID stays in use`, { cause: e }));
+      return;
+    }
     this.#clearTimer();
+    this.#clearExpiryWithdrawal();
     this.publish({ svid, bundles: ctx.bundles });
     // The re-dial point moves with the new SVID.
     this.#armWatchdog();
+  }
+
+  /**
+   * The agent no longer grants us an identity. The standard (§5.2.1) says to
+   * stop using the SVID; with keepSvidOnPermissionDenied it is kept until it
+   * expires, and withdrawn then unless a new one arrived.
+   */
+  #permissionDenied(err: AuthError): void {
+    const svid = this.isReady ? this.current()?.svid : undefined;
+    if (svid === undefined) {
+      this.fail(err);
+      return;
+    }
+    const id = svid.id.toString();
+    if (!this.#keepSvidOnPermissionDenied) {
+      this.withdraw(
+        new AuthError(
+          'AUTH_ERR_SVID_WITHDRAWN',
+          `${err.message}; stopped using X.509-SVID ${id} as the Workload API standard asks (§5.2.1): not ready until the agent grants an identity again (keepSvidOnPermissionDenied keeps it until it expires at ${svid.expiresAt.toISOString()})`,
+          { cause: err },
+        ),
+      );
+      return;
+    }
+    this.fail(err);
+    if (this.#expiryWithdrawal !== undefined) return;
+    const delay = Math.max(0, Math.min(svid.expiresAt.getTime() - Date.now(), 2 ** 31 - 1));
+    this.#expiryWithdrawal = setTimeout(() => {
+      this.#expiryWithdrawal = undefined;
+      if (this.current()?.svid !== svid) return;
+      this.withdraw(
+        new AuthError(
+          'AUTH_ERR_SVID_WITHDRAWN',
+          `X.509-SVID ${id} expired at ${svid.expiresAt.toISOString()} and the ${this.describe()} still answers PermissionDenied; kept until now by keepSvidOnPermissionDenied, it is no longer used`,
+          { cause: err },
+        ),
+      );
+    }, delay);
+    this.#expiryWithdrawal.unref();
+  }
+
+  #clearExpiryWithdrawal(): void {
+    if (this.#expiryWithdrawal !== undefined) clearTimeout(this.#expiryWithdrawal);
+    this.#expiryWithdrawal = undefined;
   }
 
   #timedOut(): void {
@@ -297,6 +367,7 @@ export class WorkloadX509Source extends IdentitySourceBase {
 
   protected async onClose(): Promise<void> {
     this.#clearTimer();
+    this.#clearExpiryWithdrawal();
     this.#clearWatchdog();
     this.#stop.abort();
     await Promise.allSettled([...this.#watches]);
