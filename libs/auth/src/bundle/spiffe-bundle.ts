@@ -59,7 +59,7 @@ function readJson(text: string): unknown {
     }
     return value;
   };
-  return JSON.parse(text, reviver as (this: unknown, key: string, value: unknown) => unknown);
+  return JSON.parse(text, reviver);
 }
 
 /**
@@ -246,8 +246,9 @@ export function marshalSpiffeBundleJson(bundle: Omit<SpiffeBundle, 'trustDomain'
   const doc: Record<string, unknown> = { keys };
   if (bundle.sequence !== undefined) {
     // JSON.rawJSON writes a 64-bit sequence number without rounding it through a double.
-    const raw = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
-    doc.spiffe_sequence = typeof bundle.sequence === 'bigint' ? raw(bundle.sequence.toString()) : bundle.sequence;
+    const json = JSON as unknown as { rawJSON: (this: void, text: string) => unknown };
+    doc.spiffe_sequence =
+      typeof bundle.sequence === 'bigint' ? json.rawJSON(bundle.sequence.toString()) : bundle.sequence;
   }
   if (bundle.refreshHintSeconds !== undefined) doc.spiffe_refresh_hint = bundle.refreshHintSeconds;
   return JSON.stringify(doc, null, 2);
