@@ -246,9 +246,8 @@ export function marshalSpiffeBundleJson(bundle: Omit<SpiffeBundle, 'trustDomain'
   const doc: Record<string, unknown> = { keys };
   if (bundle.sequence !== undefined) {
     // JSON.rawJSON writes a 64-bit sequence number without rounding it through a double.
-    const json = JSON as unknown as { rawJSON: (this: void, text: string) => unknown };
-    doc.spiffe_sequence =
-      typeof bundle.sequence === 'bigint' ? json.rawJSON(bundle.sequence.toString()) : bundle.sequence;
+    const rawJson = (text: string): unknown => (JSON as unknown as { rawJSON(t: string): unknown }).rawJSON(text);
+    doc.spiffe_sequence = typeof bundle.sequence === 'bigint' ? rawJson(bundle.sequence.toString()) : bundle.sequence;
   }
   if (bundle.refreshHintSeconds !== undefined) doc.spiffe_refresh_hint = bundle.refreshHintSeconds;
   return JSON.stringify(doc, null, 2);
