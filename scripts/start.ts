@@ -15,6 +15,7 @@ import { request } from 'undici';
 import { createDevCerts, ROOT, Shop, type ServiceName } from './shop.ts';
 import { getSpire } from './spire/get-spire.ts';
 import { applyEntries, loadEntries } from './spire/register.ts';
+import { agentSocketPath, makeSocketDir } from './spire/socket-dir.ts';
 import { Spire } from './spire/spire.ts';
 import { newTally, runTraffic, type Tally } from './traffic.ts';
 
@@ -71,9 +72,12 @@ if (args['inventory-protocol'] !== 'grpc' && args['inventory-protocol'] !== 'htt
 const certsDir = resolve(args['certs-dir']);
 const host = '127.0.0.1';
 let stopping = false;
-// In SPIFFE mode each service's identity comes from its own agent's socket.
+// In SPIFFE mode each service's identity comes from its own agent's socket,
+// in a short folder of its own (never under --data-dir: socket paths are
+// limited to 104–108 bytes; SHOP_SOCKET_DIR sets it).
+const socketDir = args.spiffe ? makeSocketDir() : undefined;
 const socketOf = (name: ServiceName): Record<string, string> =>
-  args.spiffe ? { SPIFFE_ENDPOINT_SOCKET: `unix://${join(dataDir, 'spire', 'agents', name, 'workload.sock')}` } : {};
+  socketDir === undefined ? {} : { SPIFFE_ENDPOINT_SOCKET: `unix://${agentSocketPath(socketDir, name)}` };
 const shop = new Shop({
   dataDir,
   certsDir,
@@ -118,6 +122,7 @@ async function stopAll(): Promise<void> {
   stopping = true;
   await shop.stopAll();
   await spire?.stop();
+  if (socketDir !== undefined) await rm(socketDir, { recursive: true, force: true });
 }
 
 async function startSpire(): Promise<void> {
@@ -125,7 +130,14 @@ async function startSpire(): Promise<void> {
   const binDir = await getSpire();
   const workDir = join(dataDir, 'spire');
   await rm(workDir, { recursive: true, force: true });
-  spire = new Spire({ binDir, workDir, serverPort: 8081, serverHealthPort: 8082, agentHealthPortBase: 8090 });
+  spire = new Spire({
+    binDir,
+    workDir,
+    socketDir,
+    serverPort: 8081,
+    serverHealthPort: 8082,
+    agentHealthPortBase: 8090,
+  });
   await spire.startServer();
   for (const name of SERVICES) await spire.startAgent(name);
   const entries = await loadEntries({

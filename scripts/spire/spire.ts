@@ -3,11 +3,12 @@
 // each attested with a one-time join token and serving its own Workload API
 // socket. Every process started here is stopped by stop(), also on failure.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { request } from 'undici';
 import { SpireServerCli } from './server-cli.ts';
+import { agentSocketPath, checkSocketPath, makeSocketDir } from './socket-dir.ts';
 
 export type { Entry, EntrySpec } from './server-cli.ts';
 
@@ -29,12 +30,25 @@ export interface SpireOptions {
   logLevel?: string;
   /** upstreamAuthority signs SPIRE's CA with an existing CA (spire/local/upstream-authority.conf). Default: SPIRE's own root. */
   upstreamAuthority?: { certFile: string; keyFile: string };
+  /**
+   * socketDir is the folder of the server's and agents' Unix sockets, kept
+   * apart from workDir because socket paths have a 104–108 byte limit.
+   * Default: a fresh short folder from makeSocketDir() (under
+   * SHOP_SOCKET_DIR, XDG_RUNTIME_DIR or the temporary folder), removed by stop().
+   */
+  socketDir?: string;
 }
 
-async function waitHttp(url: string, what: string, alive: () => boolean, timeoutMs = 30_000): Promise<void> {
+async function waitHttp(
+  url: string,
+  what: string,
+  alive: () => boolean,
+  log: string,
+  timeoutMs = 30_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (!alive()) throw new Error(`${what} exited during start-up`);
+    if (!alive()) throw new Error(`${what} exited during start-up; its log is ${log}`);
     try {
       const res = await request(url, { signal: AbortSignal.timeout(1000) });
       await res.body.dump();
@@ -44,25 +58,35 @@ async function waitHttp(url: string, what: string, alive: () => boolean, timeout
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`${what} was not ready within ${timeoutMs / 1000} s (${url})`);
+  throw new Error(`${what} was not ready within ${timeoutMs / 1000} s (${url}); its log is ${log}`);
 }
 
 /** Spire runs one SPIRE server and any number of agents. */
 export class Spire extends SpireServerCli {
   readonly trustDomain: string;
   readonly #o: SpireOptions;
+  /** socketDir is the folder of this deployment's Unix sockets. */
+  readonly socketDir: string;
+  readonly #ownsSocketDir: boolean;
   #server: ChildProcess | undefined;
   readonly #agents = new Map<string, { proc: ChildProcess | undefined; index: number }>();
 
   constructor(o: SpireOptions) {
-    super(join(o.binDir, 'spire-server'), join(o.workDir, 'server', 'api.sock'));
+    const socketDir = o.socketDir ?? makeSocketDir();
+    super(join(o.binDir, 'spire-server'), join(socketDir, 'server.sock'));
+    this.socketDir = socketDir;
+    this.#ownsSocketDir = o.socketDir === undefined;
     this.#o = o;
     this.trustDomain = o.trustDomain ?? 'example.org';
   }
 
-  /** agentSocket is the Workload API socket of a node's agent. */
+  /** agentSocket is the Workload API socket of a node's agent (in socketDir, never under workDir). */
   agentSocket(node: string): string {
-    return join(this.#o.workDir, 'agents', node, 'workload.sock');
+    return agentSocketPath(this.socketDir, node);
+  }
+
+  #logFile(logName: string): string {
+    return join(this.#o.workDir, 'logs', `${logName}.log`);
   }
 
   /** agentAddress is `SPIFFE_ENDPOINT_SOCKET` for workloads of a node. */
@@ -86,7 +110,7 @@ export class Spire extends SpireServerCli {
 
   #spawn(bin: string, args: string[], env: NodeJS.ProcessEnv, logName: string): ChildProcess {
     mkdirSync(join(this.#o.workDir, 'logs'), { recursive: true });
-    const out = createWriteStream(join(this.#o.workDir, 'logs', `${logName}.log`), { flags: 'a' });
+    const out = createWriteStream(this.#logFile(logName), { flags: 'a' });
     const p = spawn(join(this.#o.binDir, bin), args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     p.stdout.pipe(out);
     p.stderr.pipe(out);
@@ -95,8 +119,11 @@ export class Spire extends SpireServerCli {
 
   /** startServer starts the server, waits until it is ready, and exports its bundle for the agents. */
   async startServer(): Promise<void> {
+    // A path the OS cannot bind fails here, naming the limit, not as "exited during start-up".
+    checkSocketPath(this.serverSocket, 'spire-server API socket');
     const data = join(this.#o.workDir, 'server');
     mkdirSync(data, { recursive: true });
+    mkdirSync(this.socketDir, { recursive: true, mode: 0o700 });
     const env = this.#env({
       SPIRE_SERVER_DATA: data,
       SPIRE_SERVER_SOCKET: this.serverSocket,
@@ -120,7 +147,12 @@ export class Spire extends SpireServerCli {
     proc.once('exit', () => {
       if (this.#server === proc) this.#server = undefined;
     });
-    await waitHttp(`http://127.0.0.1:${this.#o.serverHealthPort}/ready`, 'spire-server', () => this.#server === proc);
+    await waitHttp(
+      `http://127.0.0.1:${this.#o.serverHealthPort}/ready`,
+      'spire-server',
+      () => this.#server === proc,
+      this.#logFile('spire-server'),
+    );
     await writeFile(this.bundlePath, await this.bundlePem());
   }
 
@@ -138,10 +170,12 @@ export class Spire extends SpireServerCli {
 
   /** startAgent starts (or restarts) the agent of `node`; the first start attests with a fresh join token. */
   async startAgent(node: string): Promise<void> {
+    checkSocketPath(this.agentSocket(node), `spire-agent ${node} Workload API socket`);
     const known = this.#agents.get(node);
     const index = known?.index ?? this.#agents.size;
     const data = join(this.#o.workDir, 'agents', node);
     mkdirSync(data, { recursive: true });
+    mkdirSync(this.socketDir, { recursive: true, mode: 0o700 });
     const args = ['run', '-config', join(ROOT, 'spire/local/agent.conf'), '-expandEnv'];
     if (!known) args.push('-joinToken', await this.#joinToken(node));
     const healthPort = this.#o.agentHealthPortBase + index;
@@ -157,7 +191,12 @@ export class Spire extends SpireServerCli {
     proc.once('exit', () => {
       if (entry.proc === proc) entry.proc = undefined;
     });
-    await waitHttp(`http://127.0.0.1:${healthPort}/ready`, `spire-agent ${node}`, () => entry.proc === proc);
+    await waitHttp(
+      `http://127.0.0.1:${healthPort}/ready`,
+      `spire-agent ${node}`,
+      () => entry.proc === proc,
+      this.#logFile(`spire-agent-${node}`),
+    );
   }
 
   /** stopAgent stops a node's agent: SIGTERM, or SIGKILL to simulate a crash. */
@@ -166,16 +205,22 @@ export class Spire extends SpireServerCli {
     if (a?.proc) await stopProcess(a.proc, signal);
   }
 
-  /** stop stops every agent, then the server. */
+  /** stop stops every agent, then the server, and removes the socket folder it made. */
   async stop(): Promise<void> {
     for (const a of this.#agents.values()) if (a.proc) await stopProcess(a.proc, 'SIGTERM');
     if (this.#server) await stopProcess(this.#server, 'SIGTERM');
+    this.#removeSocketDir();
   }
 
   /** killAllNow is the last resort on process exit. */
   killAllNow(): void {
     for (const a of this.#agents.values()) a.proc?.kill('SIGKILL');
     this.#server?.kill('SIGKILL');
+    this.#removeSocketDir();
+  }
+
+  #removeSocketDir(): void {
+    if (this.#ownsSocketDir) rmSync(this.socketDir, { recursive: true, force: true });
   }
 }
 

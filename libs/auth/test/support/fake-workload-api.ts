@@ -21,6 +21,9 @@ import {
   type WorkloadApiMethod,
 } from '../../src/workloadapi/client.ts';
 
+/** UNIX_SOCKET_PATH_MAX_BYTES is the longest Unix socket path this platform binds (sun_path less its NUL). */
+export const UNIX_SOCKET_PATH_MAX_BYTES = process.platform === 'linux' ? 107 : 103;
+
 /** FakeCall records one call the fake received: method, request metadata, and how it ended (or "OK" while open). */
 export interface FakeCall {
   method: WorkloadApiMethod;
@@ -127,6 +130,13 @@ export class FakeWorkloadApi {
   static async start(options: { listen?: boolean } = {}): Promise<FakeWorkloadApi> {
     const dir = await mkdtemp(join(tmpdir(), 'fake-workload-api-'));
     const fake = new FakeWorkloadApi(dir);
+    // Unix socket paths are limited to 104–108 bytes; say so rather than let the bind fail obscurely.
+    if (Buffer.byteLength(fake.socketPath) > UNIX_SOCKET_PATH_MAX_BYTES) {
+      await rm(dir, { recursive: true, force: true });
+      throw new Error(
+        `fake Workload API: the socket path ${fake.socketPath} is over the ${String(UNIX_SOCKET_PATH_MAX_BYTES)}-byte limit of Unix socket paths; set TMPDIR to a short folder such as /tmp`,
+      );
+    }
     if (options.listen !== false) await fake.restart();
     return fake;
   }
