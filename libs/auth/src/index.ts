@@ -8,6 +8,9 @@ export type { X509SvidSource } from './svid/x509-svid-source.ts';
 export { X509Bundle, X509BundleSet, type X509BundleSource, type X509BundleSetSource } from './bundle/x509-bundle.ts';
 export { JwtBundle, JwtBundleSet, type JwtAuthority, type JwtBundleSource } from './bundle/jwt-bundle.ts';
 export { parseSpiffeBundleJson, marshalSpiffeBundleJson, type SpiffeBundle } from './bundle/spiffe-bundle.ts';
+export type { ParsedSpiffeBundle, ParseSpiffeBundleOptions } from './bundle/spiffe-bundle.ts';
+export type { BundleWarning, BundleWarningEvent } from './bundle/bundle-warning.ts';
+export { checkOwnX509Svid } from './svid/x509-svid-check.ts';
 export { verifyX509Svid, type PeerRole, type VerifiedPeer, type VerifyX509SvidOptions } from './verify/x509-verify.ts';
 export {
   authorizeAny,
@@ -27,6 +30,7 @@ export type {
   IdentitySourceOptions,
   RotatedEvent,
   ExpiringEvent,
+  WithdrawnEvent,
   X509Material,
   IdentityLifecycle,
 } from './source/identity-source.ts';

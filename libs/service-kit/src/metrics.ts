@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { AuthError, AuthzDecision, IdentitySource } from '@shop/auth';
+import type { AuthError, AuthzDecision, BundleWarning, IdentitySource } from '@shop/auth';
 
 /** ServiceMetrics are the Prometheus series every service exports on its ops port. */
 export interface ServiceMetrics {
@@ -110,6 +110,25 @@ export function observeIdentity(source: IdentitySource, metrics: ServiceMetrics,
   source.on('loadError', (err) => {
     metrics.identityLoadErrors.inc({ code: err.code });
     log.warn({ err: { code: err.code, message: err.message } }, 'identity update refused; keeping the last good one');
+  });
+  // Bundle key entries the SPIFFE standards say to ignore: the rest of the bundle is in use, but a user must hear of them.
+  const logWarnings = (warnings: readonly BundleWarning[]): void => {
+    for (const w of warnings) {
+      log.warn(
+        { bundleWarning: { trustDomain: w.trustDomain, index: w.index, use: w.use, kid: w.kid, skipped: w.skipped } },
+        w.message,
+      );
+    }
+  };
+  logWarnings(source.bundleWarnings ?? []);
+  source.on('bundleWarning', (e) => {
+    logWarnings(e.warnings);
+  });
+  source.on('withdrawn', (e) => {
+    log.error(
+      { spiffeId: e.svid.id.toString(), err: { code: e.reason.code, message: e.reason.message } },
+      'identity withdrawn: the SPIRE agent no longer grants one; not ready until it does',
+    );
   });
   source.on('expiring', (e) => {
     log.warn(
