@@ -8,14 +8,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { request } from 'undici';
-import {
-  authorizeId,
-  connectMtls,
-  isAuthError,
-  WorkloadApiClient,
-  WorkloadX509Source,
-  type IdentitySource,
-} from '@shop/auth';
+import { authorizeId, connectMtls, isAuthError, type IdentitySource } from '@shop/auth';
+import { WorkloadApiClient, WorkloadX509Source } from '@shop/auth/workloadapi';
 import { newTally, runTraffic, type Tally } from '../scripts/traffic.ts';
 import type { Shop } from '../scripts/shop.ts';
 import { SERVICES, startSpiffeShop, startSpire, type SpireWorld } from './support/spire-shop.ts';

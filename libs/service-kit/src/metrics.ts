@@ -1,5 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { AuthError, AuthzDecision, GrpcDecision, IdentitySource } from '@shop/auth';
+import type { AuthError, IdentitySource } from '@shop/auth';
+import type { AuthzDecision } from '@shop/auth/fastify';
+import type { GrpcDecision } from '@shop/auth/grpc';
 
 /** ServiceMetrics are the Prometheus series every service exports on its ops port. */
 export interface ServiceMetrics {

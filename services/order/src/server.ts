@@ -2,7 +2,9 @@
 // breakers, the public API, the reconciler, the ops port, and a graceful stop.
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
-import { authorizeId, createIdentitySource, createMtlsDispatcher, grpcChannelCredentials } from '@shop/auth';
+import { authorizeId, createIdentitySource } from '@shop/auth';
+import { createMtlsDispatcher } from '@shop/auth/undici';
+import { grpcChannelCredentials } from '@shop/auth/grpc';
 import {
   authHooks,
   createServiceMetrics,

@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifySchemaValidationError, type FastifyServerOptions } from 'fastify';
-import { fastifyMtlsOptions, spiffeAuth, type IdentitySource, type SpiffeAuthOptions } from '@shop/auth';
+import { fastifyMtlsOptions, spiffeAuth, type SpiffeAuthOptions } from '@shop/auth/fastify';
+import type { IdentitySource } from '@shop/auth';
 import {
   authHooks,
   createServiceMetrics,
