@@ -88,7 +88,7 @@ describe('the shop on SPIRE identities', () => {
   test("each agent hands out exactly its own service's SVID, and an order flows end to end", async () => {
     for (const name of SERVICES) {
       const { stdout } = await run(join(ROOT, 'node_modules/.bin/node'), [
-        join(ROOT, 'libs/auth/src/cli/main.ts'),
+        join(ROOT, 'tools/spiffe-auth/src/cli/main.ts'),
         'fetch',
         '--socket',
         w.spire.agentAddress(name),

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { ExtendedKeyUsage, KeyUsage, id_ce_extKeyUsage, id_ce_keyUsage, Certificate } from '@peculiar/asn1-x509';
-import { type AuthErrorCode, SpiffeId } from '@shop/auth';
+import { isAuthError, SpiffeId, type AuthErrorCode } from '@shop/auth';
 import {
   checkSigningCertificate,
   spiffeIdOfLeaf,
@@ -10,7 +10,6 @@ import {
   pemBlocksOfType,
   splitDerSequence,
 } from '@shop/auth/x509';
-import { isExpectedError } from '../errors.ts';
 import { prefixed } from './command.ts';
 import { readInputFile } from './files.ts';
 
@@ -165,7 +164,7 @@ export function svidStatus(chain: readonly ParsedCertificate[], now: Date = new 
       checkSigningCertificate(c, i + 1);
     });
   } catch (err) {
-    if (!isExpectedError(err)) throw err;
+    if (!isAuthError(err)) throw err;
     return { valid: false, spiffeId: spiffeIdOf(leaf)?.toString() ?? null, code: err.code, reason: err.message };
   }
   const spiffeId = id.toString();

@@ -1,5 +1,4 @@
 import pkg from '../../package.json' with { type: 'json' };
-import { AuthError } from '@shop/auth';
 import { CliError, isExpectedError } from '../errors.ts';
 import { formatError, usageError, type CliIo, type Command } from './command.ts';
 
