@@ -4,8 +4,7 @@
 import 'reflect-metadata';
 import { randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { AuthError } from '@shop/auth';
-import { encodePem, pemBlocksOfType } from '@shop/auth/x509';
+import { AuthError, encodePem, pemBlocksOfType } from '@shop/auth/x509';
 
 const EC_P256 = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 

@@ -6,7 +6,7 @@
  * library's AuthErrors (a certificate that does not parse, a key that does
  * not match, the Workload API) under their own codes.
  */
-import { errorHints, isAuthError, type AuthError, type AuthErrorCode } from '@shop/auth';
+import { errorHints, isAuthError, type AuthError, type AuthErrorCode } from '@shop/auth/x509';
 
 /** cliErrorHints maps each error code of the CLI itself to what the user should do about it. */
 export const cliErrorHints = {

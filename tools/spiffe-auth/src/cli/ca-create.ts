@@ -1,4 +1,4 @@
-import { TrustDomain } from '@shop/auth';
+import { TrustDomain } from '@shop/auth/x509';
 import { CliError } from '../errors.ts';
 import { caFiles, createDevCa } from './ca-dir.ts';
 import { parseCommandArgs, printJson, required, table, type CliIo, type Command, type ExitCode } from './command.ts';

@@ -1,7 +1,6 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { join } from 'node:path';
-import { AuthError, TrustDomain } from '@shop/auth';
-import { parseCertificate, type ParsedCertificate, pemBlocksOfType } from '@shop/auth/x509';
+import { AuthError, TrustDomain, parseCertificate, type ParsedCertificate, pemBlocksOfType } from '@shop/auth/x509';
 import { CertificateAuthority } from '../dev-ca.ts';
 import { CliError, isExpectedError } from '../errors.ts';
 import { prefixed } from './command.ts';

@@ -1,4 +1,4 @@
-import { TrustDomain } from '@shop/auth';
+import { TrustDomain } from '@shop/auth/x509';
 import { CliError } from '../errors.ts';
 import { DEFAULT_TRUST_DOMAIN, loadCa } from './ca-dir.ts';
 import {

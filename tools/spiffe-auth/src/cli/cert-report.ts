@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { ExtendedKeyUsage, KeyUsage, id_ce_extKeyUsage, id_ce_keyUsage, Certificate } from '@peculiar/asn1-x509';
-import { isAuthError, SpiffeId, type AuthErrorCode } from '@shop/auth';
 import {
+  isAuthError,
+  SpiffeId,
+  type AuthErrorCode,
   checkSigningCertificate,
   spiffeIdOfLeaf,
   parseCertificate,

@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
-import { AuthError, isAuthError } from '@shop/auth';
+import { AuthError, isAuthError } from '@shop/auth/x509';
 import { CliError, hintOf, type ReportedCode } from '../errors.ts';
 
 /** CliIo is where a command writes: results to `out`, diagnostics to `err`. */

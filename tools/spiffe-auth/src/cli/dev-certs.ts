@@ -1,5 +1,13 @@
-import { X509Bundle, X509BundleSet, type SpiffeId, TrustDomain, X509Svid, verifyX509Svid } from '@shop/auth';
-import { parseCertificate, type ParsedCertificate } from '@shop/auth/x509';
+import {
+  X509Bundle,
+  X509BundleSet,
+  type SpiffeId,
+  TrustDomain,
+  X509Svid,
+  verifyX509Svid,
+  parseCertificate,
+  type ParsedCertificate,
+} from '@shop/auth/x509';
 import type { CertificateAuthority } from '../dev-ca.ts';
 import { isExpectedError } from '../errors.ts';
 import { CA_CERT_FILE, DEFAULT_TRUST_DOMAIN, caFiles, createDevCa, loadCa, type LoadedCa } from './ca-dir.ts';

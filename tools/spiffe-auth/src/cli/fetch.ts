@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { AuthError } from '@shop/auth';
+import { AuthError } from '@shop/auth/x509';
 import { SOCKET_ENV, WorkloadApiClient, type X509Context } from '@shop/auth/workloadapi';
 import { parseCommandArgs, printJson, table, type CliIo, type Command, type ExitCode } from './command.ts';
 import { describeExpiry, parseDuration } from './duration.ts';

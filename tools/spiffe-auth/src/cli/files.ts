@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
 import { link, lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { AuthError } from '@shop/auth';
+import { AuthError } from '@shop/auth/x509';
 import { CliError, isExpectedError } from '../errors.ts';
 
 // Certificates, keys and bundles are a few KiB; refusing anything much larger

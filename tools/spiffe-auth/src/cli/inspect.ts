@@ -1,6 +1,5 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { AuthError } from '@shop/auth';
-import { type ParsedCertificate, pemBlocksOfType } from '@shop/auth/x509';
+import { AuthError, type ParsedCertificate, pemBlocksOfType } from '@shop/auth/x509';
 import { isExpectedError } from '../errors.ts';
 import { describeCertificate, loadCertificateFile, svidStatus, type CertificateReport } from './cert-report.ts';
 import { parseCommandArgs, prefixed, printJson, table, type CliIo, type Command, type ExitCode } from './command.ts';
