@@ -20,7 +20,7 @@ import {
   readJson,
   run,
   type Packed,
-} from './support/package-scratch.ts';
+} from '../scripts/package-scratch.ts';
 
 // The script a user would write: only the public entries, plain JavaScript.
 const APP = `import { authorizeId, createIdentitySource } from '@shop/auth';

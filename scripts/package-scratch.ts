@@ -10,7 +10,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 
 /** ROOT is the repository's root folder. */
-export const ROOT = join(import.meta.dirname, '..', '..');
+export const ROOT = join(import.meta.dirname, '..');
 
 /** CACHE_DIR holds the Node binaries and npm's download cache between runs. */
 export const CACHE_DIR = join(homedir(), '.cache', 'spiffe-shop');
