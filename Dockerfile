@@ -31,10 +31,7 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force
 
 FROM ${NODE_IMAGE} AS runtime
-# NODE_OPTIONS: the workspace packages (@shop/auth) resolve to their
-# TypeScript sources under this condition, as npm scripts do by .npmrc.
 ENV NODE_ENV=production \
-    NODE_OPTIONS=--conditions=@shop/source \
     HOST=0.0.0.0 \
     LOG_LEVEL=info
 WORKDIR /app

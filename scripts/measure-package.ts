@@ -95,7 +95,7 @@ try {
     const code = `const t = performance.now(); await import(${JSON.stringify(spec)}); process.stdout.write(String(performance.now() - t));`;
     return Number(execFileSync(node, ['--input-type=module', '-e', code], { cwd, env, encoding: 'utf8' }));
   };
-  const sources = outsideEnv({ NODE_OPTIONS: '--conditions=@shop/source' });
+  const sources = outsideEnv();
   const cases: Record<string, () => number> = {
     'before, sources (Node 24): @shop/auth': () =>
       importMs(node24, old, join(old, 'libs/auth/src/index.ts'), outsideEnv()),

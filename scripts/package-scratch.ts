@@ -26,9 +26,8 @@ export interface Ran {
 
 /**
  * outsideEnv is the environment of a process outside the workspace: none of
- * npm's `npm_*` variables of the run that started us, and no NODE_OPTIONS
- * (the workspace's `@shop/source` condition must not reach an installed
- * package, whose sources are not in the tarball).
+ * npm's `npm_*` variables of the run that started us (which would point npm
+ * back at the workspace), and no NODE_OPTIONS of the test runner.
  */
 export function outsideEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -110,7 +109,7 @@ export async function packAuth(dest: string): Promise<Packed> {
   const { stdout } = await run('npm', ['pack', '-w', 'libs/auth', '--pack-destination', dest, '--json'], {
     cwd: ROOT,
     // npm, and the build it starts, run as they do for a user in this repository.
-    env: { ...process.env, NODE_TEST_CONTEXT: undefined },
+    env: outsideEnv(),
   });
   const [info] = JSON.parse(stdout.slice(stdout.indexOf('['))) as {
     filename: string;

@@ -5,6 +5,7 @@
 // Node 22 and on Node 24, both from the npm `node` package. The PKI is made
 // here with the workspace's test support; it is not part of the tarball.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -83,9 +84,16 @@ describe('@shop/auth from its tarball, outside the workspace', () => {
   let pki: string;
   const abort = new AbortController();
 
+  let workspaceManifest: string;
+  let manifestAfterPack: string;
+  let distAfterPack: boolean;
+
   before(async () => {
     tmp = await mkdtemp(join(tmpdir(), 'shop-auth-pkg-'));
+    workspaceManifest = await readFile(join(ROOT, 'libs/auth/package.json'), 'utf8');
     packed = await packAuth(tmp);
+    manifestAfterPack = await readFile(join(ROOT, 'libs/auth/package.json'), 'utf8');
+    distAfterPack = existsSync(join(ROOT, 'libs/auth/dist'));
     project = join(tmp, 'project');
     await installScratch(project, packed.tarball, { fastify: '^5.0.0', undici: '^8.0.0' });
     await writeFile(join(project, 'app.mjs'), APP);
@@ -128,10 +136,21 @@ describe('@shop/auth from its tarball, outside the workspace', () => {
     assert.deepEqual(files.filter(toolOrTest), [], 'no CLI, development CA or test support');
   });
 
-  test('the installed manifest: runtime dependencies without the CLI’s, engines for Node 22 and 24', async () => {
-    const pkg = await readJson<{ dependencies: Record<string, string>; engines: { node: string }; bin?: unknown }>(
-      join(project, 'node_modules', '@shop', 'auth', 'package.json'),
-    );
+  test('the workspace keeps its manifest (exports to the TypeScript sources) and no dist/ after the pack', () => {
+    assert.match(workspaceManifest, /"\.\/fastify": "\.\/src\/fastify\.ts"/, 'positive control: the sources');
+    assert.equal(manifestAfterPack, workspaceManifest);
+    assert.equal(distAfterPack, false);
+  });
+
+  test('the installed manifest: exports to dist/, runtime dependencies without the CLI’s, engines for Node 22 and 24', async () => {
+    const pkg = await readJson<{
+      dependencies: Record<string, string>;
+      engines: { node: string };
+      bin?: unknown;
+      exports: Record<string, unknown>;
+    }>(join(project, 'node_modules', '@shop', 'auth', 'package.json'));
+    assert.deepEqual(pkg.exports['./fastify'], { types: './dist/fastify.d.ts', default: './dist/fastify.js' });
+    assert.deepEqual(pkg.exports['.'], { types: './dist/index.d.ts', default: './dist/index.js' });
     assert.ok('@grpc/grpc-js' in pkg.dependencies, 'positive control: a real runtime dependency is listed');
     for (const dep of ['@peculiar/x509', 'reflect-metadata']) assert.ok(!(dep in pkg.dependencies), dep);
     assert.equal(pkg.bin, undefined, 'no spiffe-auth bin');

@@ -35,9 +35,8 @@ function run(
   args: string[],
   options: { env?: NodeJS.ProcessEnv; cwd?: string; direct?: boolean; stdin?: string } = {},
 ): Promise<Result> {
-  // NODE_OPTIONS as npm sets it from the repository's .npmrc for `npx spiffe-auth`
-  // (@shop/auth from its sources), and nothing else of the test runner's.
-  const env: NodeJS.ProcessEnv = { ...process.env, ...options.env, NODE_OPTIONS: '--conditions=@shop/source' };
+  const env = { ...process.env, ...options.env };
+  delete env.NODE_OPTIONS;
   delete env.NODE_TEST_CONTEXT;
   if (options.env && 'SPIFFE_ENDPOINT_SOCKET' in options.env && options.env.SPIFFE_ENDPOINT_SOCKET === undefined) {
     delete env.SPIFFE_ENDPOINT_SOCKET;
