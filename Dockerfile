@@ -17,14 +17,16 @@ FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 COPY libs/auth/package.json libs/auth/
+COPY libs/auth-testing/package.json libs/auth-testing/
 COPY libs/service-kit/package.json libs/service-kit/
 COPY libs/contracts/package.json libs/contracts/
+COPY tools/spiffe-auth/package.json tools/spiffe-auth/
 COPY services/order/package.json services/order/
 COPY services/payment/package.json services/payment/
 COPY services/inventory/package.json services/inventory/
 COPY bench/package.json bench/
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
-      --workspace libs/auth --workspace libs/service-kit --workspace libs/contracts \
+      --workspace libs/auth --workspace libs/service-kit --workspace libs/contracts --workspace tools/spiffe-auth \
       --workspace services/order --workspace services/payment --workspace services/inventory \
       --include-workspace-root \
  && npm cache clean --force
@@ -36,7 +38,9 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=deps /app /app
 # Sources run as they are: Node 24 strips the TypeScript types itself.
+# tools/ holds the spiffe-auth CLI (compose's certificate steps run it).
 COPY libs libs
+COPY tools tools
 COPY services services
 COPY scripts scripts
 COPY spire spire

@@ -256,13 +256,13 @@ export class Shop {
   }
 }
 
-/** createDevCerts runs the library's CLI to create (or reuse) a development CA and the services' certificates. */
+/** createDevCerts runs the spiffe-auth CLI (tools/spiffe-auth) to create (or reuse) a development CA and the services' certificates. */
 export function createDevCerts(certsDir: string, quiet = false): Promise<void> {
   return new Promise((res, rej) => {
     const p = spawn(
       process.execPath,
       [
-        join(ROOT, 'libs/auth/src/cli/main.ts'),
+        join(ROOT, 'tools/spiffe-auth/src/cli/main.ts'),
         'dev-certs',
         '--out-dir',
         certsDir,

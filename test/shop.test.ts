@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request, type Dispatcher } from 'undici';
-import { authorizeId, createMtlsDispatcher, FileIdentitySource } from '@shop/auth';
+import { authorizeId, FileIdentitySource } from '@shop/auth';
+import { createMtlsDispatcher } from '@shop/auth/undici';
 import { createDevCerts, freePorts, Shop, type ShopOptions } from '../scripts/shop.ts';
 
 interface Order {

@@ -12,14 +12,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { Agent, request, type Dispatcher } from 'undici';
-import {
-  authorizeId,
-  createIdentitySource,
-  createMtlsDispatcher,
-  grpcChannelCredentials,
-  type IdentitySource,
-} from '@shop/auth';
-import { CertificateAuthority } from '@shop/auth/testing';
+import { authorizeId, createIdentitySource, type IdentitySource } from '@shop/auth';
+import { createMtlsDispatcher } from '@shop/auth/undici';
+import { grpcChannelCredentials } from '@shop/auth/grpc';
+import { CertificateAuthority } from '@shop/auth-testing';
 import { createInventoryGrpcClient, inventoryErrorCode, type InventoryGrpcClient } from '@shop/contracts';
 import { ROOT, type Shop } from '../scripts/shop.ts';
 import { applyEntries, loadEntries } from '../scripts/spire/register.ts';

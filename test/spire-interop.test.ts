@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { authorizeId, createIdentitySource, createMtlsDispatcher, isAuthError, type IdentitySource } from '@shop/auth';
+import { authorizeId, createIdentitySource, isAuthError, type IdentitySource } from '@shop/auth';
+import { createMtlsDispatcher } from '@shop/auth/undici';
 import { ROOT, type Shop } from '../scripts/shop.ts';
 import { freePort, startSpiffeShop, startSpire, type SpireWorld } from './support/spire-shop.ts';
 

@@ -8,14 +8,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { request } from 'undici';
-import {
-  authorizeId,
-  connectMtls,
-  isAuthError,
-  WorkloadApiClient,
-  WorkloadX509Source,
-  type IdentitySource,
-} from '@shop/auth';
+import { authorizeId, connectMtls, isAuthError, type IdentitySource } from '@shop/auth';
+import { WorkloadApiClient, WorkloadX509Source } from '@shop/auth/workloadapi';
 import { newTally, runTraffic, type Tally } from '../scripts/traffic.ts';
 import type { Shop } from '../scripts/shop.ts';
 import { SERVICES, startSpiffeShop, startSpire, type SpireWorld } from './support/spire-shop.ts';
@@ -94,7 +88,7 @@ describe('the shop on SPIRE identities', () => {
   test("each agent hands out exactly its own service's SVID, and an order flows end to end", async () => {
     for (const name of SERVICES) {
       const { stdout } = await run(join(ROOT, 'node_modules/.bin/node'), [
-        join(ROOT, 'libs/auth/src/cli/main.ts'),
+        join(ROOT, 'tools/spiffe-auth/src/cli/main.ts'),
         'fetch',
         '--socket',
         w.spire.agentAddress(name),

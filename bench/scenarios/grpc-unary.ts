@@ -1,8 +1,9 @@
 // Scenario 3: unary gRPC calls over one channel, insecure, mTLS by grpc-js
 // alone, and mTLS through @shop/auth (createGrpcMtls + grpcChannelCredentials).
 import * as grpc from '@grpc/grpc-js';
-import { FileIdentitySource, authorizeId, grpcChannelCredentials } from '@shop/auth';
-import { echoService } from '@shop/auth/testing';
+import { FileIdentitySource, authorizeId } from '@shop/auth';
+import { grpcChannelCredentials } from '@shop/auth/grpc';
+import { echoService } from '@shop/auth-testing';
 import { runClosedLoop } from '../load/closed-loop.ts';
 import { grpcAttempt } from '../load/grpc-load.ts';
 import type { GrpcSecurity, GrpcServerConfig, GrpcServerStats } from '../servers/grpc-server.ts';

@@ -1,9 +1,9 @@
 // Scenario 1: the same fastify handler over keep-alive connections as
 // plaintext HTTP, TLS, raw Node mTLS, and mTLS through @shop/auth with the
 // file source and with the Workload API source.
-import { WorkloadX509Source, FileIdentitySource, type IdentitySource } from '@shop/auth';
-import { FakeWorkloadApi } from '@shop/auth/testing';
-import { X509Svid } from '@shop/auth';
+import { WorkloadX509Source } from '@shop/auth/workloadapi';
+import { FileIdentitySource, type IdentitySource, X509Svid } from '@shop/auth';
+import { FakeWorkloadApi } from '@shop/auth-testing';
 import type { Agent } from 'undici';
 import { runAutocannon } from '../load/autocannon-load.ts';
 import { runClosedLoop } from '../load/closed-loop.ts';
@@ -192,7 +192,7 @@ export const keepAlive: Scenario = {
       checks,
       notes: [
         'Each server runs in its own Node process; the load generator runs in the bench process. All HTTP/1.1 over loopback, one request in flight per connection.',
-        'The Workload API variant uses FakeWorkloadApi from @shop/auth/testing (a real gRPC Workload API on a Unix socket) instead of a SPIRE agent; per request it costs what the file source costs, the source only matters when material changes.',
+        'The Workload API variant uses FakeWorkloadApi from @shop/auth-testing (a real gRPC Workload API on a Unix socket) instead of a SPIRE agent; per request it costs what the file source costs, the source only matters when material changes.',
         'TLS variants are TLS 1.3 only, like @shop/auth. Raw clients check the URI SAN by hand (Node’s hostname check would refuse an SVID).',
       ],
     };

@@ -2,7 +2,7 @@
 // raw Node verification against @shop/auth's in each role, with and without
 // TLS session resumption, and proof that resumption never skips our checks.
 import { X509Svid, authorizeId, connectMtls, isAuthError, type ResumableSession } from '@shop/auth';
-import { MemorySource, createTestTrustDomain } from '@shop/auth/testing';
+import { MemorySource, createTestTrustDomain } from '@shop/auth-testing';
 import type { Agent } from 'undici';
 import { runClosedLoop } from '../load/closed-loop.ts';
 import { httpAttempt } from '../load/http-load.ts';

@@ -3,7 +3,7 @@
 // periods and is replaced at its half-life, where servers recycle
 // connections, so every rotation brings a wave of new handshakes.
 import { X509Svid } from '@shop/auth';
-import { MemorySource } from '@shop/auth/testing';
+import { MemorySource } from '@shop/auth-testing';
 import { runClosedLoop } from '../load/closed-loop.ts';
 import { httpAttempt } from '../load/http-load.ts';
 import type { HttpServerConfig, HttpServerStats } from '../servers/http-server.ts';

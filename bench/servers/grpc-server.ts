@@ -2,8 +2,9 @@
 // insecure, mTLS by grpc-js's own TLS, or mTLS through @shop/auth.
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { FileIdentitySource, createGrpcMtls, type GrpcMtls } from '@shop/auth';
-import { echoService } from '@shop/auth/testing';
+import { FileIdentitySource } from '@shop/auth';
+import { createGrpcMtls, type GrpcMtls } from '@shop/auth/grpc';
+import { echoService } from '@shop/auth-testing';
 import { runChild } from '../support/child-main.ts';
 import type { PemFiles } from '../support/pki.ts';
 

@@ -5,16 +5,10 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
-import {
-  FileIdentitySource,
-  WorkloadX509Source,
-  X509Bundle,
-  X509Svid,
-  fastifyMtlsOptions,
-  spiffeAuth,
-  type IdentitySource,
-} from '@shop/auth';
-import { MemorySource } from '@shop/auth/testing';
+import { FileIdentitySource, X509Bundle, X509Svid, type IdentitySource } from '@shop/auth';
+import { WorkloadX509Source } from '@shop/auth/workloadapi';
+import { fastifyMtlsOptions, spiffeAuth } from '@shop/auth/fastify';
+import { MemorySource } from '@shop/auth-testing';
 import { runChild } from '../support/child-main.ts';
 import type { PemFiles } from '../support/pki.ts';
 import { TRIVIAL_BODY, WORK_MS, busyWork } from './handlers.ts';

@@ -2,13 +2,8 @@
 // mTLS through `connect` options, and @shop/auth's mTLS dispatcher.
 import { createSecureContext } from 'node:tls';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
-import {
-  authorizeId,
-  createMtlsConnector,
-  createMtlsDispatcher,
-  type Authorizer,
-  type IdentitySource,
-} from '@shop/auth';
+import { authorizeId, type Authorizer, type IdentitySource } from '@shop/auth';
+import { createMtlsConnector, createMtlsDispatcher } from '@shop/auth/undici';
 import type { Cleanup } from './cleanup.ts';
 import { SERVER_ID, checkSpiffeUri, type BenchPki } from './pki.ts';
 

@@ -3,7 +3,7 @@
 // for the file source, the raw Node variants and the Go peer.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createTestTrustDomain, type CertificateOptions, type TestTrustDomain } from '@shop/auth/testing';
+import { createTestTrustDomain, type CertificateOptions, type TestTrustDomain } from '@shop/auth-testing';
 
 /** SERVER_ID and CLIENT_ID are the SPIFFE IDs the bench's servers and clients hold. */
 export const SERVER_ID = 'spiffe://example.org/bench-server';

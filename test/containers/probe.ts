@@ -7,7 +7,9 @@
 import { readFile } from 'node:fs/promises';
 import { connect } from 'node:tls';
 import { Agent, request, type Dispatcher } from 'undici';
-import { authorizeId, createMtlsDispatcher, SpiffeId, WorkloadX509Source } from '@shop/auth';
+import { authorizeId, SpiffeId } from '@shop/auth';
+import { createMtlsDispatcher } from '@shop/auth/undici';
+import { WorkloadX509Source } from '@shop/auth/workloadapi';
 
 interface ProbeResult {
   identity: string | null;

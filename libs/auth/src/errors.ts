@@ -71,19 +71,6 @@ export const errorHints = {
   AUTH_ERR_JWT_SVID_AUDIENCE_MISMATCH:
     'Fetch the JWT-SVID for the audience this validator expects (the message names both), or add that audience here.',
 
-  // CLI (src/cli)
-  AUTH_ERR_CLI_USAGE: 'Run the command with --help to see its arguments and options.',
-  AUTH_ERR_CLI_DURATION_INVALID:
-    'Write a duration as a whole number and a unit s, m, h or d, e.g. "90s", "15m", "72h" or "30d" (units may be combined: "1h30m").',
-  AUTH_ERR_CLI_SERVICE_INVALID:
-    'Name the service with one SPIFFE ID path segment of at most 200 bytes of letters, digits, ".", "-" and "_" (not ".", ".." or "ca"), e.g. "payment".',
-  AUTH_ERR_CLI_CA_INVALID:
-    'Point --ca-dir at a directory made by "spiffe-auth ca create" (ca.crt.pem, ca.key.pem, ca.json) whose CA is still valid, or create a new CA.',
-  AUTH_ERR_CLI_OUTPUT_EXISTS: 'Pass --force to replace the existing files, or choose another --out-dir.',
-  AUTH_ERR_CLI_OUTPUT_UNWRITABLE: 'Check that the output directory can be created and written by this user.',
-  AUTH_ERR_CLI_LOCKED:
-    'Another spiffe-auth is writing to the same directory; wait for it, or delete the named lock file if no such process runs.',
-
   // Adapters (src/adapters, src/tls)
   AUTH_ERR_TLS_HANDSHAKE: 'The client could not complete a TLS 1.3 handshake; check its TLS version and certificate.',
   AUTH_ERR_TLS_CONNECT:

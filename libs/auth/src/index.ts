@@ -1,4 +1,8 @@
-// Public API of @shop/auth. Everything a service needs is exported here.
+// Public API of @shop/auth, the root entry: SPIFFE IDs, SVIDs, bundles,
+// verification, authorizers, identity sources and the TLS builders. The
+// adapters and the Workload API client have their own entries
+// (@shop/auth/fastify, /undici, /grpc, /workloadapi), so importing one does
+// not load the others' dependencies.
 export { AuthError, errorHints, isAuthError, type AuthErrorCode } from './errors.ts';
 export { neverReachedPeer } from './never-reached-peer.ts';
 export { TrustDomain } from './spiffeid/trust-domain.ts';
@@ -47,24 +51,10 @@ export {
   type VerifiedConnection,
 } from './tls/client-connect.ts';
 export { ConnectionVerifier, type PeerResult } from './tls/connection-verifier.ts';
+// Decision and rule types are shared by the fastify and gRPC entries (types only: nothing to load).
 export type { AllowRule } from './authorize/allow-rule.ts';
 export type { AuthzDecision, HttpDecision, GrpcDecision, Transport } from './server/authz-decision.ts';
-export {
-  spiffeAuth,
-  fastifyMtlsOptions,
-  type SpiffeAuthOptions,
-  type SpiffeRouteConfig,
-  type RequestPeer,
-} from './adapters/fastify.ts';
 export type { AuditLevel, AuditLogger } from './server/audit.ts';
-export { createMtlsDispatcher, createMtlsConnector, type MtlsDispatcherOptions } from './adapters/undici.ts';
-export {
-  grpcChannelCredentials,
-  createGrpcMtls,
-  type GrpcMtls,
-  type GrpcServerOptions,
-  type GrpcClientOptions,
-} from './adapters/grpc.ts';
 export {
   JwtSvid,
   parseAndValidateJwtSvid,
@@ -73,23 +63,3 @@ export {
   type JwtSvidAlgorithm,
   type JwtSvidValidationOptions,
 } from './svid/jwt-svid.ts';
-export {
-  parseEndpointAddress,
-  endpointFromEnv,
-  resolveEndpoint,
-  targetFromAddress,
-  SOCKET_ENV,
-  type WorkloadEndpoint,
-} from './workloadapi/address.ts';
-export type { BackoffOptions } from './workloadapi/backoff.ts';
-export {
-  WorkloadApiClient,
-  type WorkloadApiClientOptions,
-  type Watcher,
-  type X509Context,
-  type JwtSvidParams,
-  type JwtSvidResult,
-  type ValidatedJwtSvid,
-} from './workloadapi/client.ts';
-export { WorkloadX509Source, type WorkloadX509SourceOptions } from './workloadapi/x509-source.ts';
-export { WorkloadJwtSource, type WorkloadJwtSourceOptions } from './workloadapi/jwt-source.ts';

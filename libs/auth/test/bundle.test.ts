@@ -6,7 +6,7 @@ import { marshalSpiffeBundleJson, parseSpiffeBundleJson } from '../src/bundle/sp
 import { X509Bundle, X509BundleSet } from '../src/bundle/x509-bundle.ts';
 import { isAuthError } from '../src/errors.ts';
 import { TrustDomain } from '../src/spiffeid/trust-domain.ts';
-import { createTestTrustDomain, type TestTrustDomain } from './support/test-ca.ts';
+import { createTestTrustDomain, type TestTrustDomain } from '@shop/auth-testing';
 
 describe('bundles per trust domain', () => {
   let a: TestTrustDomain;

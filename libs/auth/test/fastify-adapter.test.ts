@@ -5,9 +5,12 @@ import Fastify from 'fastify';
 import { authorizeMemberOf } from '../src/authorize/authorizer.ts';
 import { spiffeAuth, type HttpDecision } from '../src/adapters/fastify.ts';
 import type { PeerResult } from '../src/tls/connection-verifier.ts';
-import { createHeaderPeerResolver } from './support/header-peer.ts';
-import { MemorySource } from './support/memory-source.ts';
-import { createTestTrustDomain, type TestTrustDomain } from './support/test-ca.ts';
+import {
+  createHeaderPeerResolver,
+  MemorySource,
+  createTestTrustDomain,
+  type TestTrustDomain,
+} from '@shop/auth-testing';
 
 describe('fastify plugin: decisions, audit log and request.peer', () => {
   let td: TestTrustDomain;

@@ -6,9 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { isAuthError, type AuthError } from '../src/errors.ts';
 import { createIdentitySource } from '../src/source/create-identity-source.ts';
 import { FileIdentitySource } from '../src/source/file-source.ts';
-import type { IssuedCertificate } from '../src/x509/issuer.ts';
-import { makeTempDir } from './support/temp-dir.ts';
-import { createTestTrustDomain, type TestTrustDomain } from './support/test-ca.ts';
+import { type IssuedCertificate, makeTempDir, createTestTrustDomain, type TestTrustDomain } from '@shop/auth-testing';
 
 const HOUR = 3_600_000;
 

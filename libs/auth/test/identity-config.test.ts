@@ -7,8 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { isAuthError } from '../src/errors.ts';
 import { createIdentitySource } from '../src/source/create-identity-source.ts';
 import { identityConfigFromEnv } from '../src/source/identity-config.ts';
-import { createTestTrustDomain, type TestTrustDomain } from './support/test-ca.ts';
-import { makeTempDir } from './support/temp-dir.ts';
+import { createTestTrustDomain, type TestTrustDomain, makeTempDir } from '@shop/auth-testing';
 
 const FILES = { TLS_CERT_FILE: '/x/cert.pem', TLS_KEY_FILE: '/x/key.pem', TLS_CA_FILE: '/x/ca.pem' };
 

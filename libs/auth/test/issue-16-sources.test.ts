@@ -19,7 +19,7 @@ import type { X509Svid } from '../src/svid/x509-svid.ts';
 import { keepServerIdentityCurrent, mtlsServerOptions } from '../src/tls/server-options.ts';
 import { WorkloadJwtSource } from '../src/workloadapi/jwt-source.ts';
 import { WorkloadX509Source } from '../src/workloadapi/x509-source.ts';
-import { FakeWorkloadApi, createTestTrustDomain, makeTempDir, type TestTrustDomain } from './support/index.ts';
+import { FakeWorkloadApi, createTestTrustDomain, makeTempDir, type TestTrustDomain } from '@shop/auth-testing';
 
 const FAST = { initialMs: 20, maxMs: 80 };
 const AUD = ['inventory'];

@@ -22,10 +22,16 @@ import { X509BundleSet } from '../src/bundle/x509-bundle.ts';
 import { isAuthError, type AuthError } from '../src/errors.ts';
 import { verifyX509Svid, type PeerRole } from '../src/verify/x509-verify.ts';
 import { parseCertificate } from '../src/x509/certificate.ts';
-import { KeyUsage, type CertificateOptions, type IssuedCertificate } from '../src/x509/issuer.ts';
-import { echoService, type WhoAmIReply } from './support/echo-service.ts';
-import { MemorySource } from './support/memory-source.ts';
-import { createTestTrustDomain, type TestTrustDomain } from './support/test-ca.ts';
+import {
+  KeyUsage,
+  type CertificateOptions,
+  type IssuedCertificate,
+  echoService,
+  type WhoAmIReply,
+  MemorySource,
+  createTestTrustDomain,
+  type TestTrustDomain,
+} from '@shop/auth-testing';
 
 const { serverAuth, clientAuth, codeSigning } = x509.ExtendedKeyUsage;
 const ANY_EKU = '2.5.29.37.0';

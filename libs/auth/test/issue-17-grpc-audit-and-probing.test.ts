@@ -14,10 +14,15 @@ import { Agent, request } from 'undici';
 import { authorizeAny } from '../src/authorize/authorizer.ts';
 import { fastifyMtlsOptions, spiffeAuth, type HttpDecision } from '../src/adapters/fastify.ts';
 import { createGrpcMtls, type GrpcDecision, type GrpcMtls } from '../src/adapters/grpc.ts';
-import { CertificateAuthority, KeyUsage } from '../src/x509/issuer.ts';
-import { echoService, type WhoAmIReply } from './support/echo-service.ts';
-import { MemorySource } from './support/memory-source.ts';
-import { createTestTrustDomain, type TestTrustDomain } from './support/test-ca.ts';
+import {
+  CertificateAuthority,
+  KeyUsage,
+  echoService,
+  type WhoAmIReply,
+  MemorySource,
+  createTestTrustDomain,
+  type TestTrustDomain,
+} from '@shop/auth-testing';
 
 type Line = Record<string, unknown> & { msg: string; level: number };
 type Cert = { certPem: string; keyPem: string };

@@ -5,9 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import Fastify from 'fastify';
 import { spiffeAuth, type HttpDecision } from '../src/adapters/fastify.ts';
-import { createHeaderPeerResolver } from './support/header-peer.ts';
-import { MemorySource } from './support/memory-source.ts';
-import { createTestTrustDomain } from './support/test-ca.ts';
+import { createHeaderPeerResolver, MemorySource, createTestTrustDomain } from '@shop/auth-testing';
 
 test('regression: issue 17 — a decision names the route pattern or "unmatched", and the URL as sent apart', async () => {
   const td = await createTestTrustDomain('example.org');

@@ -13,7 +13,7 @@ import { FileIdentitySource } from '../src/source/file-source.ts';
 import type { IdentitySource } from '../src/source/identity-source.ts';
 import type { X509Svid } from '../src/svid/x509-svid.ts';
 import { WorkloadX509Source, type WorkloadX509SourceOptions } from '../src/workloadapi/x509-source.ts';
-import { FakeWorkloadApi, createTestTrustDomain, makeTempDir, type TestTrustDomain } from './support/index.ts';
+import { FakeWorkloadApi, createTestTrustDomain, makeTempDir, type TestTrustDomain } from '@shop/auth-testing';
 
 const FAST = { initialMs: 20, maxMs: 80 };
 

@@ -7,7 +7,7 @@ import { SignJWT } from 'jose';
 import { JwtBundle, type JwtAuthority } from '../src/bundle/jwt-bundle.ts';
 import { isAuthError, type AuthErrorCode } from '../src/errors.ts';
 import { WorkloadJwtSource } from '../src/workloadapi/jwt-source.ts';
-import { FakeWorkloadApi } from './support/fake-workload-api.ts';
+import { FakeWorkloadApi } from '@shop/auth-testing';
 
 const AUD = ['payments'];
 const keyA1 = generateKeyPairSync('ec', { namedCurve: 'P-256' });

@@ -21,7 +21,7 @@ import {
   type JwtSvid,
   type JwtSvidValidationOptions,
 } from '../src/svid/jwt-svid.ts';
-import { createTestTrustDomain } from './support/index.ts';
+import { createTestTrustDomain } from '@shop/auth-testing';
 
 // A fixed clock keeps every exp/nbf case exact; tokens are signed for it.
 const NOW = new Date('2031-05-01T12:00:00Z');

@@ -11,8 +11,7 @@ import { fastifyMtlsOptions, spiffeAuth } from '../src/adapters/fastify.ts';
 import { createMtlsDispatcher } from '../src/adapters/undici.ts';
 import { AuthError } from '../src/errors.ts';
 import { neverReachedPeer } from '../src/never-reached-peer.ts';
-import { MemorySource } from './support/memory-source.ts';
-import { createTestTrustDomain, type TestTrustDomain } from './support/test-ca.ts';
+import { MemorySource, createTestTrustDomain, type TestTrustDomain } from '@shop/auth-testing';
 
 const SERVER = 'spiffe://example.org/server';
 

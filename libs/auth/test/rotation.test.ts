@@ -12,9 +12,13 @@ import { createGrpcMtls, grpcChannelCredentials, type GrpcMtls } from '../src/ad
 import { createMtlsDispatcher } from '../src/adapters/undici.ts';
 import { isAuthError } from '../src/errors.ts';
 import { canResume, connectMtls, type ResumableSession } from '../src/tls/client-connect.ts';
-import { echoService, type WhoAmIReply } from './support/echo-service.ts';
-import { MemorySource } from './support/memory-source.ts';
-import { createTestTrustDomain, type TestTrustDomain } from './support/test-ca.ts';
+import {
+  echoService,
+  type WhoAmIReply,
+  MemorySource,
+  createTestTrustDomain,
+  type TestTrustDomain,
+} from '@shop/auth-testing';
 
 let td: TestTrustDomain;
 let serverSource: MemorySource;

@@ -20,8 +20,7 @@ import type { X509Svid } from '../src/svid/x509-svid.ts';
 import type { X509SvidSource } from '../src/svid/x509-svid-source.ts';
 import { connectMtls } from '../src/tls/client-connect.ts';
 import { keepServerIdentityCurrent, mtlsServerOptions } from '../src/tls/server-options.ts';
-import { echoService, type WhoAmIReply } from './support/echo-service.ts';
-import { createTestTrustDomain, type TestTrustDomain } from './support/test-ca.ts';
+import { echoService, type WhoAmIReply, createTestTrustDomain, type TestTrustDomain } from '@shop/auth-testing';
 
 const SERVER = 'spiffe://example.org/server';
 

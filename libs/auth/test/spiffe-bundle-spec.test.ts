@@ -18,7 +18,7 @@ import { isAuthError } from '../src/errors.ts';
 import { TrustDomain } from '../src/spiffeid/trust-domain.ts';
 import { parseAndValidateJwtSvid } from '../src/svid/jwt-svid.ts';
 import { verifyX509Svid } from '../src/verify/x509-verify.ts';
-import { createTestTrustDomain, type IssuedCertificate, type TestTrustDomain } from './support/test-ca.ts';
+import { createTestTrustDomain, type IssuedCertificate, type TestTrustDomain } from '@shop/auth-testing';
 
 const TD = TrustDomain.parse('example.org');
 const AUD = ['inventory'];

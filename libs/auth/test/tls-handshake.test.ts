@@ -14,9 +14,14 @@ import { fastifyMtlsOptions, spiffeAuth } from '../src/adapters/fastify.ts';
 import { createGrpcMtls, grpcChannelCredentials, type GrpcMtls } from '../src/adapters/grpc.ts';
 import { createMtlsDispatcher } from '../src/adapters/undici.ts';
 import type { AuthError } from '../src/errors.ts';
-import { echoService, type WhoAmIReply } from './support/echo-service.ts';
-import { MemorySource } from './support/memory-source.ts';
-import { buildPeerCases, type PeerCase, type PeerCaseWorld } from './support/peer-cases.ts';
+import {
+  echoService,
+  type WhoAmIReply,
+  MemorySource,
+  buildPeerCases,
+  type PeerCase,
+  type PeerCaseWorld,
+} from '@shop/auth-testing';
 
 let world: PeerCaseWorld;
 let source: MemorySource;

@@ -8,9 +8,7 @@ import { createIdentitySource } from '../src/source/create-identity-source.ts';
 import { TrustBridgeSource } from '../src/source/trust-bridge-source.ts';
 import { verifyX509Svid } from '../src/verify/x509-verify.ts';
 import type { X509Svid } from '../src/svid/x509-svid.ts';
-import { MemorySource } from './support/memory-source.ts';
-import { makeTempDir } from './support/temp-dir.ts';
-import { createTestTrustDomain, type TestTrustDomain } from './support/test-ca.ts';
+import { MemorySource, makeTempDir, createTestTrustDomain, type TestTrustDomain } from '@shop/auth-testing';
 
 // Two CAs of one trust domain, as in a migration: the static files' CA and SPIRE's.
 describe('TrustBridgeSource (migration between two CAs of one trust domain)', () => {

@@ -4,7 +4,7 @@ import { before, describe, test } from 'node:test';
 import { X509BundleSet } from '../src/bundle/x509-bundle.ts';
 import { isAuthError } from '../src/errors.ts';
 import { verifyX509Svid } from '../src/verify/x509-verify.ts';
-import { buildPeerCases, type PeerCaseWorld } from './support/peer-cases.ts';
+import { buildPeerCases, type PeerCaseWorld } from '@shop/auth-testing';
 
 describe("verifyX509Svid: the bundle of the peer's own trust domain, never a pool", () => {
   let world: PeerCaseWorld;

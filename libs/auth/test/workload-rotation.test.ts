@@ -12,8 +12,7 @@ import { createMtlsDispatcher } from '../src/adapters/undici.ts';
 import { createIdentitySource } from '../src/source/create-identity-source.ts';
 import type { IdentitySource } from '../src/source/identity-source.ts';
 import { connectMtls } from '../src/tls/client-connect.ts';
-import { FakeWorkloadApi } from './support/fake-workload-api.ts';
-import { createTestTrustDomain, type TestTrustDomain } from './support/test-ca.ts';
+import { FakeWorkloadApi, createTestTrustDomain, type TestTrustDomain } from '@shop/auth-testing';
 
 let example: TestTrustDomain;
 let partner: TestTrustDomain;

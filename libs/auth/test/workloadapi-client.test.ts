@@ -15,7 +15,7 @@ import {
   type WorkloadApiClientOptions,
   type X509Context,
 } from '../src/workloadapi/client.ts';
-import { FakeWorkloadApi, createTestTrustDomain, rawX509Svid, type TestTrustDomain } from './support/index.ts';
+import { FakeWorkloadApi, createTestTrustDomain, rawX509Svid, type TestTrustDomain } from '@shop/auth-testing';
 
 // Short delays keep reconnect tests fast; random 1 makes "equal" jitter return
 // the full delay, so the gaps between attempts have a known lower bound.

@@ -8,7 +8,7 @@ import { TrustDomain } from '../src/spiffeid/trust-domain.ts';
 import type { X509Svid } from '../src/svid/x509-svid.ts';
 import { WorkloadApiClient } from '../src/workloadapi/client.ts';
 import { WorkloadX509Source, type WorkloadX509SourceOptions } from '../src/workloadapi/x509-source.ts';
-import { FakeWorkloadApi, createTestTrustDomain, rawX509Svid, type TestTrustDomain } from './support/index.ts';
+import { FakeWorkloadApi, createTestTrustDomain, rawX509Svid, type TestTrustDomain } from '@shop/auth-testing';
 
 const FAST = { initialMs: 20, maxMs: 80 };
 

@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { isAuthError } from '../src/errors.ts';
 import { X509Svid } from '../src/svid/x509-svid.ts';
-import { KeyUsage } from '../src/x509/issuer.ts';
-import { createTestTrustDomain, type TestTrustDomain } from './support/test-ca.ts';
+import { KeyUsage, createTestTrustDomain, type TestTrustDomain } from '@shop/auth-testing';
 
 describe('X509Svid: our own SVID from a DER chain + PKCS#8 key', () => {
   let td: TestTrustDomain;

@@ -9,8 +9,8 @@ import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Agent, request } from 'undici';
-import { fastifyMtlsOptions, spiffeAuth } from '@shop/auth';
-import { MemorySource, createTestTrustDomain, type TestTrustDomain } from '@shop/auth/testing';
+import { fastifyMtlsOptions, spiffeAuth } from '@shop/auth/fastify';
+import { MemorySource, createTestTrustDomain, type TestTrustDomain } from '@shop/auth-testing';
 import { installHttpBasics, serviceFastifyOptions } from '../src/http-server.ts';
 import { authHooks, createServiceMetrics, type ServiceMetrics } from '../src/metrics.ts';
 

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import { request } from 'undici';
 import { AuthError } from '@shop/auth';
-import { MemorySource, createTestTrustDomain } from '@shop/auth/testing';
+import { MemorySource, createTestTrustDomain } from '@shop/auth-testing';
 import { ConfigError, IdentityWaitError } from '../src/errors.ts';
 import { createServiceMetrics } from '../src/metrics.ts';
 import { identityCheck, startOpsServer, type ReadinessCheck } from '../src/ops-server.ts';

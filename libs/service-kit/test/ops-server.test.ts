@@ -36,7 +36,7 @@ describe('ops server', () => {
 
 describe('identityCheck', () => {
   test('ready with a valid SVID (positive control), not ready once it has expired', async () => {
-    const { createTestTrustDomain, MemorySource } = await import('@shop/auth/testing');
+    const { createTestTrustDomain, MemorySource } = await import('@shop/auth-testing');
     const { identityCheck } = await import('../src/ops-server.ts');
     const td = await createTestTrustDomain('example.org');
     const valid = MemorySource.create(await td.svid('/payment'), [td.bundle]);
@@ -53,7 +53,7 @@ describe('identityCheck', () => {
 
 describe('observeIdentity gauges', () => {
   test('shop_identity_info and shop_identity_trust_roots follow the source: files, then a second root, then SPIFFE', async () => {
-    const { createTestTrustDomain, MemorySource } = await import('@shop/auth/testing');
+    const { createTestTrustDomain, MemorySource } = await import('@shop/auth-testing');
     const { X509Bundle } = await import('@shop/auth');
     const { observeIdentity } = await import('../src/metrics.ts');
     const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };

@@ -1,5 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { fastifyMtlsOptions, spiffeAuth, type IdentitySource, type SpiffeAuthOptions } from '@shop/auth';
+import { fastifyMtlsOptions, spiffeAuth, type SpiffeAuthOptions } from '@shop/auth/fastify';
+import type { IdentitySource } from '@shop/auth';
 import { authHooks, installHttpBasics, serviceFastifyOptions, type ServiceMetrics } from '@shop/service-kit';
 import {
   orderParams,

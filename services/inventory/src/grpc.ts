@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
-import { createGrpcMtls, type AuditLogger, type GrpcMtls, type IdentitySource } from '@shop/auth';
+import { createGrpcMtls, type AuditLogger, type GrpcMtls } from '@shop/auth/grpc';
+import type { IdentitySource } from '@shop/auth';
 import { authHooks, type ServiceMetrics } from '@shop/service-kit';
 import {
   INVENTORY_METHODS,

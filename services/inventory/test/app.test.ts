@@ -6,7 +6,7 @@ import {
   createTestTrustDomain,
   TEST_PEER_HEADER,
   type TestTrustDomain,
-} from '@shop/auth/testing';
+} from '@shop/auth-testing';
 import type { OrderReservations, Product, Reservation, Stock } from '@shop/contracts';
 import {
   buildTestApp,

@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { createHeaderPeerResolver, createTestTrustDomain, TEST_PEER_HEADER } from '@shop/auth/testing';
+import { createHeaderPeerResolver, createTestTrustDomain, TEST_PEER_HEADER } from '@shop/auth-testing';
 import type { Stock } from '@shop/contracts';
 import { buildTestApp, openTestStore, ORDER, PAYMENT } from './support/fixture.ts';
 import type { ReserveWorkerData, ReserveWorkerResult } from './support/reserve-worker.ts';

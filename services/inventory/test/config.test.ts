@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { makeTempDir } from '@shop/auth/testing';
+import { makeTempDir } from '@shop/auth-testing';
 import { ConfigError } from '@shop/service-kit';
 import { loadConfig } from '../src/config.ts';
 import { DEFAULT_CATALOGUE, loadSeedFile } from '../src/seed.ts';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { Agent, request as undiciRequest } from 'undici';
-import { MemorySource, createTestTrustDomain } from '@shop/auth/testing';
+import { MemorySource, createTestTrustDomain } from '@shop/auth-testing';
 import { createServiceMetrics } from '@shop/service-kit';
 import { jsonOf, rawHttp, request } from '@shop/service-kit/testing';
 import { buildApp } from '../src/app.ts';

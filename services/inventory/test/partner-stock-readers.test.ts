@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { FastifyInstance } from 'fastify';
-import { authorizeId, grpcChannelCredentials } from '@shop/auth';
+import { authorizeId } from '@shop/auth';
+import { grpcChannelCredentials } from '@shop/auth/grpc';
 import {
   createHeaderPeerResolver,
   createTestTrustDomain,
@@ -15,7 +16,7 @@ import {
   MemorySource,
   TEST_PEER_HEADER,
   type TestTrustDomain,
-} from '@shop/auth/testing';
+} from '@shop/auth-testing';
 import { createServiceMetrics } from '@shop/service-kit';
 import { buildApp } from '../src/app.ts';
 import { createInventoryGrpcClient, inventoryErrorCode, type InventoryGrpcClient } from '@shop/contracts';

@@ -9,8 +9,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { request } from 'undici';
 import * as grpc from '@grpc/grpc-js';
-import { authorizeId, createMtlsDispatcher } from '@shop/auth';
-import { createTestTrustDomain, FakeWorkloadApi, makeTempDir, MemorySource } from '@shop/auth/testing';
+import { authorizeId } from '@shop/auth';
+import { createMtlsDispatcher } from '@shop/auth/undici';
+import { createTestTrustDomain, FakeWorkloadApi, makeTempDir, MemorySource } from '@shop/auth-testing';
 import { INVENTORY, ORDER } from './support/fixture.ts';
 
 interface Started {

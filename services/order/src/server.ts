@@ -1,6 +1,8 @@
 // The order process on service-kit's runService: the store, the upstream
 // clients behind their breakers, the public API and the reconciler.
-import { authorizeId, createMtlsDispatcher, grpcChannelCredentials } from '@shop/auth';
+import { authorizeId } from '@shop/auth';
+import { createMtlsDispatcher } from '@shop/auth/undici';
+import { grpcChannelCredentials } from '@shop/auth/grpc';
 import { authHooks, httpUrl, listen, runService } from '@shop/service-kit';
 import { buildApp } from './app.ts';
 import { createInventoryGrpcClientAdapter } from './clients/inventory-grpc.ts';

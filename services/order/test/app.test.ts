@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, beforeEach, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { makeTempDir } from '@shop/auth/testing';
+import { makeTempDir } from '@shop/auth-testing';
 import { createServiceMetrics } from '@shop/service-kit';
 import { buildApp } from '../src/app.ts';
 import { OrderService } from '../src/orders.ts';

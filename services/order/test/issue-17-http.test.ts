@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterEach, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { makeTempDir } from '@shop/auth/testing';
+import { makeTempDir } from '@shop/auth-testing';
 import { createServiceMetrics, HTTP_PROTOCOL_ERRORS } from '@shop/service-kit';
 import { jsonOf, rawHttp, readErrorTable, request } from '@shop/service-kit/testing';
 import { buildApp } from '../src/app.ts';

@@ -10,7 +10,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, test, type TestContext } from 'node:test';
-import { FakeWorkloadApi, createTestTrustDomain, makeTempDir } from '@shop/auth/testing';
+import { FakeWorkloadApi, createTestTrustDomain, makeTempDir } from '@shop/auth-testing';
 
 const SERVER = join(import.meta.dirname, '..', 'src', 'server.ts');
 

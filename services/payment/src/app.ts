@@ -15,7 +15,8 @@ import {
   type ChargeBody,
   type RefundBody,
 } from '@shop/contracts';
-import { fastifyMtlsOptions, spiffeAuth, type IdentitySource, type SpiffeAuthOptions } from '@shop/auth';
+import { fastifyMtlsOptions, spiffeAuth, type SpiffeAuthOptions } from '@shop/auth/fastify';
+import type { IdentitySource } from '@shop/auth';
 import {
   authHooks,
   createServiceMetrics,

@@ -9,7 +9,7 @@ import {
   createTestTrustDomain,
   makeTempDir,
   type TestTrustDomain,
-} from '@shop/auth/testing';
+} from '@shop/auth-testing';
 import { createLogger } from '@shop/service-kit';
 import { buildApp } from '../src/app.ts';
 import { PaymentService } from '../src/payments.ts';

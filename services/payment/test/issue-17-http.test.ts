@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { Agent, request as undiciRequest } from 'undici';
-import { MemorySource, createTestTrustDomain, makeTempDir, type TestTrustDomain } from '@shop/auth/testing';
+import { MemorySource, createTestTrustDomain, makeTempDir, type TestTrustDomain } from '@shop/auth-testing';
 import { createServiceMetrics, type ServiceMetrics } from '@shop/service-kit';
 import { jsonOf, rawHttp, request } from '@shop/service-kit/testing';
 import { buildApp } from '../src/app.ts';

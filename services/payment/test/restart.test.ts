@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import { makeTempDir } from '@shop/auth/testing';
+import { makeTempDir } from '@shop/auth-testing';
 import { chargeBody, createIdentity, errorOf, get, post, startPayment, type Body, type Identity } from './harness.ts';
 
 let id: Identity;

@@ -4,14 +4,15 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import { authorizeId, createMtlsDispatcher } from '@shop/auth';
+import { authorizeId } from '@shop/auth';
+import { createMtlsDispatcher } from '@shop/auth/undici';
 import {
   FakeWorkloadApi,
   MemorySource,
   createTestTrustDomain,
   makeTempDir,
   type TestTrustDomain,
-} from '@shop/auth/testing';
+} from '@shop/auth-testing';
 
 const SERVER = join(import.meta.dirname, '..', 'src', 'server.ts');
 

@@ -161,17 +161,15 @@ export class FileIdentitySource extends IdentitySourceBase {
   }
 
   async #stat(): Promise<string> {
-    const parts = await Promise.all(
-      this.#paths().map(async (p) => {
-        try {
-          const s = await stat(p);
-          return `${s.ino}:${s.size}:${s.mtimeMs}`;
-        } catch (cause) {
-          const code = (cause as NodeJS.ErrnoException).code ?? 'error';
-          throw new AuthError('AUTH_ERR_FILE_UNREADABLE', `cannot read ${p} (${code})`, { cause });
-        }
-      }),
-    );
+    const paths = this.#paths();
+    const results = await Promise.allSettled(paths.map((p) => stat(p)));
+    // The first unreadable file in a fixed order (certificate, key, CA, …),
+    // not whichever stat failed first: the same problem gives the same message.
+    const parts = results.map((r, i) => {
+      if (r.status === 'fulfilled') return `${r.value.ino}:${r.value.size}:${r.value.mtimeMs}`;
+      const code = (r.reason as NodeJS.ErrnoException).code ?? 'error';
+      throw new AuthError('AUTH_ERR_FILE_UNREADABLE', `cannot read ${paths[i] ?? ''} (${code})`, { cause: r.reason });
+    });
     return parts.join('|');
   }
 

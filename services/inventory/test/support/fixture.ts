@@ -3,7 +3,7 @@
 import type { TestContext } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { join } from 'node:path';
-import { makeTempDir, MemorySource, type TestTrustDomain } from '@shop/auth/testing';
+import { makeTempDir, MemorySource, type TestTrustDomain } from '@shop/auth-testing';
 import { createServiceMetrics } from '@shop/service-kit';
 import { buildApp } from '../../src/app.ts';
 import type { SeedProduct } from '../../src/seed.ts';
