@@ -6,3 +6,4 @@ export * from './echo-service.ts';
 export * from './fake-workload-api.ts';
 export * from './temp-dir.ts';
 export * from './header-peer.ts';
+export * from './errors-doc.ts';
