@@ -2,16 +2,14 @@
 // ops port, SIGTERM drains and exits 0, and a restart keeps the data.
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { request } from 'undici';
 import * as grpc from '@grpc/grpc-js';
 import { authorizeId } from '@shop/auth';
 import { createMtlsDispatcher } from '@shop/auth/undici';
 import { createTestTrustDomain, FakeWorkloadApi, makeTempDir, MemorySource } from '@shop/auth-testing';
+import { readyUntil, spawnService, type ServiceProcess } from '@shop/service-kit/testing';
 import { INVENTORY, ORDER } from './support/fixture.ts';
 
 interface Started {
@@ -24,38 +22,23 @@ interface Started {
 
 const serverFile = new URL('../src/server.ts', import.meta.url);
 
+/** spawnInventory runs src/server.ts with its gRPC port free too. */
+function spawnInventory(t: TestContext, env: Record<string, string>): ServiceProcess {
+  return spawnService(t, serverFile, { GRPC_PORT: '0', ...env });
+}
+
+/** startProcess runs src/server.ts and waits until it has started. */
 async function startProcess(t: TestContext, env: Record<string, string>): Promise<Started> {
-  const child = spawn(process.execPath, [serverFile.pathname], {
-    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', GRPC_PORT: '0', OPS_PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    return exited;
-  });
-  let stderr = '';
-  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-  const lines: Record<string, unknown>[] = [];
-  const started = new Promise<Record<string, unknown>>((resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const entry = JSON.parse(line) as Record<string, unknown>;
-      lines.push(entry);
-      if (entry.msg === 'inventory started') resolve(entry);
-    });
-    void exited.then((code) => {
-      reject(new Error(`server exited with ${code} before starting: ${stderr}${JSON.stringify(lines)}`));
-    });
-  });
-  const entry = await started;
+  const s = spawnInventory(t, env);
+  const entry = await s.line('inventory started');
   return {
     http: entry.http as string,
     grpc: entry.grpc as string,
     ops: entry.ops as string,
-    lines,
+    lines: s.lines,
     async stop() {
-      child.kill('SIGTERM');
-      return exited;
+      s.kill('SIGTERM');
+      return s.exited;
     },
   };
 }
@@ -119,61 +102,12 @@ describe('server process', () => {
   });
 
   test('a bad variable stops the start with a message naming it', async (t) => {
-    const child = spawn(process.execPath, [serverFile.pathname], {
-      env: { PATH: process.env.PATH, RESERVATION_TTL_SECONDS: 'soon' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    t.after(() => child.kill('SIGKILL'));
-    let stderr = '';
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const [code] = (await once(child, 'exit')) as [number | null];
+    const s = spawnInventory(t, { RESERVATION_TTL_SECONDS: 'soon' });
+    const code = await s.exited;
     assert.equal(code, 1);
-    assert.match(stderr, /RESERVATION_TTL_SECONDS: must be an integer, got "soon"/);
+    assert.match(s.stderr(), /RESERVATION_TTL_SECONDS: must be an integer, got "soon"/);
   });
 });
-
-/** Spawned is a server process whose start-up the test follows line by line. */
-interface Spawned {
-  lines: Record<string, unknown>[];
-  exited: Promise<number | null>;
-  /** line resolves with the first log line whose msg is `msg` (rejects if the process exits first). */
-  line(msg: string): Promise<Record<string, unknown>>;
-  kill(signal: NodeJS.Signals): void;
-}
-
-function spawnProcess(t: TestContext, env: Record<string, string>): Spawned {
-  const child = spawn(process.execPath, [serverFile.pathname], {
-    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', GRPC_PORT: '0', OPS_PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    return exited;
-  });
-  const lines: Record<string, unknown>[] = [];
-  const waiters: { msg: string; resolve: (l: Record<string, unknown>) => void }[] = [];
-  createInterface({ input: child.stdout }).on('line', (line) => {
-    const entry = JSON.parse(line) as Record<string, unknown>;
-    lines.push(entry);
-    for (const w of waiters) if (w.msg === entry.msg) w.resolve(entry);
-  });
-  return {
-    lines,
-    exited,
-    kill: (signal) => child.kill(signal),
-    line(msg) {
-      const seen = lines.find((l) => l.msg === msg);
-      if (seen) return Promise.resolve(seen);
-      return Promise.race([
-        new Promise<Record<string, unknown>>((resolve) => waiters.push({ msg, resolve })),
-        exited.then((code) =>
-          Promise.reject(new Error(`exited with ${String(code)} before "${msg}": ${JSON.stringify(lines)}`)),
-        ),
-      ]);
-    },
-  };
-}
 
 describe('regression: start-up without an identity (issue 17)', () => {
   test('regression: with no agent on the socket it answers live 200 and ready 503 naming the socket, then becomes ready and serves mTLS once the agent serves an SVID', async (t) => {
@@ -182,19 +116,11 @@ describe('regression: start-up without an identity (issue 17)', () => {
     t.after(cleanup);
     const fake = await FakeWorkloadApi.start({ listen: false });
     t.after(() => fake.close());
-    const s = spawnProcess(t, { SPIFFE_ENDPOINT_SOCKET: fake.address, DATA_DIR: join(dir, 'data') });
+    const s = spawnInventory(t, { SPIFFE_ENDPOINT_SOCKET: fake.address, DATA_DIR: join(dir, 'data') });
     const ops = (await s.line('ops port open; waiting for the identity')).ops as string;
     const opened = Date.now();
     assert.equal((await request(`${ops}/health/live`)).statusCode, 200);
-    let body: { checks: Record<string, boolean>; reasons?: Record<string, string> };
-    let status: number;
-    do {
-      const res = await request(`${ops}/health/ready`);
-      status = res.statusCode;
-      body = (await res.body.json()) as typeof body;
-      if (body.reasons?.identity?.includes('does not exist yet') === true) break;
-      await new Promise((r) => setTimeout(r, 50));
-    } while (Date.now() - opened < 10_000);
+    const { status, body } = await readyUntil(ops, (b) => b.reasons?.identity?.includes('does not exist yet') === true);
     assert.equal(status, 503);
     assert.equal(body.checks.identity, false);
     assert.match(
@@ -227,7 +153,7 @@ describe('regression: start-up without an identity (issue 17)', () => {
     const fake = await FakeWorkloadApi.start();
     t.after(() => fake.close());
     fake.setX509Error(grpc.status.PERMISSION_DENIED, 'no identity issued');
-    const s = spawnProcess(t, {
+    const s = spawnInventory(t, {
       SPIFFE_ENDPOINT_SOCKET: fake.address,
       DATA_DIR: join(dir, 'data'),
       IDENTITY_WAIT_SECONDS: '4',
@@ -250,7 +176,7 @@ describe('regression: start-up without an identity (issue 17)', () => {
     t.after(cleanup);
     const fake = await FakeWorkloadApi.start({ listen: false });
     t.after(() => fake.close());
-    const s = spawnProcess(t, { SPIFFE_ENDPOINT_SOCKET: fake.address, DATA_DIR: join(dir, 'data') });
+    const s = spawnInventory(t, { SPIFFE_ENDPOINT_SOCKET: fake.address, DATA_DIR: join(dir, 'data') });
     await s.line('ops port open; waiting for the identity');
     s.kill('SIGTERM');
     assert.equal(await s.exited, 0);

@@ -3,23 +3,14 @@
 // becomes ready when the identity arrives, and IDENTITY_WAIT_SECONDS bounds
 // the wait.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, test } from 'node:test';
 import { FakeWorkloadApi, createTestTrustDomain, makeTempDir } from '@shop/auth-testing';
+import { readyUntil, spawnService } from '@shop/service-kit/testing';
 
 const SERVER = join(import.meta.dirname, '..', 'src', 'server.ts');
-
-interface Spawned {
-  lines: Record<string, unknown>[];
-  exited: Promise<number | null>;
-  /** line resolves with the first log line whose msg is `msg` (rejects if the process exits first). */
-  line(msg: string): Promise<Record<string, unknown>>;
-}
 
 /** freePort finds a port nobody listens on (order logs its configured API port, not the bound one). */
 async function freePort(): Promise<number> {
@@ -30,59 +21,6 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function spawnOrder(t: TestContext, env: Record<string, string>): Spawned {
-  const child = spawn(process.execPath, [SERVER], {
-    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', OPS_PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    return exited;
-  });
-  const lines: Record<string, unknown>[] = [];
-  const waiters: { msg: string; resolve: (l: Record<string, unknown>) => void }[] = [];
-  createInterface({ input: child.stdout }).on('line', (line) => {
-    const entry = JSON.parse(line) as Record<string, unknown>;
-    lines.push(entry);
-    for (const w of waiters) if (w.msg === entry.msg) w.resolve(entry);
-  });
-  return {
-    lines,
-    exited,
-    line(msg) {
-      const seen = lines.find((l) => l.msg === msg);
-      if (seen) return Promise.resolve(seen);
-      return Promise.race([
-        new Promise<Record<string, unknown>>((resolve) => waiters.push({ msg, resolve })),
-        exited.then((code) =>
-          Promise.reject(new Error(`exited with ${String(code)} before "${msg}": ${JSON.stringify(lines)}`)),
-        ),
-      ]);
-    },
-  };
-}
-
-interface ReadyBody {
-  status: string;
-  checks: Record<string, boolean>;
-  reasons?: Record<string, string>;
-}
-
-/** readyUntil polls /health/ready until `done` holds (or 10 s pass) and returns the last answer. */
-async function readyUntil(
-  ops: string,
-  done: (body: ReadyBody) => boolean,
-): Promise<{ status: number; body: ReadyBody }> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const res = await fetch(`${ops}/health/ready`);
-    const body = (await res.json()) as ReadyBody;
-    if (done(body) || Date.now() > deadline) return { status: res.status, body };
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('regression: start-up without an identity (issue 17)', () => {
   test('regression: with no agent on the socket it answers live 200 and ready 503 naming the socket, then becomes ready once the agent serves an SVID', async (t) => {
     const td = await createTestTrustDomain('example.org');
@@ -91,7 +29,11 @@ describe('regression: start-up without an identity (issue 17)', () => {
     const fake = await FakeWorkloadApi.start({ listen: false });
     t.after(() => fake.close());
     const port = await freePort();
-    const s = spawnOrder(t, { SPIFFE_ENDPOINT_SOCKET: fake.address, DATA_DIR: join(dir, 'data'), PORT: String(port) });
+    const s = spawnService(t, SERVER, {
+      SPIFFE_ENDPOINT_SOCKET: fake.address,
+      DATA_DIR: join(dir, 'data'),
+      PORT: String(port),
+    });
     const ops = (await s.line('ops port open; waiting for the identity')).ops as string;
     const opened = Date.now();
     assert.equal((await fetch(`${ops}/health/live`)).status, 200);
@@ -128,7 +70,7 @@ describe('regression: start-up without an identity (issue 17)', () => {
   test('regression: files that are not there yet: ready says which one; IDENTITY_WAIT_SECONDS makes it exit 1 naming it', async (t) => {
     const { dir, cleanup } = await makeTempDir('order-startup-');
     t.after(cleanup);
-    const s = spawnOrder(t, {
+    const s = spawnService(t, SERVER, {
       TLS_CERT_FILE: join(dir, 'order.crt.pem'),
       TLS_KEY_FILE: join(dir, 'order.key.pem'),
       TLS_CA_FILE: join(dir, 'ca.crt.pem'),
@@ -153,7 +95,7 @@ describe('regression: start-up without an identity (issue 17)', () => {
     const td = await createTestTrustDomain('example.org');
     const { dir, cleanup } = await makeTempDir('order-startup-');
     t.after(cleanup);
-    const s = spawnOrder(t, {
+    const s = spawnService(t, SERVER, {
       TLS_CERT_FILE: join(dir, 'order.crt.pem'),
       TLS_KEY_FILE: join(dir, 'order.key.pem'),
       TLS_CA_FILE: join(dir, 'ca.crt.pem'),

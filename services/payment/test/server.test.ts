@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { authorizeId } from '@shop/auth';
 import { createMtlsDispatcher } from '@shop/auth/undici';
@@ -13,85 +11,34 @@ import {
   makeTempDir,
   type TestTrustDomain,
 } from '@shop/auth-testing';
+import { readyUntil, spawnService, type ReadyBody, type ServiceProcess } from '@shop/service-kit/testing';
 
 const SERVER = join(import.meta.dirname, '..', 'src', 'server.ts');
 
-interface Running {
-  child: ChildProcess;
-  lines: Record<string, unknown>[];
+/** Running is a payment process that has started, with the ports it listens on. */
+interface Running extends ServiceProcess {
   ports: { api: number; ops: number; admin: number };
-  exited: Promise<number | null>;
 }
 
-/** start runs `node src/server.ts` on free ports and waits for its "listening" line. */
-async function start(env: NodeJS.ProcessEnv): Promise<Running> {
-  return started(spawnServer(env));
+/** portOf reads the port of the URL a log line gives under `key`. */
+const portOf = (entry: Record<string, unknown>, key: string): number => Number(new URL(entry[key] as string).port);
+
+/** spawnPayment runs `node src/server.ts` with its admin port free too. */
+function spawnPayment(t: TestContext, env: NodeJS.ProcessEnv): ServiceProcess {
+  return spawnService(t, SERVER, { ADMIN_PORT: '0', ...env });
 }
 
-/** spawnServer runs `node src/server.ts` on free ports; `started()` waits for its "listening" line. */
-function spawnServer(env: NodeJS.ProcessEnv): Spawned {
-  const child = spawn(process.execPath, [SERVER], {
-    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', OPS_PORT: '0', ADMIN_PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<number | null>((resolve) => {
-    child.once('exit', (code) => {
-      resolve(code);
-    });
-  });
-  const lines: Record<string, unknown>[] = [];
-  const out = { stderr: '' };
-  child.stderr.on('data', (d: Buffer) => {
-    out.stderr += d.toString();
-  });
-  const port = (entry: Record<string, unknown>, k: string): number => Number(new URL(entry[k] as string).port);
-  let opsOpen: (port: number) => void = () => undefined;
-  let listening: (ports: Running['ports']) => void = () => undefined;
-  const opsPort = new Promise<number>((resolve) => (opsOpen = resolve));
-  const ports = new Promise<Running['ports']>((resolve) => (listening = resolve));
-  createInterface({ input: child.stdout }).on('line', (line) => {
-    const entry = JSON.parse(line) as Record<string, unknown>;
-    lines.push(entry);
-    if (entry.msg === 'ops port open; waiting for the identity') opsOpen(port(entry, 'ops'));
-    if (entry.msg === 'payment started') {
-      listening({ api: port(entry, 'api'), ops: port(entry, 'ops'), admin: port(entry, 'admin') });
-    }
-  });
-  const beforeExit = <T>(p: Promise<T>, what: string): Promise<T> =>
-    Promise.race([
-      p,
-      exited.then((code) =>
-        Promise.reject(new Error(`server exited with ${String(code)} before ${what}: ${out.stderr}`)),
-      ),
-    ]);
-  return {
-    child,
-    lines,
-    exited,
-    out,
-    opsPort: () => beforeExit(opsPort, 'opening its ops port'),
-    ports: () => beforeExit(ports, 'listening'),
-  };
-}
-
-interface Spawned {
-  child: ChildProcess;
-  lines: Record<string, unknown>[];
-  exited: Promise<number | null>;
-  out: { stderr: string };
-  opsPort: () => Promise<number>;
-  ports: () => Promise<Running['ports']>;
-}
-
-async function started(s: Spawned): Promise<Running> {
-  return { child: s.child, lines: s.lines, ports: await s.ports(), exited: s.exited };
+/** start runs `node src/server.ts` on free ports and waits for its "payment started" line. */
+async function start(t: TestContext, env: NodeJS.ProcessEnv): Promise<Running> {
+  const s = spawnPayment(t, env);
+  const entry = await s.line('payment started');
+  return { ...s, ports: { api: portOf(entry, 'api'), ops: portOf(entry, 'ops'), admin: portOf(entry, 'admin') } };
 }
 
 describe('the process: mTLS API, ops and admin ports, graceful shutdown, restart', () => {
   let td: TestTrustDomain;
   let dir: string;
   let cleanup: () => Promise<void>;
-  const children: ChildProcess[] = [];
   let env: NodeJS.ProcessEnv;
 
   before(async () => {
@@ -109,7 +56,6 @@ describe('the process: mTLS API, ops and admin ports, graceful shutdown, restart
     };
   });
   after(async () => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await cleanup();
   });
 
@@ -138,8 +84,7 @@ describe('the process: mTLS API, ops and admin ports, graceful shutdown, restart
         body: JSON.stringify({ ...charge, order_id: orderId }),
       });
 
-    const first = await start(env);
-    children.push(first.child);
+    const first = await start(t, env);
     const ok = await call(order, first.ports.api, 'e2e-key-0001');
     const okBody = await ok.body.text();
     assert.equal(ok.statusCode, 201, okBody);
@@ -159,7 +104,7 @@ describe('the process: mTLS API, ops and admin ports, graceful shutdown, restart
     await failing.body.dump();
     assert.equal(failing.statusCode, 502);
 
-    first.child.kill('SIGTERM');
+    first.kill('SIGTERM');
     assert.equal(await first.exited, 0);
     assert.ok(first.lines.some((l) => String(l.msg).startsWith('identity from static files')));
     assert.ok(first.lines.some((l) => l.msg === 'shutting down: draining in-flight requests'));
@@ -167,18 +112,17 @@ describe('the process: mTLS API, ops and admin ports, graceful shutdown, restart
     assert.ok(!all.includes('5555555555554444'), 'card number in the log');
     assert.ok(!all.includes('e2e-key-0001'), 'idempotency key in the log');
 
-    const second = await start(env);
-    children.push(second.child);
+    const second = await start(t, env);
     const replay = await call(order, second.ports.api, 'e2e-key-0001');
     assert.equal(replay.statusCode, 201);
     assert.equal(replay.headers['idempotent-replayed'], 'true');
     assert.equal(await replay.body.text(), okBody);
-    second.child.kill('SIGTERM');
+    second.kill('SIGTERM');
     assert.equal(await second.exited, 0);
   });
 
-  test('a bad setting stops the process with a message naming the variable', async () => {
-    const bad = await start({ ...env, PAYMENT_FAILURE_RATE: '2' }).then(
+  test('a bad setting stops the process with a message naming the variable', async (t) => {
+    const bad = await start(t, { ...env, PAYMENT_FAILURE_RATE: '2' }).then(
       () => assert.fail('started with PAYMENT_FAILURE_RATE=2'),
       (err: unknown) => err as Error,
     );
@@ -196,18 +140,13 @@ describe('regression: start-up without an identity (issue 17)', () => {
   });
   after(() => cleanup());
 
-  function spawnFor(t: TestContext, env: NodeJS.ProcessEnv): Spawned {
-    const s = spawnServer({ DATA_DIR: join(dir, `data-${String(Date.now())}`), ...env });
-    t.after(async () => {
-      if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
-      await s.exited;
-    });
-    return s;
+  function spawnFor(t: TestContext, env: NodeJS.ProcessEnv): ServiceProcess {
+    return spawnPayment(t, { DATA_DIR: join(dir, `data-${String(Date.now())}`), ...env });
   }
 
-  async function ready(port: number): Promise<{ statusCode: number; body: ReadyBody }> {
-    const res = await fetch(`http://127.0.0.1:${String(port)}/health/ready`);
-    return { statusCode: res.status, body: (await res.json()) as ReadyBody };
+  async function ready(ops: string): Promise<{ status: number; body: ReadyBody }> {
+    const res = await fetch(`${ops}/health/ready`);
+    return { status: res.status, body: (await res.json()) as ReadyBody };
   }
 
   test('regression: with no agent on the socket it answers live 200 and ready 503 naming the socket, then becomes ready and charges over mTLS once the agent serves an SVID', async (t) => {
@@ -215,15 +154,11 @@ describe('regression: start-up without an identity (issue 17)', () => {
     t.after(() => fake.close());
     // A deadline far away: it must not be what ends the wait (positive control of the deadline test below).
     const s = spawnFor(t, { SPIFFE_ENDPOINT_SOCKET: fake.address, IDENTITY_WAIT_SECONDS: '600' });
-    const ops = await s.opsPort();
+    const ops = (await s.line('ops port open; waiting for the identity')).ops as string;
     const opened = Date.now();
-    assert.equal((await fetch(`http://127.0.0.1:${String(ops)}/health/live`)).status, 200);
-    let r = await ready(ops);
-    while (r.body.reasons?.identity?.includes('does not exist yet') !== true && Date.now() - opened < 10_000) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      r = await ready(ops);
-    }
-    assert.equal(r.statusCode, 503);
+    assert.equal((await fetch(`${ops}/health/live`)).status, 200);
+    let r = await readyUntil(ops, (b) => b.reasons?.identity?.includes('does not exist yet') === true);
+    assert.equal(r.status, 503);
     assert.equal(r.body.checks.identity, false);
     assert.match(
       r.body.reasons?.identity ?? '',
@@ -240,9 +175,9 @@ describe('regression: start-up without an identity (issue 17)', () => {
     // Positive control: the agent comes up and serves an SVID.
     fake.setX509Context({ svids: [{ svid: await td.svid('/payment') }], bundle: td.bundle });
     await fake.restart();
-    const ports = await s.ports();
+    const api = portOf(await s.line('payment started'), 'api');
     r = await ready(ops);
-    assert.equal(r.statusCode, 200);
+    assert.equal(r.status, 200);
     assert.deepEqual(r.body, { status: 'ready', checks: { identity: true, started: true, store: true } });
     const order = createMtlsDispatcher({
       source: MemorySource.create(await td.svid('/order'), [td.bundle]),
@@ -250,7 +185,7 @@ describe('regression: start-up without an identity (issue 17)', () => {
     });
     t.after(() => order.close());
     const charge = await order.request({
-      origin: `https://127.0.0.1:${String(ports.api)}`,
+      origin: `https://127.0.0.1:${String(api)}`,
       path: '/api/charge',
       method: 'POST',
       headers: { 'content-type': 'application/json', 'idempotency-key': 'startup-key-0001' },
@@ -263,12 +198,12 @@ describe('regression: start-up without an identity (issue 17)', () => {
     const fake = await FakeWorkloadApi.start();
     t.after(() => fake.close());
     const s = spawnFor(t, { SPIFFE_ENDPOINT_SOCKET: fake.address, IDENTITY_WAIT_SECONDS: '4' });
-    const ops = await s.opsPort();
+    const ops = (await s.line('ops port open; waiting for the identity')).ops as string;
     const r = await ready(ops);
-    assert.equal(r.statusCode, 503, 'not ready while it waits');
+    assert.equal(r.status, 503, 'not ready while it waits');
     assert.equal(await s.exited, 1);
     assert.match(
-      s.out.stderr,
+      s.stderr(),
       new RegExp(
         `payment: failed to start: SVC_ERR_IDENTITY_TIMEOUT: no identity within 4 s \\(IDENTITY_WAIT_SECONDS=4\\): waiting for the first X\\.509-SVID from Workload API at ${fake.address}: nothing received yet`,
       ),
@@ -276,9 +211,3 @@ describe('regression: start-up without an identity (issue 17)', () => {
     assert.ok(fake.callsOf('FetchX509SVID').length >= 1, 'it asked the agent');
   });
 });
-
-interface ReadyBody {
-  status: string;
-  checks: Record<string, boolean>;
-  reasons?: Record<string, string>;
-}
