@@ -1,4 +1,4 @@
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 
 /** WhoAmIReply is what the test gRPC service answers: the caller's SPIFFE ID as the server saw it. */
 export interface WhoAmIReply {
@@ -22,3 +22,21 @@ export const echoService = {
     responseDeserialize: json.deserialize,
   },
 } satisfies grpc.ServiceDefinition;
+
+/** callWhoAmI calls `path` (default the echo service's WhoAmI) on `client` with a 5 s deadline and resolves with the reply. */
+export function callWhoAmI(client: grpc.Client, path: string = echoService.whoAmI.path): Promise<WhoAmIReply> {
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(
+      path,
+      echoService.whoAmI.requestSerialize,
+      (b: Buffer) => echoService.whoAmI.responseDeserialize(b) as WhoAmIReply,
+      {},
+      new grpc.Metadata(),
+      { deadline: Date.now() + 5000 },
+      (err, value) => {
+        if (err) reject(err);
+        else resolve(value as WhoAmIReply);
+      },
+    );
+  });
+}

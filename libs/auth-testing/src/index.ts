@@ -7,3 +7,4 @@ export * from './fake-workload-api.ts';
 export * from './temp-dir.ts';
 export * from './header-peer.ts';
 export * from './errors-doc.ts';
+export * from './hostile-servers.ts';

@@ -6,8 +6,6 @@
 // path, in both roles, directly and over real TLS handshakes on loopback.
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
@@ -26,6 +24,9 @@ import {
   KeyUsage,
   type CertificateOptions,
   type IssuedCertificate,
+  callWhoAmI,
+  startHostileGrpcServer,
+  startHostileHttpsServer,
   echoService,
   type WhoAmIReply,
   MemorySource,
@@ -260,9 +261,9 @@ describe('regression: issue 17 #7, our servers refuse a client certificate witho
         );
         try {
           if (c.asClient) {
-            assert.match((await whoAmI(cl)).caller ?? '', /\/order$/, c.name);
+            assert.match((await callWhoAmI(cl)).caller ?? '', /\/order$/, c.name);
           } else {
-            await assert.rejects(whoAmI(cl), (err: grpc.ServiceError) => {
+            await assert.rejects(callWhoAmI(cl), (err: grpc.ServiceError) => {
               assert.equal(err.code, grpc.status.UNAUTHENTICATED, c.name);
               assert.ok(err.details.includes(c.expect ?? 'extended key usage'), `${c.name}: ${err.details}`);
               return true;
@@ -276,67 +277,10 @@ describe('regression: issue 17 #7, our servers refuse a client certificate witho
   });
 });
 
-function whoAmI(client: grpc.Client): Promise<WhoAmIReply> {
-  return new Promise((resolve, reject) => {
-    client.makeUnaryRequest(
-      echoService.whoAmI.path,
-      echoService.whoAmI.requestSerialize,
-      (b: Buffer) => echoService.whoAmI.responseDeserialize(b) as WhoAmIReply,
-      {},
-      new grpc.Metadata(),
-      { deadline: Date.now() + 5000 },
-      (err, value) => {
-        if (err) reject(err);
-        else resolve(value!);
-      },
-    );
-  });
-}
-
-async function httpsServerWith(cert: IssuedCertificate): Promise<{ url: string; close: () => Promise<void> }> {
-  const server = createHttpsServer({ cert: cert.certPem, key: cert.keyPem }, (_req, res) => {
-    res.setHeader('content-type', 'application/json');
-    res.end('{"ok":true}');
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => {
-          resolve();
-        });
-      }),
-  };
-}
-
-async function grpcServerWith(cert: IssuedCertificate): Promise<{ server: grpc.Server; port: number }> {
-  const server = new grpc.Server();
-  server.addService(echoService, {
-    whoAmI: (_call: unknown, cb: grpc.sendUnaryData<WhoAmIReply>) => {
-      cb(null, { caller: 'server reached' });
-    },
-  });
-  const creds = grpc.ServerCredentials.createSsl(
-    null,
-    [{ private_key: Buffer.from(cert.keyPem), cert_chain: Buffer.from(cert.certPem) }],
-    false,
-  );
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', creds, (err, p) => {
-      if (err) reject(err);
-      else resolve(p);
-    });
-  });
-  return { server, port };
-}
-
 describe('regression: issue 17 #7, our clients refuse a server certificate without serverAuth', () => {
   test('undici (connectMtls): each case as a server is reached or refused before any request is sent', async () => {
     for (const c of cases) {
-      const server = await httpsServerWith(c.cert);
+      const server = await startHostileHttpsServer(c.cert);
       const dispatcher = createMtlsDispatcher({ source, authorize: authorizeAny() });
       try {
         if (c.asServer) {
@@ -359,7 +303,7 @@ describe('regression: issue 17 #7, our clients refuse a server certificate witho
 
   test('gRPC client: each case as a server is reached, or refused before the call is sent', async () => {
     for (const c of cases) {
-      const { server, port } = await grpcServerWith(c.cert);
+      const { server, port } = await startHostileGrpcServer(c.cert, 'server reached');
       const errors: AuthError[] = [];
       const cl = new grpc.Client(
         `127.0.0.1:${port}`,
@@ -367,9 +311,9 @@ describe('regression: issue 17 #7, our clients refuse a server certificate witho
       );
       try {
         if (c.grpcClientAccepts ?? c.asServer) {
-          assert.deepEqual(await whoAmI(cl), { caller: 'server reached' }, c.name);
+          assert.deepEqual(await callWhoAmI(cl), { caller: 'server reached' }, c.name);
         } else {
-          await assert.rejects(whoAmI(cl), (err: grpc.ServiceError) => {
+          await assert.rejects(callWhoAmI(cl), (err: grpc.ServiceError) => {
             assert.equal(err.code, grpc.status.UNAVAILABLE, c.name);
             return true;
           });

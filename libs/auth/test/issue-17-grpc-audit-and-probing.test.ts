@@ -17,6 +17,7 @@ import { createGrpcMtls, type GrpcDecision, type GrpcMtls } from '../src/adapter
 import {
   CertificateAuthority,
   KeyUsage,
+  callWhoAmI,
   echoService,
   type WhoAmIReply,
   MemorySource,
@@ -117,22 +118,6 @@ describe('gRPC front: audit lines and method probing', () => {
     return c;
   };
 
-  const call = (c: grpc.Client, path: string): Promise<WhoAmIReply> =>
-    new Promise((resolve, reject) => {
-      c.makeUnaryRequest(
-        path,
-        echoService.whoAmI.requestSerialize,
-        (b: Buffer) => echoService.whoAmI.responseDeserialize(b) as WhoAmIReply,
-        {},
-        new grpc.Metadata(),
-        { deadline: Date.now() + 5000 },
-        (err, value) => {
-          if (err) reject(err);
-          else resolve(value!);
-        },
-      );
-    });
-
   const failure = async (p: Promise<unknown>): Promise<{ code: grpc.status; details: string }> => {
     try {
       await p;
@@ -148,7 +133,7 @@ describe('gRPC front: audit lines and method probing', () => {
 
   test('regression: an allowed gRPC call writes an "authz allow" line with caller, rule, method and remote address', async () => {
     const start = lines.length;
-    assert.deepEqual(await call(client(certs.order), ADMIN), { caller: 'spiffe://example.org/order' });
+    assert.deepEqual(await callWhoAmI(client(certs.order), ADMIN), { caller: 'spiffe://example.org/order' });
     const [line, ...rest] = audit(start);
     assert.deepEqual(rest, []);
     assert.equal(line?.msg, 'authz allow');
@@ -165,7 +150,7 @@ describe('gRPC front: audit lines and method probing', () => {
 
   test('regression: a PERMISSION_DENIED gRPC call writes an "authz deny" line naming caller, rule and reason', async () => {
     const start = lines.length;
-    const denied = await failure(call(client(certs.peer), ADMIN));
+    const denied = await failure(callWhoAmI(client(certs.peer), ADMIN));
     assert.equal(denied.code, grpc.status.PERMISSION_DENIED);
     assert.deepEqual(
       audit(start).map((l) => [l.msg, l.authz]),
@@ -187,7 +172,7 @@ describe('gRPC front: audit lines and method probing', () => {
     );
     // Positive control: the same caller on a method open to it is allowed, and logged so.
     const ok = lines.length;
-    assert.deepEqual(await call(client(certs.peer), WHOAMI), { caller: 'spiffe://example.org/peer' });
+    assert.deepEqual(await callWhoAmI(client(certs.peer), WHOAMI), { caller: 'spiffe://example.org/peer' });
     assert.deepEqual(
       audit(ok).map((l) => l.msg),
       ['authz allow'],
@@ -198,11 +183,11 @@ describe('gRPC front: audit lines and method probing', () => {
     const start = lines.length;
     const decided = decisions.length;
     const rogue = client(certs.rogue);
-    const refused = await failure(call(rogue, ADMIN));
+    const refused = await failure(callWhoAmI(rogue, ADMIN));
     assert.equal(refused.code, grpc.status.UNAUTHENTICATED);
     assert.match(refused.details, /^AUTH_ERR_PEER_UNVERIFIED: .*does not chain/);
-    await failure(call(rogue, WHOAMI));
-    await failure(call(client(), WHOAMI));
+    await failure(callWhoAmI(rogue, WHOAMI));
+    await failure(callWhoAmI(client(), WHOAMI));
     const lines401 = audit(start);
     assert.deepEqual(
       lines401.map((l) => l.msg),
@@ -243,7 +228,7 @@ describe('gRPC front: audit lines and method probing', () => {
     const [err] = (await once(socket, 'error')) as [Error];
     assert.match(err.message, /protocol|version|alert/i);
     socket.destroy();
-    await failure(call(client(certs.expired), WHOAMI));
+    await failure(callWhoAmI(client(certs.expired), WHOAMI));
     // The server logs the refused handshake asynchronously to the client's error.
     for (let i = 0; i < 50 && !lines.slice(start).some((l) => l.msg === 'TLS handshake failed'); i++) {
       await new Promise((r) => setTimeout(r, 20));
@@ -262,7 +247,7 @@ describe('gRPC front: audit lines and method probing', () => {
     assert.equal(rejected[0]!.remote, '127.0.0.1');
     // Positive control: a verified caller's connection writes no handshake warning.
     const ok = lines.length;
-    await call(client(certs.order), WHOAMI);
+    await callWhoAmI(client(certs.order), WHOAMI);
     assert.deepEqual(
       lines.slice(ok).map((l) => l.msg),
       ['authz allow'],
@@ -279,11 +264,11 @@ describe('gRPC front: audit lines and method probing', () => {
     for (const [name, cert, code] of cases) {
       const c = client(cert);
       const start = lines.length;
-      const real = await failure(call(c, WHOAMI));
+      const real = await failure(callWhoAmI(c, WHOAMI));
       assert.equal(real.code, grpc.status.UNAUTHENTICATED, name);
       assert.ok(real.details.startsWith(`${code}: `), `${name}: ${real.details}`);
       for (const path of [...unknown, ADMIN]) {
-        assert.deepEqual(await failure(call(c, path)), real, `${name}: ${path} answers as ${WHOAMI} does`);
+        assert.deepEqual(await failure(callWhoAmI(c, path)), real, `${name}: ${path} answers as ${WHOAMI} does`);
       }
       assert.equal(audit(start).length, 2 + unknown.length, `${name}: every refused call is audited`);
     }
@@ -292,12 +277,12 @@ describe('gRPC front: audit lines and method probing', () => {
   test('regression: positive controls for probing — verified callers see UNIMPLEMENTED, are served, or get PERMISSION_DENIED', async () => {
     const order = client(certs.order);
     const peer = client(certs.peer);
-    const missing = await failure(call(order, '/test.Echo/Nope'));
+    const missing = await failure(callWhoAmI(order, '/test.Echo/Nope'));
     assert.equal(missing.code, grpc.status.UNIMPLEMENTED, 'an authenticated caller may see the method table');
-    assert.deepEqual(await call(order, ADMIN), { caller: 'spiffe://example.org/order' });
-    assert.deepEqual(await call(order, WHOAMI), { caller: 'spiffe://example.org/order' });
-    assert.equal((await failure(call(peer, ADMIN))).code, grpc.status.PERMISSION_DENIED);
-    assert.equal((await failure(call(peer, '/test.Echo/Nope'))).code, grpc.status.UNIMPLEMENTED);
+    assert.deepEqual(await callWhoAmI(order, ADMIN), { caller: 'spiffe://example.org/order' });
+    assert.deepEqual(await callWhoAmI(order, WHOAMI), { caller: 'spiffe://example.org/order' });
+    assert.equal((await failure(callWhoAmI(peer, ADMIN))).code, grpc.status.PERMISSION_DENIED);
+    assert.equal((await failure(callWhoAmI(peer, '/test.Echo/Nope'))).code, grpc.status.UNIMPLEMENTED);
   });
 });
 

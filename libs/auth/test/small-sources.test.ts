@@ -20,7 +20,13 @@ import type { X509Svid } from '../src/svid/x509-svid.ts';
 import type { X509SvidSource } from '../src/svid/x509-svid-source.ts';
 import { connectMtls } from '../src/tls/client-connect.ts';
 import { keepServerIdentityCurrent, mtlsServerOptions } from '../src/tls/server-options.ts';
-import { echoService, type WhoAmIReply, createTestTrustDomain, type TestTrustDomain } from '@shop/auth-testing';
+import {
+  callWhoAmI,
+  echoService,
+  type WhoAmIReply,
+  createTestTrustDomain,
+  type TestTrustDomain,
+} from '@shop/auth-testing';
 
 const SERVER = 'spiffe://example.org/server';
 
@@ -122,19 +128,7 @@ describe('gRPC with an SVID source and a bundle set, no events', () => {
       grpcChannelCredentials({ svidSource: fixed(clientSvid), bundleSource: bundles }, authorizeId(SERVER)),
     );
     try {
-      const reply = await new Promise<WhoAmIReply>((resolve, reject) => {
-        client.makeUnaryRequest(
-          echoService.whoAmI.path,
-          echoService.whoAmI.requestSerialize,
-          (b: Buffer) => echoService.whoAmI.responseDeserialize(b) as WhoAmIReply,
-          {},
-          { deadline: Date.now() + 5000 },
-          (err, value) => {
-            if (err) reject(err);
-            else resolve(value!);
-          },
-        );
-      });
+      const reply = await callWhoAmI(client);
       assert.deepEqual(reply, { caller: 'spiffe://example.org/client' });
       assert.deepEqual(
         decisions.map((d) => [d.transport, d.decision, d.status, d.method]),

@@ -2,8 +2,7 @@
 // our server against a hostile client, our client against a hostile server,
 // for HTTP (fastify + undici) and gRPC.
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer as createHttpsServer, get as httpsGet } from 'node:https';
+import { get as httpsGet } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
@@ -15,6 +14,9 @@ import { createGrpcMtls, grpcChannelCredentials, type GrpcMtls } from '../src/ad
 import { createMtlsDispatcher } from '../src/adapters/undici.ts';
 import type { AuthError } from '../src/errors.ts';
 import {
+  callWhoAmI,
+  startHostileGrpcServer,
+  startHostileHttpsServer,
   echoService,
   type WhoAmIReply,
   MemorySource,
@@ -137,29 +139,10 @@ describe('HTTP: our fastify server against hostile clients', () => {
   });
 });
 
-async function hostileHttpsServer(c: PeerCase): Promise<{ url: string; close: () => Promise<void> }> {
-  const server = createHttpsServer({ cert: c.cert.certPem, key: c.cert.keyPem }, (_req, res) => {
-    res.setHeader('content-type', 'application/json');
-    res.end('{"ok":true}');
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => {
-          resolve();
-        });
-      }),
-  };
-}
-
 describe('HTTP: our undici client against hostile servers', () => {
   test('each peer case is accepted or refused before any request is sent', async () => {
     for (const c of world.cases) {
-      const server = await hostileHttpsServer(c);
+      const server = await startHostileHttpsServer(c.cert);
       const dispatcher = createMtlsDispatcher({ source, authorize: authorizeAny() });
       try {
         if (c.accept) {
@@ -180,7 +163,7 @@ describe('HTTP: our undici client against hostile servers', () => {
   });
 
   test('the server is authorized by SPIFFE ID: right ID passes, wrong ID is refused naming it', async () => {
-    const server = await hostileHttpsServer(world.cases[0]!);
+    const server = await startHostileHttpsServer(world.cases[0]!.cert);
     const right = createMtlsDispatcher({ source, authorize: authorizeId('spiffe://example.org/peer') });
     const wrong = createMtlsDispatcher({ source, authorize: authorizeId('spiffe://example.org/payment') });
     try {
@@ -198,7 +181,7 @@ describe('HTTP: our undici client against hostile servers', () => {
   });
 
   test("Node's default hostname check refuses a URI-only SVID; our SPIFFE check replaces it", async () => {
-    const server = await hostileHttpsServer(world.cases[0]!);
+    const server = await startHostileHttpsServer(world.cases[0]!.cert);
     try {
       const err = await new Promise<NodeJS.ErrnoException>((resolve) => {
         httpsGet(server.url, { ca: world.example.ca.certPem }, () => {
@@ -223,23 +206,6 @@ describe('HTTP: our undici client against hostile servers', () => {
     await dispatcher.close();
   });
 });
-
-function whoAmI(client: grpc.Client): Promise<WhoAmIReply> {
-  return new Promise((resolve, reject) => {
-    client.makeUnaryRequest(
-      echoService.whoAmI.path,
-      echoService.whoAmI.requestSerialize,
-      (b: Buffer) => echoService.whoAmI.responseDeserialize(b) as WhoAmIReply,
-      {},
-      new grpc.Metadata(),
-      { deadline: Date.now() + 5000 },
-      (err, value) => {
-        if (err) reject(err);
-        else resolve(value!);
-      },
-    );
-  });
-}
 
 describe('gRPC: our server against hostile clients', () => {
   let server: grpc.Server;
@@ -284,10 +250,10 @@ describe('gRPC: our server against hostile clients', () => {
       const cl = client(c);
       try {
         if (c.accept) {
-          const reply = await whoAmI(cl);
+          const reply = await callWhoAmI(cl);
           assert.match(reply.caller ?? '', /^spiffe:\/\//, c.name);
         } else {
-          await assert.rejects(whoAmI(cl), (err: grpc.ServiceError) => {
+          await assert.rejects(callWhoAmI(cl), (err: grpc.ServiceError) => {
             assert.equal(err.code, grpc.status.UNAUTHENTICATED, c.name);
             assert.ok(err.details.includes(c.expect ?? ''), `${c.name}: ${err.details}`);
             return true;
@@ -340,32 +306,10 @@ describe('gRPC: our server against hostile clients', () => {
   });
 });
 
-/** hostileGrpcServer serves the echo service over TLS with whatever certificate a case brings. */
-async function hostileGrpcServer(c: PeerCase): Promise<{ server: grpc.Server; port: number }> {
-  const server = new grpc.Server();
-  server.addService(echoService, {
-    whoAmI: (_call: unknown, cb: grpc.sendUnaryData<WhoAmIReply>) => {
-      cb(null, { caller: 'hostile' });
-    },
-  });
-  const creds = grpc.ServerCredentials.createSsl(
-    null,
-    [{ private_key: Buffer.from(c.cert.keyPem), cert_chain: Buffer.from(c.cert.certPem) }],
-    false,
-  );
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', creds, (err, p) => {
-      if (err) reject(err);
-      else resolve(p);
-    });
-  });
-  return { server, port };
-}
-
 describe('gRPC: our client against hostile servers', () => {
   test('each peer case is reached, or refused before the call is sent', async () => {
     for (const c of world.cases) {
-      const { server, port } = await hostileGrpcServer(c);
+      const { server, port } = await startHostileGrpcServer(c.cert, 'hostile');
       const errors: AuthError[] = [];
       const cl = new grpc.Client(
         `127.0.0.1:${port}`,
@@ -373,9 +317,9 @@ describe('gRPC: our client against hostile servers', () => {
       );
       try {
         if (c.accept) {
-          assert.deepEqual(await whoAmI(cl), { caller: 'hostile' }, c.name);
+          assert.deepEqual(await callWhoAmI(cl), { caller: 'hostile' }, c.name);
         } else {
-          await assert.rejects(whoAmI(cl), (err: grpc.ServiceError) => {
+          await assert.rejects(callWhoAmI(cl), (err: grpc.ServiceError) => {
             assert.equal(err.code, grpc.status.UNAVAILABLE, c.name);
             return true;
           });
@@ -392,14 +336,14 @@ describe('gRPC: our client against hostile servers', () => {
 
   test('the forged partner.example server passes the pooled OpenSSL check but not ours', async () => {
     const forged = world.cases.find((c) => c.name.startsWith('claims partner.example'))!;
-    const { server, port } = await hostileGrpcServer(forged);
+    const { server, port } = await startHostileGrpcServer(forged.cert, 'hostile');
     const errors: AuthError[] = [];
     const cl = new grpc.Client(
       `127.0.0.1:${port}`,
       grpcChannelCredentials(source, authorizeAny(), { onHandshakeError: (e) => errors.push(e) }),
     );
     try {
-      await assert.rejects(whoAmI(cl));
+      await assert.rejects(callWhoAmI(cl));
       assert.ok(errors.length > 0, 'our check ran and refused it');
       assert.equal(errors[0]!.code, 'AUTH_ERR_PEER_UNVERIFIED');
       assert.match(errors[0]!.message, /partner\.example.*does not chain/);
