@@ -1,19 +1,17 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { authorizeId } from '@shop/auth';
-import { grpcChannelCredentials } from '@shop/auth/grpc';
-import { createTestTrustDomain, makeTempDir, MemorySource } from '@shop/auth-testing';
+import { createTestTrustDomain, MemorySource } from '@shop/auth-testing';
 import { createServiceMetrics, type ServiceMetrics } from '@shop/service-kit';
-import { createInventoryGrpcClient, inventoryErrorCode, type InventoryGrpcClient } from '@shop/contracts';
+import { inventoryErrorCode, type InventoryGrpcClient } from '@shop/contracts';
 import { startGrpcServer, type InventoryGrpcServer } from '../src/grpc.ts';
-import { StockService } from '../src/stock.ts';
-import { Clock, INVENTORY, ORDER, TEST_CATALOGUE } from './support/fixture.ts';
+import type { StockService } from '../src/stock.ts';
+import { Clock, ORDER, TEST_CATALOGUE } from './support/fixture.ts';
+import { closeAll, connectInventory, openGrpcStock, type Cleanups } from './support/grpc-fixture.ts';
 
 describe('gRPC over real mTLS on loopback', () => {
   const clock = new Clock();
-  const cleanups: (() => unknown)[] = [];
+  const cleanups: Cleanups = [];
   let stock: StockService;
   let metrics: ServiceMetrics;
   let server: InventoryGrpcServer;
@@ -22,17 +20,7 @@ describe('gRPC over real mTLS on loopback', () => {
 
   before(async () => {
     const td = await createTestTrustDomain('example.org');
-    const { dir, cleanup } = await makeTempDir('inventory-grpc-');
-    cleanups.push(cleanup);
-    stock = StockService.open({
-      file: join(dir, 'inventory.db'),
-      reservationTtlSeconds: 60,
-      seed: TEST_CATALOGUE,
-      now: clock.now,
-    });
-    cleanups.push(() => {
-      stock.close();
-    });
+    stock = await openGrpcStock(cleanups, 'inventory-grpc-', clock);
     const serverSource = MemorySource.create(await td.svid('/inventory'), [td.bundle]);
     cleanups.push(() => serverSource.close());
     metrics = createServiceMetrics('inventory');
@@ -45,32 +33,13 @@ describe('gRPC over real mTLS on loopback', () => {
       port: 0,
     });
     cleanups.push(() => server.close(100));
-    const client = async (path: string): Promise<InventoryGrpcClient> => {
-      const source = MemorySource.create(await td.svid(path), [td.bundle]);
-      const c = createInventoryGrpcClient(
-        `127.0.0.1:${server.port}`,
-        grpcChannelCredentials(source, authorizeId(INVENTORY)),
-      );
-      cleanups.push(
-        () => source.close(),
-        () => {
-          c.close();
-        },
-      );
-      return c;
-    };
+    const client = async (path: string): Promise<InventoryGrpcClient> =>
+      connectInventory(cleanups, server.port, MemorySource.create(await td.svid(path), [td.bundle]));
     order = await client('/order');
     payment = await client('/payment');
   });
 
-  after(async () => {
-    // Last opened, first closed; one failing cleanup does not skip the rest.
-    const results = await Promise.allSettled(cleanups.reverse().map((c) => Promise.resolve().then(c)));
-    assert.deepEqual(
-      results.filter((r) => r.status === 'rejected'),
-      [],
-    );
-  });
+  after(() => closeAll(cleanups));
 
   async function rejectsWith(
     call: Promise<unknown>,

@@ -4,18 +4,17 @@
 // refused certificate in the log only, never in a metric label.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { authorizeId } from '@shop/auth';
-import { grpcChannelCredentials, type GrpcDecision } from '@shop/auth/grpc';
-import { createHeaderPeerResolver, createTestTrustDomain, makeTempDir, MemorySource } from '@shop/auth-testing';
+import type { GrpcDecision } from '@shop/auth/grpc';
+import { createHeaderPeerResolver, createTestTrustDomain, MemorySource } from '@shop/auth-testing';
 import { createServiceMetrics, type ServiceMetrics } from '@shop/service-kit';
-import { createInventoryGrpcClient, inventoryErrorCode, type InventoryGrpcClient } from '@shop/contracts';
+import { inventoryErrorCode, type InventoryGrpcClient } from '@shop/contracts';
 import { MAX_GRPC_MESSAGE_BYTES, startGrpcServer, type InventoryGrpcServer } from '../src/grpc.ts';
-import { StockService } from '../src/stock.ts';
-import { buildTestApp, Clock, INVENTORY, openTestStore, ORDER, TEST_CATALOGUE } from './support/fixture.ts';
+import type { StockService } from '../src/stock.ts';
+import { buildTestApp, Clock, openTestStore, ORDER } from './support/fixture.ts';
+import { closeAll, connectInventory, openGrpcStock, type Cleanups } from './support/grpc-fixture.ts';
 
 type Line = Record<string, unknown> & { msg: string };
 
@@ -28,7 +27,7 @@ const CLAIMED = 'spiffe://example.org/claimed-by-rogue';
 
 describe('inventory gRPC: input bounds and audit lines', () => {
   const clock = new Clock();
-  const cleanups: (() => unknown)[] = [];
+  const cleanups: Cleanups = [];
   const lines: Line[] = [];
   let stock: StockService;
   let metrics: ServiceMetrics;
@@ -40,17 +39,7 @@ describe('inventory gRPC: input bounds and audit lines', () => {
   before(async () => {
     const td = await createTestTrustDomain('example.org');
     const rogueTd = await createTestTrustDomain('example.org');
-    const { dir, cleanup } = await makeTempDir('inventory-issue17-');
-    cleanups.push(cleanup);
-    stock = StockService.open({
-      file: join(dir, 'inventory.db'),
-      reservationTtlSeconds: 60,
-      seed: TEST_CATALOGUE,
-      now: clock.now,
-    });
-    cleanups.push(() => {
-      stock.close();
-    });
+    stock = await openGrpcStock(cleanups, 'inventory-issue17-', clock);
     const serverSource = MemorySource.create(await td.svid('/inventory'), [td.bundle]);
     cleanups.push(() => serverSource.close());
     metrics = createServiceMetrics('inventory');
@@ -70,32 +59,14 @@ describe('inventory gRPC: input bounds and audit lines', () => {
       log: pino({ level: 'info' }, stream),
     });
     cleanups.push(() => server.close(100));
-    const client = (source: MemorySource): InventoryGrpcClient => {
-      const c = createInventoryGrpcClient(
-        `127.0.0.1:${server.port}`,
-        grpcChannelCredentials(source, authorizeId(INVENTORY)),
-      );
-      cleanups.push(
-        () => source.close(),
-        () => {
-          c.close();
-        },
-      );
-      return c;
-    };
+    const client = (source: MemorySource): InventoryGrpcClient => connectInventory(cleanups, server.port, source);
     order = client(MemorySource.create(await td.svid('/order'), [td.bundle]));
     payment = client(MemorySource.create(await td.svid('/payment'), [td.bundle]));
     // Trusts the real server, presents a certificate the server cannot verify.
     rogue = client(MemorySource.create(await rogueTd.svid(CLAIMED.slice('spiffe://example.org'.length)), [td.bundle]));
   });
 
-  after(async () => {
-    const results = await Promise.allSettled(cleanups.reverse().map((c) => Promise.resolve().then(c)));
-    assert.deepEqual(
-      results.filter((r) => r.status === 'rejected'),
-      [],
-    );
-  });
+  after(() => closeAll(cleanups));
 
   const failure = async (p: Promise<unknown>): Promise<grpc.ServiceError> => {
     try {

@@ -4,25 +4,21 @@
 // repository root) runs the same rule against real SPIRE.
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { FastifyInstance } from 'fastify';
-import { authorizeId } from '@shop/auth';
-import { grpcChannelCredentials } from '@shop/auth/grpc';
 import {
   createHeaderPeerResolver,
   createTestTrustDomain,
-  makeTempDir,
   MemorySource,
   TEST_PEER_HEADER,
   type TestTrustDomain,
 } from '@shop/auth-testing';
 import { createServiceMetrics } from '@shop/service-kit';
 import { buildApp } from '../src/app.ts';
-import { createInventoryGrpcClient, inventoryErrorCode, type InventoryGrpcClient } from '@shop/contracts';
+import { inventoryErrorCode, type InventoryGrpcClient } from '@shop/contracts';
 import { startGrpcServer } from '../src/grpc.ts';
-import { StockService } from '../src/stock.ts';
 import { Clock, INVENTORY, openTestStore, ORDER, PAYMENT, TEST_CATALOGUE } from './support/fixture.ts';
+import { closeAll, connectInventory, openGrpcStock, type Cleanups } from './support/grpc-fixture.ts';
 
 /** READER is the partner workload PARTNER_STOCK_READERS names; OTHER_READER is one it does not. */
 const READER = 'spiffe://partner.example/reader';
@@ -131,22 +127,12 @@ describe('HTTP: PARTNER_STOCK_READERS may read stock and nothing else', () => {
 });
 
 describe('gRPC over real mTLS: PARTNER_STOCK_READERS may GetStock and nothing else', () => {
-  const cleanups: (() => unknown)[] = [];
+  const cleanups: Cleanups = [];
   const clients = new Map<string, InventoryGrpcClient>();
 
   before(async () => {
-    const { dir, cleanup } = await makeTempDir('inventory-partner-grpc-');
-    cleanups.push(cleanup);
     const clock = new Clock();
-    const stock = StockService.open({
-      file: join(dir, 'inventory.db'),
-      reservationTtlSeconds: 60,
-      seed: TEST_CATALOGUE,
-      now: clock.now,
-    });
-    cleanups.push(() => {
-      stock.close();
-    });
+    const stock = await openGrpcStock(cleanups, 'inventory-partner-grpc-', clock);
     const serverSource = MemorySource.create(await ours.svid('/inventory'), [ours.bundle, partner.bundle]);
     cleanups.push(() => serverSource.close());
     const server = await startGrpcServer({
@@ -166,27 +152,11 @@ describe('gRPC over real mTLS: PARTNER_STOCK_READERS may GetStock and nothing el
     ] as const) {
       // The partner trusts our bundle to verify inventory, as federation gives it.
       const source = MemorySource.create(await td.svid(path), [ours.bundle, partner.bundle]);
-      const client = createInventoryGrpcClient(
-        `127.0.0.1:${server.port}`,
-        grpcChannelCredentials(source, authorizeId(INVENTORY)),
-      );
-      cleanups.push(
-        () => source.close(),
-        () => {
-          client.close();
-        },
-      );
-      clients.set(`spiffe://${td.name}${path}`, client);
+      clients.set(`spiffe://${td.name}${path}`, connectInventory(cleanups, server.port, source));
     }
   });
 
-  after(async () => {
-    const results = await Promise.allSettled(cleanups.reverse().map((c) => Promise.resolve().then(c)));
-    assert.deepEqual(
-      results.filter((r) => r.status === 'rejected'),
-      [],
-    );
-  });
+  after(() => closeAll(cleanups));
 
   const client = (id: string): InventoryGrpcClient => {
     const c = clients.get(id);
