@@ -54,9 +54,7 @@ export function spawnService(t: TestContext, server: string | URL, env: NodeJS.P
       return Promise.race([
         new Promise<Record<string, unknown>>((resolve) => waiters.push({ msg, resolve })),
         exited.then((code) =>
-          Promise.reject(
-            new Error(`exited with ${String(code)} before "${msg}": ${stderr}${JSON.stringify(lines)}`),
-          ),
+          Promise.reject(new Error(`exited with ${String(code)} before "${msg}": ${stderr}${JSON.stringify(lines)}`)),
         ),
       ]);
     },
