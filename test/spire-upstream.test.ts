@@ -15,7 +15,7 @@ import { createDevCerts, type Shop } from '../scripts/shop.ts';
 import { startSpiffeShop, startSpire, SERVICES, type SpireWorld } from './support/spire-shop.ts';
 
 const run = promisify(execFile);
-const CLI = join(import.meta.dirname, '..', 'libs', 'auth', 'src', 'cli', 'main.ts');
+const CLI = join(import.meta.dirname, '..', 'tools', 'spiffe-auth', 'src', 'cli', 'main.ts');
 const pems = (text: string): string[] => text.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
 
 describe('SPIRE with the static CA as its UpstreamAuthority', () => {
