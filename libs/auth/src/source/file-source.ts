@@ -76,6 +76,7 @@ export class FileIdentitySource extends IdentitySourceBase {
   #timer: NodeJS.Timeout | undefined;
   #fingerprint = '';
   #reloading: Promise<void> | undefined;
+  #queued: Promise<void> | undefined;
 
   private constructor(options: FileSourceOptions) {
     super(options);
@@ -122,7 +123,18 @@ export class FileIdentitySource extends IdentitySourceBase {
 
   /** reload checks the files now and publishes new material if they changed and are good. */
   async reload(): Promise<void> {
-    this.#reloading ??= this.#reloadOnce().finally(() => {
+    if (this.#reloading) {
+      // The load in flight may have read the files before the change our
+      // caller knows of: one more load runs after it, shared by every caller
+      // meanwhile, so what reload() reports is never older than the call.
+      const again = (): Promise<void> => {
+        this.#queued = undefined;
+        return this.reload();
+      };
+      this.#queued ??= this.#reloading.then(again, again);
+      return this.#queued;
+    }
+    this.#reloading = this.#reloadOnce().finally(() => {
       this.#reloading = undefined;
     });
     return this.#reloading;
