@@ -109,7 +109,11 @@ export function observeIdentity(source: IdentitySource, metrics: ServiceMetrics,
   });
   source.on('loadError', (err) => {
     metrics.identityLoadErrors.inc({ code: err.code });
-    log.warn({ err: { code: err.code, message: err.message } }, 'identity update refused; keeping the last good one');
+    // Before the first identity (or after a withdrawal) there is no good one to keep.
+    const msg = source.isReady
+      ? 'identity update refused; keeping the last good one'
+      : 'no usable identity yet; still trying';
+    log.warn({ err: { code: err.code, message: err.message } }, msg);
   });
   // Bundle key entries the SPIFFE standards say to ignore: the rest of the bundle is in use, but a user must hear of them.
   const logWarnings = (warnings: readonly BundleWarning[]): void => {

@@ -8,7 +8,7 @@ import { request } from 'undici';
 import { AuthError } from '@shop/auth';
 import { MemorySource, createTestTrustDomain } from '@shop/auth-testing';
 import { ConfigError, IdentityWaitError } from '../src/errors.ts';
-import { createServiceMetrics } from '../src/metrics.ts';
+import { createServiceMetrics, observeIdentity } from '../src/metrics.ts';
 import { identityCheck, startOpsServer, type ReadinessCheck } from '../src/ops-server.ts';
 import { StartupGate, identityWaitSeconds, waitForIdentity } from '../src/startup.ts';
 
@@ -170,5 +170,25 @@ describe('regression: waitForIdentity and IDENTITY_WAIT_SECONDS (issue 17)', () 
         (e: unknown) => e instanceof ConfigError && e.variable === 'IDENTITY_WAIT_SECONDS',
       );
     }
+  });
+});
+
+describe('regression: the identity log before the first identity', () => {
+  test('regression: a refused update before any identity says "still trying", not "keeping the last good one"; once loaded it keeps the last good', async () => {
+    const td = await createTestTrustDomain('example.org');
+    const source = new MemorySource({ kind: 'spiffe' });
+    const lines: string[] = [];
+    const log = { info: () => undefined, warn: (_o: object, msg: string) => lines.push(msg), error: () => undefined };
+    observeIdentity(source, createServiceMetrics('svc'), log);
+    source.reportError(UNAVAILABLE);
+    assert.deepEqual(lines, ['no usable identity yet; still trying']);
+    // Positive control: with an identity in use, a refused update keeps it, and says so.
+    source.set(await td.svid('/svc'), [td.bundle]);
+    source.reportError(UNAVAILABLE);
+    assert.deepEqual(lines, [
+      'no usable identity yet; still trying',
+      'identity update refused; keeping the last good one',
+    ]);
+    await source.close();
   });
 });
