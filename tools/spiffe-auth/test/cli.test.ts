@@ -10,6 +10,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as x509 from '@peculiar/x509';
+import type { CertificateReport } from '../src/cli/cert-report.ts';
 import { X509Bundle, X509BundleSet, X509Svid, verifyX509Svid, type VerifiedPeer } from '@shop/auth';
 import {
   FakeWorkloadApi,
@@ -956,23 +957,10 @@ describe('spiffe-auth inspect', () => {
     ok(await run(['dev-certs', '--out-dir', dir, '--services', 'payment']));
   });
 
+  // The CLI's --json output, typed by the report it is made from.
   interface InspectReport {
     file: string;
-    certificates: {
-      position: number;
-      spiffeId: string | null;
-      uriSans: string[];
-      dnsSans: string[];
-      subject: string;
-      issuer: string;
-      serial: string;
-      notBefore: string;
-      notAfter: string;
-      secondsToExpiry: number;
-      isCA: boolean;
-      keyUsage: string[] | null;
-      extKeyUsage: string[] | null;
-    }[];
+    certificates: CertificateReport[];
     svid: { valid: boolean; spiffeId: string | null; code: string | null; reason: string | null };
     key?: { matchesLeaf: boolean };
   }
