@@ -8,3 +8,4 @@ export {
   type TlsOptions,
 } from './cluster.ts';
 export { findPostgresBin, serverUser, POSTGRES_BIN_ENV, POSTGRES_ROOT, SERVER_USER } from './postgres-bin.ts';
+export { TEST_DATABASE_ENV, testEngine, sharedCluster, testDatabaseUrl } from './shared.ts';
