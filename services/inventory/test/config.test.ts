@@ -18,7 +18,7 @@ describe('config', () => {
       opsPort: 9444,
       reusePort: false,
       dataDir: resolve('.data/inventory'),
-      databaseFile: resolve('.data/inventory/inventory.db'),
+      database: { engine: 'sqlite', file: resolve('.data/inventory/inventory.db') },
       reservationTtlSeconds: 300,
       orderId: 'spiffe://example.org/order',
       partnerStockReaders: [],
