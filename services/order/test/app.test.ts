@@ -185,6 +185,8 @@ describe('placing orders', () => {
   });
 
   test('positive control: a charge that never reached payment fails the order at once, nothing charged', async () => {
+    // A reset long enough that the breaker is still open when the burst ends, however slow the store.
+    w = await world({ resetTimeoutMs: 30_000 });
     w.payment.mode = 'down';
     const placed = await Promise.all(Array.from({ length: 6 }, () => place(w.app, oneUnit)));
     assert.equal(w.upstreams.breakerStates()['payment:http'], 'open');

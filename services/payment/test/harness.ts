@@ -11,7 +11,7 @@ import {
   makeTempDir,
   type TestTrustDomain,
 } from '@shop/auth-testing';
-import { createLogger } from '@shop/service-kit';
+import { createLogger, type DatabaseConfig } from '@shop/service-kit';
 import { testDatabaseConfig } from '@shop/service-kit/testing';
 import { buildApp } from '../src/app.ts';
 import { PaymentService } from '../src/payments.ts';
@@ -55,6 +55,8 @@ export interface HarnessOptions {
   processor?: CardProcessorOptions;
   now?: () => number;
   orderId?: string;
+  /** database replaces the one of `dir`: e.g. one PostgreSQL database shared by several replicas. */
+  database?: DatabaseConfig;
 }
 
 /**
@@ -79,7 +81,7 @@ export async function startPayment(t: TestContext, id: Identity, o: HarnessOptio
   });
   let store: PaymentStore;
   try {
-    store = await PaymentStore.open(await testDatabaseConfig(dir, 'payment.db'));
+    store = await PaymentStore.open(o.database ?? (await testDatabaseConfig(dir, 'payment.db')));
   } catch (err) {
     await removeDir();
     throw err;
