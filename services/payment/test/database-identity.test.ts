@@ -82,12 +82,15 @@ describe('payment on PostgreSQL with its SVID as client certificate', () => {
   test("inventory's SVID cannot log in as payment (pg_ident maps its CN to inventory only)", async () => {
     const source = MemorySource.create(await svidOf('inventory'), [td.bundle]);
     try {
-      await assert.rejects(PaymentStore.open(config('payment', 'payment'), { source }), (err: Error & { code?: string }) => {
-        assert.equal(err.code, 'SVC_ERR_DATABASE_UNREACHABLE');
-        assert.match(err.message, /^DATABASE_URL postgres:\/\/payment@localhost:\d+\/payment: connection refused: /);
-        assert.match(err.message, /certificate authentication failed for user "payment"/);
-        return true;
-      });
+      await assert.rejects(
+        PaymentStore.open(config('payment', 'payment'), { source }),
+        (err: Error & { code?: string }) => {
+          assert.equal(err.code, 'SVC_ERR_DATABASE_UNREACHABLE');
+          assert.match(err.message, /^DATABASE_URL postgres:\/\/payment@localhost:\d+\/payment: connection refused: /);
+          assert.match(err.message, /certificate authentication failed for user "payment"/);
+          return true;
+        },
+      );
     } finally {
       await source.close();
     }
@@ -100,7 +103,10 @@ describe('payment on PostgreSQL with its SVID as client certificate', () => {
       const own = await openDatabase(config('inventory', 'inventory'), [], { source });
       assert.equal((await own.get<{ u: string }>('SELECT current_user AS u'))?.u, 'inventory');
       await own.close();
-      await assert.rejects(openDatabase(config('inventory', 'payment'), [], { source }), /permission denied for database/);
+      await assert.rejects(
+        openDatabase(config('inventory', 'payment'), [], { source }),
+        /permission denied for database/,
+      );
     } finally {
       await source.close();
     }
