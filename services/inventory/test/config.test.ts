@@ -46,6 +46,16 @@ describe('config', () => {
     assert.throws(() => loadConfig({ LISTEN_REUSE_PORT: 'yes' }), /LISTEN_REUSE_PORT/);
   });
 
+  test('DATABASE_URL puts the store on PostgreSQL; a bad one is refused, naming it', () => {
+    const c = loadConfig({ DATABASE_URL: 'postgres://inventory@db.test/inventory', DATABASE_POOL_MAX: '5' });
+    assert.equal(c.database.engine, 'postgres');
+    assert.equal(c.database.poolMax, 5);
+    assert.throws(
+      () => loadConfig({ DATABASE_URL: 'http://db.test/inventory' }),
+      (err: unknown) => err instanceof ConfigError && err.variable === 'DATABASE_URL',
+    );
+  });
+
   test('ORDER_ID follows TRUST_DOMAIN unless set', () => {
     assert.equal(loadConfig({ TRUST_DOMAIN: 'shop.test' }).orderId, 'spiffe://shop.test/order');
     assert.equal(
