@@ -156,7 +156,7 @@ export async function startPostgres(o: ClusterOptions = {}): Promise<PostgresClu
     });
     return stdout;
   };
-  const port = await freePort();
+  let port = await freePort();
   const roles = (o.roles ?? []).map((r) => ({
     name: r.name,
     database: r.database ?? r.name,
@@ -241,7 +241,17 @@ export async function startPostgres(o: ClusterOptions = {}): Promise<PostgresClu
     writeServerFile(join(dataDir, 'pg_hba.conf'), `${hba.join('\n')}\n`, user);
     const ident = Object.entries(o.identMap ?? {}).map(([cn, role]) => `shop ${quoteIdentMapValue(cn)} ${role}`);
     writeServerFile(join(dataDir, 'pg_ident.conf'), `${ident.join('\n')}\n`, user);
-    await start();
+    // The free port may be taken by another test's cluster between freePort() and the bind: try another.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await start();
+        break;
+      } catch (err) {
+        if (attempt >= 3 || !/already in use/i.test(readLog())) throw err;
+        port = await freePort();
+        await appendFile(join(dataDir, 'postgresql.conf'), `port = ${String(port)}\n`);
+      }
+    }
 
     const admin = await adminClient(dir, port, 'postgres');
     try {
@@ -260,7 +270,9 @@ export async function startPostgres(o: ClusterOptions = {}): Promise<PostgresClu
 
   return {
     host: '127.0.0.1',
-    port,
+    get port() {
+      return port;
+    },
     socketDir: dir,
     dataDir,
     url(role, database) {
