@@ -170,3 +170,29 @@ test('one SQL text for both engines: placeholders and DDL rewritten outside stri
     "CREATE TABLE a (\n  rowid BIGINT GENERATED ALWAYS AS IDENTITY,n BIGINT, s TEXT DEFAULT 'INTEGER');",
   );
 });
+
+test('regression: a pool that stays busy answers 503 but is not a lost database (health stays ok)', async () => {
+  const base = await engines[1]?.config();
+  assert.ok(base?.engine === 'postgres');
+  const db = await openDatabase({ ...base, poolMax: 1 }, [v1]);
+  let release!: () => void;
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  const holding = db.transaction(async () => {
+    await db.get('SELECT 1 AS one');
+    await held;
+  });
+  try {
+    const err = await db.get('SELECT 1 AS one').catch((e: unknown) => e);
+    assert.ok(err instanceof DatabaseUnavailableError, String(err));
+    assert.match(err.message, /DATABASE_POOL_MAX/);
+    assert.deepEqual(db.health(), { ok: true });
+  } finally {
+    release();
+    await holding;
+  }
+  // Positive control: with the connection free again, the same query answers.
+  assert.deepEqual({ ...(await db.get<object>('SELECT 1 AS one')) }, { one: 1 });
+  await db.close();
+});

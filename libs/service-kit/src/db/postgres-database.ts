@@ -56,7 +56,6 @@ const SOCKET_CODES = new Set([
 const SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
 const PG_CONNECTION_MESSAGES = [
   /connection terminated/i,
-  /timeout exceeded when trying to connect/i,
   /not queryable/i,
   /connection error/i,
   /Client was closed/i,
@@ -70,6 +69,12 @@ export function isConnectionError(err: unknown): boolean {
   if (SOCKET_CODES.has(code) || SQLSTATES.has(code) || code.startsWith('08')) return true;
   const message = typeof e?.message === 'string' ? e.message : '';
   return PG_CONNECTION_MESSAGES.some((re) => re.test(message));
+}
+
+// pg-pool's error when every connection stayed busy for connectionTimeoutMillis:
+// the database is up but we are over DATABASE_POOL_MAX, so 503 without "lost".
+function isPoolBusy(err: unknown): boolean {
+  return err instanceof Error && /timeout exceeded when trying to connect/i.test(err.message);
 }
 
 function describe(err: unknown): string {
@@ -267,6 +272,11 @@ export class PostgresDatabase implements Database {
       if (isConnectionError(err)) {
         this.#lost(err);
         throw new DatabaseUnavailableError(`the database cannot be reached (${describe(err)}); retry`, { cause: err });
+      }
+      if (isPoolBusy(err)) {
+        throw new DatabaseUnavailableError('every database connection (DATABASE_POOL_MAX) stayed busy for 5 s; retry', {
+          cause: err,
+        });
       }
       if ((err as { code?: unknown }).code === '57014') {
         throw new DatabaseUnavailableError('the database did not answer within DATABASE_STATEMENT_TIMEOUT_MS; retry', {
