@@ -2,6 +2,7 @@
 //   spiffe-shop-local/pause:<v>                      the pod sandbox (pause/main.go)
 //   spiffe-shop-local/coredns:<v>                    FROM scratch + the cached CoreDNS
 //   spiffe-shop-local/spire-controller-manager:<v>   FROM scratch + the cached controller
+//   spiffe-shop-local/netcheck:<v>                   HTTP and DNS probe (netcheck/main.go)
 // are built with the Docker engine (scripts/containers/docker-engine.ts) when
 // missing, and then — with the shop's and SPIRE's images from
 // `npm run images:local` — copied into the cluster's own containerd with
@@ -29,12 +30,15 @@ const run = promisify(execFile);
 
 /** PAUSE_VERSION tags the pause image; bump it when pause/main.go changes. */
 export const PAUSE_VERSION = '1.0';
+/** NETCHECK_VERSION tags the netcheck image; bump it when netcheck/main.go changes. */
+export const NETCHECK_VERSION = '1.0';
 
 /** CLUSTER_IMAGES are the images the cluster itself needs, by role. */
 export const CLUSTER_IMAGES = {
   pause: `spiffe-shop-local/pause:${PAUSE_VERSION}`,
   coredns: `spiffe-shop-local/coredns:${COREDNS_VERSION}`,
   spireControllerManager: `spiffe-shop-local/spire-controller-manager:${SPIRE_CONTROLLER_MANAGER_VERSION}`,
+  netcheck: `spiffe-shop-local/netcheck:${NETCHECK_VERSION}`,
 } as const;
 
 function log(msg: string): void {
@@ -67,10 +71,11 @@ async function dockerBuild(ctx: string, dockerfile: string, name: string): Promi
   });
 }
 
-async function pauseBinary(): Promise<string> {
-  const dir = toolDir('pause', PAUSE_VERSION);
-  const bin = join(dir, 'pause');
-  const src = resolve(import.meta.dirname, 'pause');
+/** goProgram builds one of this folder's small Go programs (pause, netcheck) into the cache. */
+async function goProgram(name: string, version: string): Promise<string> {
+  const dir = toolDir(name, version);
+  const bin = join(dir, name);
+  const src = resolve(import.meta.dirname, name);
   await mkdir(dir, { recursive: true });
   await run('go', ['build', '-trimpath', '-ldflags', '-s -w', '-o', bin, '.'], {
     cwd: src,
@@ -95,7 +100,10 @@ async function scratchImage(name: string, bin: string, target: string, extra = '
 /** buildClusterImages builds whichever of CLUSTER_IMAGES Docker lacks (all with rebuild). */
 export async function buildClusterImages(rebuild = false): Promise<void> {
   const need = async (n: string): Promise<boolean> => rebuild || (await dockerImageId(n)) === undefined;
-  if (await need(CLUSTER_IMAGES.pause)) await scratchImage(CLUSTER_IMAGES.pause, await pauseBinary(), '/pause');
+  if (await need(CLUSTER_IMAGES.pause))
+    await scratchImage(CLUSTER_IMAGES.pause, await goProgram('pause', PAUSE_VERSION), '/pause');
+  if (await need(CLUSTER_IMAGES.netcheck))
+    await scratchImage(CLUSTER_IMAGES.netcheck, await goProgram('netcheck', NETCHECK_VERSION), '/netcheck');
   if (await need(CLUSTER_IMAGES.coredns))
     await scratchImage(CLUSTER_IMAGES.coredns, await getCoreDns(), '/coredns', 'EXPOSE 53 53/udp\n');
   if (await need(CLUSTER_IMAGES.spireControllerManager))
