@@ -186,7 +186,8 @@ async function nodeIp(): Promise<string> {
   throw new Error('no IPv4 default route: the node needs a non-loopback address for the API server to advertise');
 }
 
-function containerdConfig(): string {
+/** containerdConfig is the TOML of the cluster's own containerd. */
+export function containerdConfig(): string {
   // containerd 1.6 (Debian) configuration, version 2. Its own root, state
   // and socket: never the containerd a Docker engine on this machine uses.
   const cri = 'plugins."io.containerd.grpc.v1.cri"';
