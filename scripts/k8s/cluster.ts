@@ -501,6 +501,8 @@ async function bringUp(tools: K8sTools, opts: StartOptions): Promise<string> {
     await importImages(names);
     log(`images in containerd (${since()})`);
   })();
+  // Awaited before the kubelet starts; until then a failure must not go unhandled.
+  images.catch(() => undefined);
   await waitFor('etcd', 30_000, async () => (await fetch('http://127.0.0.1:2379/health')).ok);
   log(`etcd up (${since()})`);
 

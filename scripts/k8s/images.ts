@@ -97,16 +97,19 @@ async function scratchImage(name: string, bin: string, target: string, extra = '
   }
 }
 
-/** buildClusterImages builds whichever of CLUSTER_IMAGES Docker lacks (all with rebuild). */
-export async function buildClusterImages(rebuild = false): Promise<void> {
-  const need = async (n: string): Promise<boolean> => rebuild || (await dockerImageId(n)) === undefined;
-  if (await need(CLUSTER_IMAGES.pause))
-    await scratchImage(CLUSTER_IMAGES.pause, await goProgram('pause', PAUSE_VERSION), '/pause');
-  if (await need(CLUSTER_IMAGES.netcheck))
+/** buildClusterImages builds whichever of CLUSTER_IMAGES (or of the roles named) Docker lacks; all of them with rebuild. */
+export async function buildClusterImages(
+  rebuild = false,
+  roles: (keyof typeof CLUSTER_IMAGES)[] = ['pause', 'netcheck', 'coredns', 'spireControllerManager'],
+): Promise<void> {
+  const need = async (r: keyof typeof CLUSTER_IMAGES): Promise<boolean> =>
+    roles.includes(r) && (rebuild || (await dockerImageId(CLUSTER_IMAGES[r])) === undefined);
+  if (await need('pause')) await scratchImage(CLUSTER_IMAGES.pause, await goProgram('pause', PAUSE_VERSION), '/pause');
+  if (await need('netcheck'))
     await scratchImage(CLUSTER_IMAGES.netcheck, await goProgram('netcheck', NETCHECK_VERSION), '/netcheck');
-  if (await need(CLUSTER_IMAGES.coredns))
+  if (await need('coredns'))
     await scratchImage(CLUSTER_IMAGES.coredns, await getCoreDns(), '/coredns', 'EXPOSE 53 53/udp\n');
-  if (await need(CLUSTER_IMAGES.spireControllerManager))
+  if (await need('spireControllerManager'))
     await scratchImage(
       CLUSTER_IMAGES.spireControllerManager,
       (await getSpireControllerManager()).bin,
