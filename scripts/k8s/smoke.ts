@@ -122,8 +122,16 @@ async function podNetworkCheck(cluster: Cluster): Promise<string> {
   return logs.trim();
 }
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '2' } } });
-const rounds = Number(values.rounds);
+let rounds = 2;
+try {
+  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '2' } } });
+  rounds = Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1)
+    throw new Error(`--rounds must be a positive integer, got ${values.rounds}`);
+} catch (err) {
+  log(`${(err as Error).message}; usage: smoke.ts [--rounds N]`);
+  process.exit(2);
+}
 let failed = false;
 for (let round = 1; round <= rounds; round++) {
   const before = await snapshotHost();
