@@ -47,7 +47,7 @@ function run(
     const child = execFile(
       file,
       argv,
-      { env, cwd: options.cwd, encoding: 'utf8', timeout: 30_000 },
+      { env, cwd: options.cwd, encoding: 'utf8', timeout: 120_000 },
       (err, stdout, stderr) => {
         const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
         resolve({ code, stdout, stderr });
