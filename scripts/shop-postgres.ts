@@ -33,6 +33,7 @@ export interface ShopPostgres {
 }
 
 interface PgTesting {
+  findPostgresBin(): string;
   startPostgres(o: {
     roles: { name: string }[];
     tls: { certPem: string; keyPem: string; clientCaPem: string };
@@ -49,6 +50,29 @@ interface PgTesting {
 /** PG_TESTING is the workspace that runs throwaway clusters (libs/pg-testing). */
 const PG_TESTING = '@shop/pg-testing';
 
+async function pgTesting(): Promise<PgTesting> {
+  try {
+    return (await import(PG_TESTING)) as PgTesting;
+  } catch (err) {
+    throw new Error(
+      `${PG_TESTING} (libs/pg-testing, the database layer of issue 13) is missing: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+/** postgresMissing says why no PostgreSQL can run here (no pg-testing, no server binaries), or undefined when one can. */
+export async function postgresMissing(): Promise<string | undefined> {
+  try {
+    (await pgTesting()).findPostgresBin();
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 /**
  * startShopPostgres starts the server. `certsDir` must hold dev-certs' CA and
  * a "postgres" certificate (createDevCerts with the postgres service); the
@@ -61,15 +85,7 @@ export async function startShopPostgres(o: {
   /** replicas is the largest replica count of any service, to size max_connections. */
   replicas?: number;
 }): Promise<ShopPostgres> {
-  let lib: PgTesting;
-  try {
-    lib = (await import(PG_TESTING)) as PgTesting;
-  } catch (err) {
-    throw new Error(
-      `--db postgres needs ${PG_TESTING} (libs/pg-testing, the database layer of issue 13): ${(err as Error).message}`,
-      { cause: err },
-    );
-  }
+  const lib = await pgTesting();
   const { readFile } = await import('node:fs/promises');
   const read = (f: string): Promise<string> => readFile(join(o.certsDir, f), 'utf8');
   const poolMax = o.poolMax ?? 10;
