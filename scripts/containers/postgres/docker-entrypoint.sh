@@ -13,6 +13,7 @@ if [ "$(id -u)" = 0 ]; then
   mkdir -p "$PGDATA" /var/run/postgresql
   chown -R postgres:postgres "$PGDATA" /var/run/postgresql
   chmod 700 "$PGDATA"
+  export PGDATA
   exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
 fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
@@ -21,8 +22,8 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   # The temporary server gets the command's options too (TLS, hba_file): the
   # init scripts then run under the rules the real server will have.
   shift
-  pg_ctl -D "$PGDATA" -w -o "-c listen_addresses='' $*" start
-  for f in /docker-entrypoint-initdb.d/*; do
+  pg_ctl -D "$PGDATA" -w -o "$* -c listen_addresses=''" start
+  for f in "${INITDB_DIR:-/docker-entrypoint-initdb.d}"/*; do
     case "$f" in
       *.sh) echo "docker-entrypoint.sh: running $f"; sh "$f" ;;
       *.sql) echo "docker-entrypoint.sh: running $f"; psql -v ON_ERROR_STOP=1 --username postgres -f "$f" ;;

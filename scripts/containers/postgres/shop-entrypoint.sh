@@ -7,7 +7,9 @@
 # reads them, then hands over to the image's docker-entrypoint.sh with TLS on
 # and this folder's pg_hba.conf / pg_ident.conf (certificate logins only).
 set -eu
-tls=/var/lib/postgresql/tls
+# SHOP_DIR (this folder's mount) and TLS_OUT are only moved by the host test of these scripts.
+shop="${SHOP_DIR:-/shop}"
+tls="${TLS_OUT:-/var/lib/postgresql/tls}"
 install -d -o postgres -g postgres -m 700 "$tls"
 install -o postgres -g postgres -m 600 "$PG_TLS_DIR/postgres.crt.pem" "$tls/server.crt"
 install -o postgres -g postgres -m 600 "$PG_TLS_DIR/postgres.key.pem" "$tls/server.key"
@@ -17,8 +19,8 @@ for f in $PG_CLIENT_CA_FILES; do
 done
 chown postgres:postgres "$tls/client-ca.crt"
 chmod 600 "$tls/client-ca.crt"
-install -o postgres -g postgres -m 600 /shop/pg_hba.conf "$tls/pg_hba.conf"
-install -o postgres -g postgres -m 600 /shop/pg_ident.conf "$tls/pg_ident.conf"
+install -o postgres -g postgres -m 600 "$shop/pg_hba.conf" "$tls/pg_hba.conf"
+install -o postgres -g postgres -m 600 "$shop/pg_ident.conf" "$tls/pg_ident.conf"
 exec docker-entrypoint.sh "$@" \
   -c ssl=on \
   -c ssl_min_protocol_version=TLSv1.3 \
