@@ -121,7 +121,7 @@ export const scale: Scenario = {
     const figures = VARIANTS.map((v) => variantFigures(v.id, v.label, runs.get(v.id) ?? []));
 
     const threeUp = shops.get('postgres-3');
-    const spread = SERVICES.filter((n) => n !== 'order').map((n) => {
+    const spread = SERVICES.map((n) => {
       const counts = threeUp?.balancers(n)[0]?.connections;
       return `${n}: ${[...(counts?.values() ?? [])].join('/')}`;
     });
