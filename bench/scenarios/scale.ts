@@ -93,6 +93,8 @@ export const scale: Scenario = {
       currency: 'EUR',
       items: [{ product_id: PRODUCT, quantity: 1 }],
     });
+    // What the orders that were not confirmed said, per variant (status:reason), for the report.
+    const refused = new Map<string, Map<string, number>>(VARIANTS.map((v) => [v.id, new Map()]));
     const runs = await alternate(
       'scale',
       VARIANTS.map((v) => {
@@ -103,7 +105,14 @@ export const scale: Scenario = {
           headers: { 'content-type': 'application/json' },
           body,
           expect: 201,
-          accept: (text) => (JSON.parse(text) as { status?: string }).status === 'confirmed',
+          accept: (text) => {
+            const b = JSON.parse(text) as { status?: string; failure_reason?: string | null };
+            if (b.status === 'confirmed') return true;
+            const k = `${b.status ?? '?'}:${b.failure_reason ?? ''}`;
+            const m = refused.get(v.id);
+            m?.set(k, (m.get(k) ?? 0) + 1);
+            return false;
+          },
         });
         return {
           id: v.id,
@@ -118,7 +127,13 @@ export const scale: Scenario = {
       p.rounds,
       { warmupMs: p.warmupMs, durationMs: p.scaleDurationMs },
     );
-    const figures = VARIANTS.map((v) => variantFigures(v.id, v.label, runs.get(v.id) ?? []));
+    const figures = VARIANTS.map((v) => {
+      const f = variantFigures(v.id, v.label, runs.get(v.id) ?? []);
+      const m = refused.get(v.id);
+      // Orders answered but not confirmed (counted as errors): what they said.
+      if (m && m.size > 0) f.extra = Object.fromEntries([...m].map(([k, n]) => [`not confirmed ${k}`, n]));
+      return f;
+    });
 
     const threeUp = shops.get('postgres-3');
     const spread = SERVICES.map((n) => {
