@@ -30,7 +30,7 @@ function readArgs() {
       options: {
         duration: { type: 'string' },
         'payment-failure-rate': { type: 'string', default: '0.03' },
-        'inventory-protocol': { type: 'string', default: 'grpc' },
+        'inventory-protocol': { type: 'string' },
         concurrency: { type: 'string', default: '4' },
         'data-dir': { type: 'string', default: join(ROOT, '.data') },
         'certs-dir': { type: 'string', default: join(ROOT, '.certs') },
@@ -70,7 +70,11 @@ if (!(failureRate >= 0 && failureRate <= 1)) {
   );
   process.exit(2);
 }
-if (args['inventory-protocol'] !== 'grpc' && args['inventory-protocol'] !== 'http') {
+if (
+  args['inventory-protocol'] !== undefined &&
+  args['inventory-protocol'] !== 'grpc' &&
+  args['inventory-protocol'] !== 'http'
+) {
   console.error(
     `npm start: --inventory-protocol must be grpc or http, got ${JSON.stringify(args['inventory-protocol'])}`,
   );
@@ -100,6 +104,10 @@ if (args.spiffe && args.db === 'postgres') {
   process.exit(2);
 }
 const usePostgres = args.db === 'postgres';
+// With replicas, HTTP by default: the balancers work per connection, and one
+// gRPC channel (one HTTP/2 connection) would tie each order replica to one
+// inventory replica.
+const inventoryProtocol = args['inventory-protocol'] ?? (replicas > 1 ? 'http' : 'grpc');
 let pg: ShopPostgres | undefined;
 const certsDir = resolve(args['certs-dir']);
 const host = '127.0.0.1';
@@ -127,7 +135,7 @@ function makeShop(): Shop {
         ...dbEnv('inventory'),
       },
       payment: { PAYMENT_FAILURE_RATE: args['payment-failure-rate'], ...socketOf('payment'), ...dbEnv('payment') },
-      order: { INVENTORY_PROTOCOL: args['inventory-protocol'], ...socketOf('order'), ...dbEnv('order') },
+      order: { INVENTORY_PROTOCOL: inventoryProtocol, ...socketOf('order'), ...dbEnv('order') },
     },
     onExit: (name, code, signal, replica) => {
       if (!stopping)
@@ -231,7 +239,7 @@ async function main(): Promise<void> {
   await shop.startAll();
   const balanced =
     replicas > 1
-      ? `\n  ${replicas} replicas of each service; ports 8080, 8443, 8444 and 50051 are round-robin TCP balancers (mTLS passes through)\n  replica 1's ops and admin ports are below; the others': ${SERVICES.flatMap((n) => Array.from({ length: replicas - 1 }, (_, i) => `${n}-${i + 2} ${shop?.opsUrl(n, i + 2) ?? ''}`)).join(', ')}`
+      ? `\n  ${replicas} replicas of each service; ports 8080, 8443, 8444 and 50051 are round-robin TCP balancers (mTLS passes through);\n  the ops and admin ports above are replica 1's; the other replicas' ops ports: ${SERVICES.flatMap((n) => Array.from({ length: replicas - 1 }, (_, i) => `${n}-${i + 2} ${shop?.opsUrl(n, i + 2) ?? ''}`)).join(', ')}\n  order → inventory over ${inventoryProtocol}${args['inventory-protocol'] === undefined ? ' (the default with replicas: gRPC would keep each order replica on one inventory replica)' : ''}`
       : '';
   console.log(`
 The shop is up (mTLS between services, identities from ${args.spiffe ? 'SPIRE agents (Workload API)' : certsDir}; data in ${pg ? `PostgreSQL on 127.0.0.1:${pg.port}` : 'SQLite'}):
