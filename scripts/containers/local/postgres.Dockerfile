@@ -2,7 +2,7 @@
 # cannot pull it: Debian's postgresql-15 package on the local Debian image
 # (DEBIAN_IMAGE, from scripts/containers/local-images.ts), laid out as the
 # official image is where compose.postgres.yaml relies on it: the server
-# binaries on PATH, a "postgres" account with uid and gid 999, PGDATA at
+# binaries on PATH, listening on every address, a "postgres" account with uid and gid 999, PGDATA at
 # /var/lib/postgresql/data, and a docker-entrypoint.sh that initialises an
 # empty PGDATA once, runs /docker-entrypoint-initdb.d/*.sh and *.sql against
 # a private temporary server, then runs the command as postgres.
@@ -20,6 +20,9 @@ RUN groupadd --system --gid 999 postgres \
  && mkdir -p /var/lib/postgresql/data /var/run/postgresql /docker-entrypoint-initdb.d \
  && chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql \
  && chmod 700 /var/lib/postgresql/data
+# As the official image: the server listens on every address of the container.
+RUN sed -ri "s!^#?(listen_addresses)\s*=\s*\S+.*!\1 = '*'!" /usr/share/postgresql/15/postgresql.conf.sample \
+ && grep -F "listen_addresses = '*'" /usr/share/postgresql/15/postgresql.conf.sample
 ENV PATH=/usr/lib/postgresql/15/bin:$PATH \
     PGDATA=/var/lib/postgresql/data
 COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
