@@ -19,7 +19,30 @@ export {
   type ProcessConfig,
 } from './config.ts';
 export { loggerOptions, createLogger } from './logger.ts';
-export { openDatabase, transaction, type Migration } from './db.ts';
+export {
+  DATABASE_UNAVAILABLE,
+  DatabaseUnavailableError,
+  DatabaseStartError,
+  isUniqueViolation,
+  type Database,
+  type DatabaseEngine,
+  type DatabaseHealth,
+  type Migration,
+  type Queryable,
+  type SqlValue,
+} from './db/database.ts';
+export {
+  readDatabaseConfig,
+  databaseWhere,
+  DATABASE_AUTH_MODES,
+  type DatabaseAuth,
+  type DatabaseConfig,
+  type PostgresConfig,
+  type SqliteConfig,
+} from './db/database-config.ts';
+export { openDatabase, type OpenDatabaseOptions } from './db/open-database.ts';
+export { SqliteDatabase } from './db/sqlite-database.ts';
+export { PostgresDatabase, isConnectionError, type ClientCertificate } from './db/postgres-database.ts';
 export { createServiceMetrics, observeIdentity, authHooks, type ServiceMetrics, type Logger } from './metrics.ts';
 export { createBreaker, retry, type BreakerOptions, type RetryOptions } from './breaker.ts';
 export {

@@ -13,10 +13,15 @@ import { identityCheck, startOpsServer, type ReadinessCheck } from './ops-server
 import { onSignals, runSteps, type ShutdownStep } from './shutdown.ts';
 import { StartupGate, waitForIdentity } from './startup.ts';
 
-/** ServiceStore is what runService needs of a service's store: whether it is open (the `store` readiness check) and how to close it. */
+/**
+ * ServiceStore is what runService needs of a service's store: the `store`
+ * readiness check (`health()` where the store has it — its database open and
+ * answering — else `isOpen`) and how to close it.
+ */
 export interface ServiceStore {
   readonly isOpen: boolean;
-  close(): void;
+  health?(): { ok: boolean; reason?: string };
+  close(): void | Promise<void>;
 }
 
 /** ServiceContext is what a service's parts are built from: its config, logger, metrics, a ready identity and its open store. */
@@ -48,8 +53,8 @@ export interface ServiceParts<C extends ProcessConfig, S extends ServiceStore> {
   name: string;
   /** loadConfig reads the environment once; a ConfigError stops the process with exit code 1 naming the variable. */
   loadConfig: () => C;
-  /** openStore opens the service's store, once the identity is there. */
-  openStore: (ctx: Omit<ServiceContext<C, S>, 'store'>) => S;
+  /** openStore opens the service's store, once the identity is there (the identity may be its database credential). */
+  openStore: (ctx: Omit<ServiceContext<C, S>, 'store'>) => S | Promise<S>;
   /** start builds the service's apps on the store and starts listening. */
   start: (ctx: ServiceContext<C, S>) => Promise<StartedService>;
 }
@@ -108,9 +113,8 @@ export async function runService<C extends ProcessConfig, S extends ServiceStore
       ...running.steps,
       {
         name: 'close store',
-        run: () => {
-          running.store?.close();
-          return Promise.resolve();
+        run: async () => {
+          await running.store?.close();
         },
       },
       { name: 'close identity source', run: async () => running.source?.close() },
@@ -144,9 +148,9 @@ export async function runService<C extends ProcessConfig, S extends ServiceStore
     log.info({ ops: opsUrl }, 'ops port open; waiting for the identity');
     await waitForIdentity(source, { log, waitSeconds: config.identityWaitSeconds });
 
-    const store = parts.openStore({ config, log, metrics, source });
+    const store = await parts.openStore({ config, log, metrics, source });
     running.store = store;
-    checks.store = () => store.isOpen;
+    checks.store = () => (store.health ? store.health() : store.isOpen);
     const started = await parts.start({ config, log, metrics, source, store });
     running.steps = started.steps;
     refreshSteps();

@@ -74,7 +74,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       schema: { params: productParams, body: reserveBody, response: { 200: reservationReply, 201: reservationReply } },
     },
     async (req, reply) => {
-      const { reservation, created } = stock.reserve(req.params.productId, req.body);
+      const { reservation, created } = await stock.reserve(req.params.productId, req.body);
       return reply.code(created ? 201 : 200).send(reservation);
     },
   );

@@ -1,6 +1,13 @@
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { SpiffeId, TrustDomain } from '@shop/auth';
-import { ConfigError, Env, readProcessConfig, type ProcessConfig } from '@shop/service-kit';
+import {
+  ConfigError,
+  Env,
+  readDatabaseConfig,
+  readProcessConfig,
+  type DatabaseConfig,
+  type ProcessConfig,
+} from '@shop/service-kit';
 
 /**
  * InventoryConfig is the service's configuration, resolved once at start
@@ -14,10 +21,10 @@ export interface InventoryConfig extends ProcessConfig {
   port: number;
   /** grpcPort of the gRPC API (mTLS). */
   grpcPort: number;
-  /** dataDir holds the SQLite database, made absolute. */
+  /** dataDir holds the SQLite database (`inventory.db`) when DATABASE_URL is unset, made absolute. */
   dataDir: string;
-  /** databaseFile is `inventory.db` in dataDir. */
-  databaseFile: string;
+  /** database is where the store is: SQLite in dataDir, or PostgreSQL at DATABASE_URL (with its pool, timeout and TLS settings). */
+  database: DatabaseConfig;
   reservationTtlSeconds: number;
   /** orderId is the SPIFFE ID allowed to reserve, release and commit. */
   orderId: string;
@@ -53,7 +60,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Inven
     port: e.port('PORT', 8444),
     grpcPort: e.port('GRPC_PORT', 50051),
     dataDir,
-    databaseFile: join(dataDir, 'inventory.db'),
+    database: readDatabaseConfig(e, { dataDir, file: 'inventory.db' }),
     reservationTtlSeconds: e.int('RESERVATION_TTL_SECONDS', 300, { min: 1, max: 86_400 }),
     orderId,
     partnerStockReaders,

@@ -73,35 +73,43 @@ export function inventoryGrpcHandlers(
   stock: StockService,
   observe: (call: CallOutcome) => void = () => undefined,
 ): grpc.UntypedServiceImplementation {
-  function unary<Req, Res>(method: InventoryMethod, fn: (request: Req) => Res): grpc.handleUnaryCall<Req, Res> {
+  function unary<Req, Res>(
+    method: InventoryMethod,
+    fn: (request: Req) => Res | Promise<Res>,
+  ): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
       const start = performance.now();
       const seconds = (): number => (performance.now() - start) / 1000;
-      let result: Res;
-      try {
-        result = fn(call.request);
-      } catch (err) {
-        const status = toGrpcStatus(err);
-        observe({ method, call, code: status.code, seconds: seconds(), err });
-        callback(status);
-        return;
-      }
-      observe({ method, call, code: grpc.status.OK, seconds: seconds() });
-      callback(null, result);
+      // Sync throws (input checks) and async rejections (the store) end the same way.
+      void (async () => {
+        let result: Res;
+        try {
+          result = await fn(call.request);
+        } catch (err) {
+          const status = toGrpcStatus(err);
+          observe({ method, call, code: status.code, seconds: seconds(), err });
+          callback(status);
+          return;
+        }
+        observe({ method, call, code: grpc.status.OK, seconds: seconds() });
+        callback(null, result);
+      })();
     };
   }
   return {
     GetStock: unary<GetStockRequest, Stock>('GetStock', (req) => stock.getStock(checkProductId(req.product_id))),
-    ListProducts: unary<ListProductsRequest, ListProductsResponse>('ListProducts', () => ({
-      products: stock.listProducts(),
+    ListProducts: unary<ListProductsRequest, ListProductsResponse>('ListProducts', async () => ({
+      products: await stock.listProducts(),
     })),
     Reserve: unary<ReserveRequest, Reservation>(
       'Reserve',
-      (req) =>
-        stock.reserve(checkProductId(req.product_id), {
-          quantity: checkQuantity(req.quantity),
-          order_id: checkOrderId(req.order_id),
-        }).reservation,
+      async (req) =>
+        (
+          await stock.reserve(checkProductId(req.product_id), {
+            quantity: checkQuantity(req.quantity),
+            order_id: checkOrderId(req.order_id),
+          })
+        ).reservation,
     ),
     Release: unary<OrderRequest, OrderReservations>('Release', (req) => stock.release(checkOrderId(req.order_id))),
     Commit: unary<OrderRequest, OrderReservations>('Commit', (req) => stock.commit(checkOrderId(req.order_id))),

@@ -1,6 +1,6 @@
 // The inventory process on service-kit's runService: the store, the HTTP and
 // gRPC APIs over mTLS, and the reservation sweeper.
-import { httpUrl, listen, runService } from '@shop/service-kit';
+import { databaseWhere, httpUrl, listen, runService } from '@shop/service-kit';
 import { buildApp } from './app.ts';
 import { loadConfig, type InventoryConfig } from './config.ts';
 import { startGrpcServer } from './grpc.ts';
@@ -11,10 +11,11 @@ import { InventoryStore } from './store.ts';
 await runService<InventoryConfig, InventoryStore>({
   name: 'inventory',
   loadConfig,
-  openStore: ({ config }) =>
+  openStore: ({ config, source, log }) =>
     InventoryStore.open({
-      file: config.databaseFile,
+      database: config.database,
       seed: config.seedFile ? loadSeedFile(config.seedFile) : DEFAULT_CATALOGUE,
+      open: { source, log },
     }),
   async start({ config, log, metrics, source, store }) {
     const stock = new StockService(store, { reservationTtlSeconds: config.reservationTtlSeconds });
@@ -46,16 +47,13 @@ await runService<InventoryConfig, InventoryStore>({
         { name: 'drain gRPC API', run: () => grpc.close() },
         {
           name: 'stop sweeper',
-          run: () => {
-            stock.close();
-            return Promise.resolve();
-          },
+          run: () => stock.close(),
         },
       ],
       info: {
         http: httpUrl(app, config.host, 'https'),
         grpc: `${config.host}:${String(grpc.port)}`,
-        database: config.databaseFile,
+        database: databaseWhere(config.database),
         orderId: config.orderId,
       },
     };

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { OrderReservations, Product, Reservation, ReservationStatus, ReserveBody, Stock } from '@shop/contracts';
 import { inventoryError } from './errors.ts';
 import type { SeedProduct } from './seed.ts';
+import type { DatabaseConfig } from '@shop/service-kit';
 import { InventoryStore, type ProductRow, type ReservationRow } from './store.ts';
 import { checkOrderId, checkProductId, checkQuantity } from './validation.ts';
 
@@ -47,13 +48,15 @@ export class StockService {
     this.#ownsStore = ownsStore;
   }
 
-  /** open opens the store at `file` (seeding an empty one) and returns the service over it; close() closes both. */
-  static open(options: StockOptions & { file: string; seed?: readonly SeedProduct[] }): StockService {
-    const store = InventoryStore.open({ file: options.file, seed: options.seed });
+  /** open opens the store in `database` (seeding an empty one) and returns the service over it; close() closes both. */
+  static async open(
+    options: StockOptions & { database: DatabaseConfig; seed?: readonly SeedProduct[] },
+  ): Promise<StockService> {
+    const store = await InventoryStore.open({ database: options.database, seed: options.seed });
     try {
       return new StockService(store, options, true);
     } catch (err) {
-      store.close();
+      await store.close();
       throw err;
     }
   }
@@ -64,14 +67,14 @@ export class StockService {
   }
 
   /** listProducts returns the catalogue with stock levels, ordered by product_id. */
-  listProducts(): Product[] {
-    return this.#store.read(() => this.#store.products(this.#now())).map(toProduct);
+  async listProducts(): Promise<Product[]> {
+    return (await this.#store.read(() => this.#store.products(this.#now()))).map(toProduct);
   }
 
   /** getStock returns a product's availability, or throws UNKNOWN_PRODUCT. */
-  getStock(productId: string): Stock {
+  async getStock(productId: string): Promise<Stock> {
     checkProductId(productId);
-    const p = this.#store.read(() => this.#product(productId, this.#now()));
+    const p = await this.#store.read(() => this.#product(productId, this.#now()));
     return { product_id: p.product_id, available: p.on_hand - p.reserved, reserved: p.reserved };
   }
 
@@ -79,15 +82,19 @@ export class StockService {
    * reserve holds `quantity` of a product for an order. Replaying the same
    * (order_id, product_id, quantity) returns the existing reservation with
    * `created: false`; a different quantity is RESERVATION_CONFLICT, and a
-   * released, committed or expired one is not revived.
+   * released, committed or expired one is not revived. Reserves of one
+   * product queue on its row (InventoryStore.lockProduct), so the
+   * availability each one checks is final until it commits: no oversell,
+   * whatever the number of replicas.
    */
-  reserve(productId: string, body: ReserveBody): ReserveResult {
+  async reserve(productId: string, body: ReserveBody): Promise<ReserveResult> {
     checkProductId(productId);
     const quantity = checkQuantity(body.quantity);
     const orderId = checkOrderId(body.order_id);
-    return this.#write((now) => {
-      const product = this.#product(productId, now);
-      const existing = this.#store.reservationOf(orderId, productId);
+    return this.#write(async (now) => {
+      await this.#store.lockProduct(productId);
+      const product = await this.#product(productId, now);
+      const existing = await this.#store.reservationOf(orderId, productId);
       if (existing) {
         const status = effectiveStatus(existing, now);
         if (status === 'reserved' && existing.quantity === quantity)
@@ -124,7 +131,7 @@ export class StockService {
         status: 'reserved',
         expires_at: now + this.#ttlMs,
       };
-      this.#store.insertReservation(row, now);
+      await this.#store.insertReservation(row, now);
       return { reservation: toReservation(row), created: true };
     });
   }
@@ -136,10 +143,10 @@ export class StockService {
    * does not know. An order with a committed reservation is
    * RESERVATION_CONFLICT, and nothing is released.
    */
-  release(orderId: string): OrderReservations {
+  async release(orderId: string): Promise<OrderReservations> {
     checkOrderId(orderId);
-    return this.#write((now) => {
-      const rows = this.#store.reservationsOfOrder(orderId);
+    return this.#write(async (now) => {
+      const rows = await this.#store.reservationsOfOrder(orderId);
       const committed = rows.find((r) => r.status === 'committed');
       if (committed) {
         throw inventoryError(
@@ -150,7 +157,7 @@ export class StockService {
       for (const r of rows) {
         if (r.status !== 'reserved') continue;
         r.status = r.expires_at > now ? 'released' : 'expired';
-        this.#store.setStatus(r.reservation_id, r.status, now);
+        await this.#store.setStatus(r.reservation_id, r.status, now);
       }
       return { order_id: orderId, status: 'released', reservations: rows.map(toReservation) };
     });
@@ -162,10 +169,10 @@ export class StockService {
    * order's reservations was released (RESERVATION_CONFLICT) or has expired
    * (RESERVATION_EXPIRED), nothing is committed.
    */
-  commit(orderId: string): OrderReservations {
+  async commit(orderId: string): Promise<OrderReservations> {
     checkOrderId(orderId);
-    return this.#write((now) => {
-      const rows = this.#store.reservationsOfOrder(orderId);
+    return this.#write(async (now) => {
+      const rows = await this.#store.reservationsOfOrder(orderId);
       if (rows.length === 0)
         throw inventoryError('RESERVATION_NOT_FOUND', `order ${orderId} has no reservations to commit`);
       for (const r of rows) {
@@ -185,25 +192,25 @@ export class StockService {
       }
       for (const r of rows) {
         if (r.status !== 'reserved') continue;
-        this.#store.takeOnHand(r.product_id, r.quantity);
+        await this.#store.takeOnHand(r.product_id, r.quantity);
         r.status = 'committed';
-        this.#store.setStatus(r.reservation_id, r.status, now);
+        await this.#store.setStatus(r.reservation_id, r.status, now);
       }
       return { order_id: orderId, status: 'committed', reservations: rows.map(toReservation) };
     });
   }
 
   /** reservationsOf returns every reservation of an order (any status), ordered by product_id. */
-  reservationsOf(orderId: string): Reservation[] {
+  async reservationsOf(orderId: string): Promise<Reservation[]> {
     checkOrderId(orderId);
     const now = this.#now();
-    return this.#store
-      .read(() => this.#store.reservationsOfOrder(orderId))
-      .map((r) => toReservation({ ...r, status: effectiveStatus(r, now) }));
+    return (await this.#store.read(() => this.#store.reservationsOfOrder(orderId))).map((r) =>
+      toReservation({ ...r, status: effectiveStatus(r, now) }),
+    );
   }
 
   /** sweepExpired marks reservations past their expiry as "expired" and returns how many it marked. */
-  sweepExpired(): number {
+  sweepExpired(): Promise<number> {
     return this.#write((now) => this.#store.expireReservations(now));
   }
 
@@ -215,28 +222,27 @@ export class StockService {
   startSweeper(intervalMs: number, onSwept?: (count: number, error?: unknown) => void): void {
     clearInterval(this.#sweeper);
     this.#sweeper = setInterval(() => {
-      try {
-        onSwept?.(this.sweepExpired());
-      } catch (err) {
-        onSwept?.(0, err);
-      }
+      this.sweepExpired().then(
+        (count) => onSwept?.(count),
+        (err: unknown) => onSwept?.(0, err),
+      );
     }, intervalMs);
     this.#sweeper.unref();
   }
 
   /** close stops the sweeper, and closes the store if open() opened it; later calls fail with STORE_UNAVAILABLE. */
-  close(): void {
+  async close(): Promise<void> {
     clearInterval(this.#sweeper);
-    if (this.#ownsStore) this.#store.close();
+    if (this.#ownsStore) await this.#store.close();
   }
 
-  #product(productId: string, now: number): ProductRow {
-    const p = this.#store.product(productId, now);
+  async #product(productId: string, now: number): Promise<ProductRow> {
+    const p = await this.#store.product(productId, now);
     if (!p) throw inventoryError('UNKNOWN_PRODUCT', `no product ${productId}; GET /api/products lists them`);
     return p;
   }
 
-  #write<T>(fn: (now: number) => T): T {
+  #write<T>(fn: (now: number) => Promise<T>): Promise<T> {
     return this.#store.transaction(() => fn(this.#now()));
   }
 }

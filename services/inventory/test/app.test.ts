@@ -40,7 +40,7 @@ interface Harness extends TestStore {
     url: string,
     options?: { peer?: string | null; body?: unknown; headers?: Record<string, string> },
   ): Promise<LightMyRequestResponse>;
-  stockOf(productId: string): Stock;
+  stockOf(productId: string): Promise<Stock>;
 }
 
 async function harness(t: TestContext, options: { ttlSeconds?: number } = {}): Promise<Harness> {
@@ -122,8 +122,8 @@ describe('authorization: reads for our trust domain, writes for the order servic
   for (const route of routes) {
     test(`${route.name}: ${route.allowed.map((id) => id.split('/').pop()).join(', ')} allowed; every other identity 403; none 401`, async (t) => {
       const h = await harness(t);
-      for (const orderId of ['authz-r', 'authz-c']) h.stock.reserve('sku-b', reserveOf(1, orderId));
-      const before = h.stock.listProducts();
+      for (const orderId of ['authz-r', 'authz-c']) await h.stock.reserve('sku-b', reserveOf(1, orderId));
+      const before = await h.stock.listProducts();
       for (const peer of everyone.filter((id) => !route.allowed.includes(id))) {
         const res = await h.call(route.method, route.url(), { peer, body: route.body?.() });
         assert.equal(res.statusCode, 403, `${peer} is refused`);
@@ -139,7 +139,7 @@ describe('authorization: reads for our trust domain, writes for the order servic
       });
       assert.equal(unverified.statusCode, 401);
       assert.equal(unverified.json<{ code: string }>().code, 'AUTH_ERR_PEER_UNVERIFIED');
-      assert.deepEqual(h.stock.listProducts(), before, 'refused calls changed nothing');
+      assert.deepEqual(await h.stock.listProducts(), before, 'refused calls changed nothing');
       // Positive control, after the refusals so they are shown to have changed nothing.
       for (const peer of route.allowed) {
         const res = await h.call(route.method, route.url(), { peer, body: route.body?.() });
@@ -152,7 +152,7 @@ describe('authorization: reads for our trust domain, writes for the order servic
 describe('reads', () => {
   test('GET /api/products lists the catalogue with stock levels', async (t) => {
     const h = await harness(t);
-    h.stock.reserve('sku-a', reserveOf(3, 'o-1'));
+    await h.stock.reserve('sku-a', reserveOf(3, 'o-1'));
     const res = await h.call('GET', '/api/products', { peer: PAYMENT });
     assert.equal(res.statusCode, 200);
     const products = res.json<Product[]>();
@@ -172,7 +172,7 @@ describe('reads', () => {
 
   test('GET /api/stock/:productId answers available and reserved', async (t) => {
     const h = await harness(t);
-    h.stock.reserve('sku-a', reserveOf(4, 'o-1'));
+    await h.stock.reserve('sku-a', reserveOf(4, 'o-1'));
     const res = await h.call('GET', '/api/stock/sku-a', { peer: PAYMENT });
     assert.equal(res.statusCode, 200);
     assert.deepEqual(res.json(), { product_id: 'sku-a', available: 6, reserved: 4 });
@@ -382,30 +382,30 @@ describe('bad input: the right 4xx with a message naming what to fix, and nothin
   for (const c of cases) {
     test(`${c.name} → ${c.status} ${c.code}`, async (t) => {
       const h = await harness(t);
-      h.stock.reserve('sku-b', reserveOf(2, 'o-other'));
-      const before = h.stock.listProducts();
+      await h.stock.reserve('sku-b', reserveOf(2, 'o-other'));
+      const before = await h.stock.listProducts();
       const res = await h.call(c.method ?? 'POST', c.url, { body: c.body, headers: c.headers });
       assert.equal(res.statusCode, c.status, res.body);
       const body = res.json<{ code: string; message: string }>();
       assert.equal(body.code, c.code);
       assert.equal(typeof body.message, 'string');
       if (c.message) assert.match(body.message, c.message);
-      assert.deepEqual(h.stock.listProducts(), before, 'the store is unchanged');
-      assert.deepEqual(h.stock.reservationsOf('o-bad'), []);
+      assert.deepEqual(await h.stock.listProducts(), before, 'the store is unchanged');
+      assert.deepEqual(await h.stock.reservationsOf('o-bad'), []);
     });
   }
 
   test('insufficient stock → 409 INSUFFICIENT_STOCK saying how many are available; nothing reserved', async (t) => {
     const h = await harness(t);
-    h.stock.reserve('sku-b', reserveOf(2, 'o-1'));
+    await h.stock.reserve('sku-b', reserveOf(2, 'o-1'));
     const res = await h.call('POST', '/api/stock/sku-b/reserve', { body: reserveOf(4, 'o-2') });
     assert.equal(res.statusCode, 409);
     assert.deepEqual(res.json(), { code: 'INSUFFICIENT_STOCK', message: 'only 3 of sku-b available, 4 requested' });
-    assert.deepEqual(h.stockOf('sku-b'), { product_id: 'sku-b', available: 3, reserved: 2 });
-    assert.deepEqual(h.stock.reservationsOf('o-2'), []);
+    assert.deepEqual(await h.stockOf('sku-b'), { product_id: 'sku-b', available: 3, reserved: 2 });
+    assert.deepEqual(await h.stock.reservationsOf('o-2'), []);
     // Positive control: exactly what is available can be reserved.
     assert.equal((await h.call('POST', '/api/stock/sku-b/reserve', { body: reserveOf(3, 'o-2') })).statusCode, 201);
-    assert.deepEqual(h.stockOf('sku-b'), { product_id: 'sku-b', available: 0, reserved: 5 });
+    assert.deepEqual(await h.stockOf('sku-b'), { product_id: 'sku-b', available: 0, reserved: 5 });
   });
 });
 
@@ -430,20 +430,24 @@ describe('reservations are idempotent by order_id', () => {
     const replay = await h.call('POST', '/api/stock/sku-a/reserve', { body: reserveOf(2, 'o-1') });
     assert.equal(replay.statusCode, 200);
     assert.deepEqual(replay.json(), r);
-    assert.deepEqual(h.stockOf('sku-a'), { product_id: 'sku-a', available: 8, reserved: 2 }, 'held once, not twice');
+    assert.deepEqual(
+      await h.stockOf('sku-a'),
+      { product_id: 'sku-a', available: 8, reserved: 2 },
+      'held once, not twice',
+    );
 
     const conflict = await h.call('POST', '/api/stock/sku-a/reserve', { body: reserveOf(3, 'o-1') });
     assert.equal(conflict.statusCode, 409);
     assert.equal(conflict.json<{ code: string }>().code, 'RESERVATION_CONFLICT');
     assert.match(conflict.json<{ message: string }>().message, /already reserved 2 of sku-a/);
-    assert.deepEqual(h.stockOf('sku-a'), { product_id: 'sku-a', available: 8, reserved: 2 });
+    assert.deepEqual(await h.stockOf('sku-a'), { product_id: 'sku-a', available: 8, reserved: 2 });
   });
 
   test('an order reserves several products; release gives all back and is idempotent; then commit → 409, reserve → 409', async (t) => {
     const h = await harness(t);
     assert.equal((await h.call('POST', '/api/stock/sku-a/reserve', { body: reserveOf(2, 'o-1') })).statusCode, 201);
     assert.equal((await h.call('POST', '/api/stock/sku-b/reserve', { body: reserveOf(5, 'o-1') })).statusCode, 201);
-    assert.equal(h.stockOf('sku-b').available, 0);
+    assert.equal((await h.stockOf('sku-b')).available, 0);
 
     for (let i = 0; i < 2; i++) {
       const res = await h.call('POST', '/api/reservations/o-1/release');
@@ -458,8 +462,8 @@ describe('reservations are idempotent by order_id', () => {
         ],
       );
     }
-    assert.deepEqual(h.stockOf('sku-a'), { product_id: 'sku-a', available: 10, reserved: 0 });
-    assert.deepEqual(h.stockOf('sku-b'), { product_id: 'sku-b', available: 5, reserved: 0 });
+    assert.deepEqual(await h.stockOf('sku-a'), { product_id: 'sku-a', available: 10, reserved: 0 });
+    assert.deepEqual(await h.stockOf('sku-b'), { product_id: 'sku-b', available: 5, reserved: 0 });
 
     const commit = await h.call('POST', '/api/reservations/o-1/commit');
     assert.equal(commit.statusCode, 409);
@@ -467,7 +471,7 @@ describe('reservations are idempotent by order_id', () => {
     const again = await h.call('POST', '/api/stock/sku-a/reserve', { body: reserveOf(2, 'o-1') });
     assert.equal(again.statusCode, 409, 'a released reservation is not revived by a late replay');
     assert.equal(again.json<{ code: string }>().code, 'RESERVATION_CONFLICT');
-    assert.deepEqual(h.stockOf('sku-a'), { product_id: 'sku-a', available: 10, reserved: 0 });
+    assert.deepEqual(await h.stockOf('sku-a'), { product_id: 'sku-a', available: 10, reserved: 0 });
   });
 
   test('a failed reserve is compensated by release: 200 even when the order reserved nothing', async (t) => {
@@ -481,7 +485,7 @@ describe('reservations are idempotent by order_id', () => {
       partial.json<OrderReservations>().reservations.map((r) => [r.product_id, r.status]),
       [['sku-a', 'released']],
     );
-    assert.deepEqual(h.stockOf('sku-a'), { product_id: 'sku-a', available: 10, reserved: 0 });
+    assert.deepEqual(await h.stockOf('sku-a'), { product_id: 'sku-a', available: 10, reserved: 0 });
 
     // The first item already failed: nothing was ever reserved under o-2.
     assert.equal((await h.call('POST', '/api/stock/sku-b/reserve', { body: reserveOf(9, 'o-2') })).statusCode, 409);
@@ -506,16 +510,16 @@ describe('reservations are idempotent by order_id', () => {
       );
     }
     assert.deepEqual(
-      h.stockOf('sku-a'),
+      await h.stockOf('sku-a'),
       { product_id: 'sku-a', available: 7, reserved: 0 },
       'on hand went down by 3, once',
     );
-    assert.deepEqual(h.stockOf('sku-b'), { product_id: 'sku-b', available: 4, reserved: 0 });
+    assert.deepEqual(await h.stockOf('sku-b'), { product_id: 'sku-b', available: 4, reserved: 0 });
 
     const release = await h.call('POST', '/api/reservations/o-1/release');
     assert.equal(release.statusCode, 409);
     assert.equal(release.json<{ code: string }>().code, 'RESERVATION_CONFLICT');
-    assert.deepEqual(h.stockOf('sku-a'), { product_id: 'sku-a', available: 7, reserved: 0 });
+    assert.deepEqual(await h.stockOf('sku-a'), { product_id: 'sku-a', available: 7, reserved: 0 });
   });
 });
 
@@ -525,16 +529,16 @@ describe('expiry', () => {
     await h.call('POST', '/api/stock/sku-a/reserve', { body: reserveOf(3, 'o-1') });
     h.clock.advance(59);
     assert.equal((await h.call('POST', '/api/reservations/o-1/commit')).statusCode, 200);
-    assert.deepEqual(h.stockOf('sku-a'), { product_id: 'sku-a', available: 7, reserved: 0 });
+    assert.deepEqual(await h.stockOf('sku-a'), { product_id: 'sku-a', available: 7, reserved: 0 });
   });
 
   test('past its TTL a reservation stops counting, cannot be committed, is swept to "expired", and release is a no-op', async (t) => {
     const h = await harness(t, { ttlSeconds: 60 });
     await h.call('POST', '/api/stock/sku-a/reserve', { body: reserveOf(3, 'o-1') });
-    assert.deepEqual(h.stockOf('sku-a'), { product_id: 'sku-a', available: 7, reserved: 3 });
+    assert.deepEqual(await h.stockOf('sku-a'), { product_id: 'sku-a', available: 7, reserved: 3 });
     h.clock.advance(60);
     assert.deepEqual(
-      h.stockOf('sku-a'),
+      await h.stockOf('sku-a'),
       { product_id: 'sku-a', available: 10, reserved: 0 },
       'expired before any sweep',
     );
@@ -542,16 +546,20 @@ describe('expiry', () => {
     const commit = await h.call('POST', '/api/reservations/o-1/commit');
     assert.equal(commit.statusCode, 409);
     assert.equal(commit.json<{ code: string }>().code, 'RESERVATION_EXPIRED');
-    assert.deepEqual(h.stockOf('sku-a'), { product_id: 'sku-a', available: 10, reserved: 0 }, 'nothing committed');
+    assert.deepEqual(
+      await h.stockOf('sku-a'),
+      { product_id: 'sku-a', available: 10, reserved: 0 },
+      'nothing committed',
+    );
 
     const replay = await h.call('POST', '/api/stock/sku-a/reserve', { body: reserveOf(3, 'o-1') });
     assert.equal(replay.statusCode, 409);
     assert.equal(replay.json<{ code: string }>().code, 'RESERVATION_EXPIRED');
 
-    assert.equal(h.stock.sweepExpired(), 1);
-    assert.equal(h.stock.sweepExpired(), 0);
+    assert.equal(await h.stock.sweepExpired(), 1);
+    assert.equal(await h.stock.sweepExpired(), 0);
     assert.deepEqual(
-      h.stock.reservationsOf('o-1').map((r) => r.status),
+      (await h.stock.reservationsOf('o-1')).map((r) => r.status),
       ['expired'],
     );
 
@@ -573,16 +581,16 @@ describe('restart', () => {
     await h.call('POST', '/api/stock/sku-a/reserve', { body: reserveOf(2, 'o-held') });
     await h.call('POST', '/api/stock/sku-b/reserve', { body: reserveOf(4, 'o-sold') });
     await h.call('POST', '/api/reservations/o-sold/commit');
-    const products = h.stock.listProducts();
-    const held = h.stock.reservationsOf('o-held');
+    const products = await h.stock.listProducts();
+    const held = await h.stock.reservationsOf('o-held');
     await h.app.close();
 
-    const store = h.reopen([{ product_id: 'sku-new', name: 'New', price_cents: 1, currency: 'EUR', on_hand: 1 }]);
-    assert.deepEqual(store.listProducts(), products);
-    assert.deepEqual(store.reservationsOf('o-held'), held);
-    assert.deepEqual(store.getStock('sku-b'), { product_id: 'sku-b', available: 1, reserved: 0 });
+    const store = await h.reopen([{ product_id: 'sku-new', name: 'New', price_cents: 1, currency: 'EUR', on_hand: 1 }]);
+    assert.deepEqual(await store.listProducts(), products);
+    assert.deepEqual(await store.reservationsOf('o-held'), held);
+    assert.deepEqual(await store.getStock('sku-b'), { product_id: 'sku-b', available: 1, reserved: 0 });
     assert.deepEqual(
-      store.reserve('sku-a', reserveOf(2, 'o-held')),
+      await store.reserve('sku-a', reserveOf(2, 'o-held')),
       { reservation: held[0], created: false },
       'a replay after restart finds the reservation',
     );

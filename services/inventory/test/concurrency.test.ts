@@ -13,7 +13,7 @@ describe('never oversell', () => {
     const resolvePeer = await createHeaderPeerResolver(td, ['/order', '/payment']);
     const fx = await openTestStore(t);
     const app = await buildTestApp(t, fx, td, resolvePeer);
-    assert.equal(fx.stock.getStock('sku-limited').available, 50);
+    assert.equal((await fx.stock.getStock('sku-limited')).available, 50);
 
     const reserves = Array.from({ length: 200 }, (_, i) =>
       app.inject({
@@ -42,7 +42,7 @@ describe('never oversell', () => {
       const s = res.json<Stock>();
       assert.ok(s.available >= 0 && s.available + s.reserved === 50, `consistent, never negative: ${res.body}`);
     }
-    assert.deepEqual(fx.stock.getStock('sku-limited'), { product_id: 'sku-limited', available: 0, reserved: 50 });
+    assert.deepEqual(await fx.stock.getStock('sku-limited'), { product_id: 'sku-limited', available: 0, reserved: 50 });
   });
 
   test('four processes-worth of connections (worker threads) racing on one file: exactly 50 of 200 succeed', async (t) => {
@@ -50,7 +50,7 @@ describe('never oversell', () => {
     const barrier = new Int32Array(new SharedArrayBuffer(4));
     const workers = Array.from({ length: 4 }, (_, w) => {
       const workerData: ReserveWorkerData = {
-        file: fx.file,
+        database: fx.database,
         productId: 'sku-limited',
         orderIds: Array.from({ length: 50 }, (_, i) => `worker-${w}-order-${i}`),
         nowMs: fx.clock.ms,
@@ -65,6 +65,6 @@ describe('never oversell', () => {
     const total: Record<string, number> = {};
     for (const [r] of results) for (const [k, v] of Object.entries(r)) total[k] = (total[k] ?? 0) + v;
     assert.deepEqual(total, { ok: 50, INSUFFICIENT_STOCK: 150 });
-    assert.deepEqual(fx.stock.getStock('sku-limited'), { product_id: 'sku-limited', available: 0, reserved: 50 });
+    assert.deepEqual(await fx.stock.getStock('sku-limited'), { product_id: 'sku-limited', available: 0, reserved: 50 });
   });
 });

@@ -18,7 +18,7 @@ describe('config', () => {
       opsPort: 9444,
       reusePort: false,
       dataDir: resolve('.data/inventory'),
-      databaseFile: resolve('.data/inventory/inventory.db'),
+      database: { engine: 'sqlite', file: resolve('.data/inventory/inventory.db') },
       reservationTtlSeconds: 300,
       orderId: 'spiffe://example.org/order',
       partnerStockReaders: [],
@@ -44,6 +44,16 @@ describe('config', () => {
     assert.equal(loadConfig({ LISTEN_REUSE_PORT: 'true' }).reusePort, true);
     assert.equal(loadConfig({ LISTEN_REUSE_PORT: 'false' }).reusePort, false);
     assert.throws(() => loadConfig({ LISTEN_REUSE_PORT: 'yes' }), /LISTEN_REUSE_PORT/);
+  });
+
+  test('DATABASE_URL puts the store on PostgreSQL; a bad one is refused, naming it', () => {
+    const c = loadConfig({ DATABASE_URL: 'postgres://inventory@db.test/inventory', DATABASE_POOL_MAX: '5' });
+    assert.equal(c.database.engine, 'postgres');
+    assert.equal(c.database.poolMax, 5);
+    assert.throws(
+      () => loadConfig({ DATABASE_URL: 'http://db.test/inventory' }),
+      (err: unknown) => err instanceof ConfigError && err.variable === 'DATABASE_URL',
+    );
   });
 
   test('ORDER_ID follows TRUST_DOMAIN unless set', () => {

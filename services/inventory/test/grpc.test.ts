@@ -210,11 +210,11 @@ describe('gRPC over real mTLS on loopback', () => {
         'RESERVATION_NOT_FOUND',
       ],
     ];
-    const before = stock.listProducts();
+    const before = await stock.listProducts();
     for (const [name, call, status, code, details] of cases) {
       await t.test(name, () => rejectsWith(call(), status, code, details));
     }
-    assert.deepEqual(stock.listProducts(), before, 'no failed call wrote anything');
+    assert.deepEqual(await stock.listProducts(), before, 'no failed call wrote anything');
 
     await order.commit({ order_id: 'g-e1' });
     await rejectsWith(

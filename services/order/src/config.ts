@@ -1,4 +1,5 @@
-import { Env, readProcessConfig, type ProcessConfig } from '@shop/service-kit';
+import { resolve } from 'node:path';
+import { Env, readDatabaseConfig, readProcessConfig, type DatabaseConfig, type ProcessConfig } from '@shop/service-kit';
 
 /**
  * OrderConfig is the order service's configuration, read once from the
@@ -10,7 +11,12 @@ export interface OrderConfig extends ProcessConfig {
   trustDomain: string;
   /** port of the public API (plain HTTP). */
   port: number;
+  /** dataDir holds the SQLite database (`order.db`) when DATABASE_URL is unset. */
   dataDir: string;
+  /** database is where orders are: SQLite in dataDir, or PostgreSQL at DATABASE_URL (with its pool, timeout and TLS settings). */
+  database: DatabaseConfig;
+  /** leaseMs is how long a replica's claim on an order lasts unless renewed; a replica that dies leaves its orders to the others after it (ORDER_LEASE_MS). */
+  leaseMs: number;
   inventoryUrl: string;
   inventoryGrpcTarget: string;
   inventoryProtocol: 'grpc' | 'http';
@@ -30,11 +36,14 @@ export interface OrderConfig extends ProcessConfig {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<OrderConfig> {
   const e = new Env(env);
   const trustDomain = e.string('TRUST_DOMAIN', 'example.org');
+  const dataDir = e.string('DATA_DIR', './.data/order');
   return Object.freeze({
     ...readProcessConfig(e, { opsPort: 9080 }),
     trustDomain,
     port: e.port('PORT', 8080),
-    dataDir: e.string('DATA_DIR', './.data/order'),
+    dataDir,
+    database: readDatabaseConfig(e, { dataDir: resolve(dataDir), file: 'order.db' }),
+    leaseMs: e.int('ORDER_LEASE_MS', 15_000, { min: 100, max: 3_600_000 }),
     inventoryUrl: e.url('INVENTORY_URL', 'https://127.0.0.1:8444'),
     inventoryGrpcTarget: e.hostPort('INVENTORY_GRPC_TARGET', '127.0.0.1:50051'),
     inventoryProtocol: e.oneOf('INVENTORY_PROTOCOL', ['grpc', 'http'] as const, 'grpc'),

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { Counter, Gauge } from 'prom-client';
 import { ServiceError, type Logger, type ServiceMetrics } from '@shop/service-kit';
 import { orderError } from './errors.ts';
@@ -55,10 +57,20 @@ export class OrderService {
   readonly #log: Logger;
   readonly #orders: Counter<'status' | 'reason'>;
   #catalogue: { at: number; products: Map<string, Product> } | undefined;
-  // Orders a request of this process is working on; the reconciler leaves them alone.
+  // Orders a request of this process is working on; the reconciler leaves them
+  // alone (a shortcut: across replicas, the order's lease in the database decides).
   readonly #inFlight = new Set<string>();
+  /** owner names this process in the leases it takes on orders. */
+  readonly owner: string;
 
-  constructor(store: OrderStore, upstreams: Upstreams, log: Logger, metrics: ServiceMetrics) {
+  constructor(
+    store: OrderStore,
+    upstreams: Upstreams,
+    log: Logger,
+    metrics: ServiceMetrics,
+    options: { owner?: string } = {},
+  ) {
+    this.owner = options.owner ?? `${hostname()}/${String(process.pid)}/${randomUUID().slice(0, 8)}`;
     this.#store = store;
     this.#up = upstreams;
     this.#log = log;
@@ -72,8 +84,13 @@ export class OrderService {
       name: 'shop_orders_pending',
       help: 'Orders still pending (being placed or waiting for the reconciler).',
       registers: [metrics.registry],
-      collect() {
-        if (store.isOpen) this.set(store.counts().pending);
+      async collect() {
+        if (!store.isOpen) return;
+        try {
+          this.set((await store.counts()).pending);
+        } catch {
+          // The database is away: /health/ready says so; the gauge keeps its last value.
+        }
       },
     });
   }
@@ -151,7 +168,7 @@ export class OrderService {
       requestKey,
       requestFingerprint,
     };
-    const stored = this.#store.create(request);
+    const stored = await this.#store.create(request, this.owner);
     const { order, created } = stored;
     if (!stored.created) {
       if (!sameRequest(stored.storedFingerprint, order, request)) {
@@ -167,8 +184,9 @@ export class OrderService {
       await this.#run(order);
     } finally {
       this.#inFlight.delete(order.order_id);
+      await this.#store.unclaim(order.order_id, this.owner).catch(() => undefined);
     }
-    return { order: this.#store.get(order.order_id) as Order, created };
+    return { order: (await this.#store.get(order.order_id)) as Order, created };
   }
 
   /**
@@ -180,6 +198,11 @@ export class OrderService {
    */
   async #run(order: Order, chargeMayExist = false): Promise<void> {
     const id = order.order_id;
+    // Each step renews our lease; lost (we were too slow, another replica took over): stop here.
+    if (order.stage !== 'done' && !(await this.#store.claim(id, this.owner))) {
+      this.#log.warn({ orderId: id }, 'order leased to another replica; leaving it to that one');
+      return;
+    }
     switch (order.stage) {
       case 'reserving': {
         try {
@@ -188,8 +211,8 @@ export class OrderService {
           // No charge is ever attempted when stock could not be reserved.
           return this.#compensate(order, reasonOf(err, 'reserve_failed'));
         }
-        this.#store.advance(id, 'charging');
-        return this.#run(this.#store.get(id) as Order);
+        await this.#store.advance(id, 'charging');
+        return this.#run((await this.#store.get(id)) as Order);
       }
       case 'charging': {
         let outcome;
@@ -218,7 +241,7 @@ export class OrderService {
           // may not exist. Failing the order now could leave a customer charged
           // for a failed order, so it stays pending until payment answers under
           // the same key (the reconciler asks again).
-          this.#store.touch(id);
+          await this.#store.touch(id);
           this.#log.warn(
             { orderId: id, err: { code: (err as UpstreamError).code, message: (err as Error).message } },
             'charge outcome unknown; order left pending for the reconciler',
@@ -234,10 +257,10 @@ export class OrderService {
           if (err instanceof UpstreamError && err.kind === 'rejected') {
             return this.#compensate(order, `commit_rejected:${err.code}`);
           }
-          this.#store.touch(id);
+          await this.#store.touch(id);
           return;
         }
-        this.#store.finish(id, 'confirmed');
+        await this.#store.finish(id, 'confirmed');
         this.#orders.inc({ status: 'confirmed', reason: '' });
         return;
       }
@@ -255,15 +278,15 @@ export class OrderService {
     if (outcome.status === 'declined') {
       return this.#compensate(order, `card_declined:${outcome.decline_reason ?? 'declined'}`);
     }
-    this.#store.advance(order.order_id, 'committing', { paymentId: outcome.payment_id });
-    return this.#run(this.#store.get(order.order_id) as Order);
+    await this.#store.advance(order.order_id, 'committing', { paymentId: outcome.payment_id });
+    return this.#run((await this.#store.get(order.order_id)) as Order);
   }
 
   /** #compensate releases stock (and refunds a charge that went through), then fails the order; retried by the reconciler until done. */
   async #compensate(order: Order, reason: string): Promise<void> {
     const id = order.order_id;
-    this.#store.advance(id, 'compensating', { failureReason: reason });
-    const current = this.#store.get(id) as Order;
+    await this.#store.advance(id, 'compensating', { failureReason: reason });
+    const current = (await this.#store.get(id)) as Order;
     try {
       await this.#up.release(id);
       if (current.payment_id) await this.#up.refund(current.payment_id, refundKey(id));
@@ -274,7 +297,7 @@ export class OrderService {
       );
       return;
     }
-    this.#store.finish(id, 'failed', current.failure_reason ?? reason);
+    await this.#store.finish(id, 'failed', current.failure_reason ?? reason);
     this.#orders.inc({ status: 'failed', reason: (current.failure_reason ?? reason).split(':')[0] ?? reason });
   }
 
@@ -282,11 +305,16 @@ export class OrderService {
    * reconcileOnce settles pending orders nobody is working on: a charge whose
    * outcome is unknown is looked up at payment (and retried with the same key
    * if payment never saw it); half-done commits and compensations are
-   * finished. Returns how many orders it looked at.
+   * finished. An order is taken only with its lease (another replica may
+   * be on it, or its placer may still run): at most one replica works on it.
+   * Returns how many orders it looked at.
    */
   async reconcileOnce(graceMs: number): Promise<number> {
-    const stale = this.#store.stalePending(graceMs).filter((o) => !this.#inFlight.has(o.order_id));
+    const stale = (await this.#store.stalePending(graceMs)).filter((o) => !this.#inFlight.has(o.order_id));
+    let looked = 0;
     for (const order of stale) {
+      if (!(await this.#store.claim(order.order_id, this.owner))) continue;
+      looked++;
       this.#inFlight.add(order.order_id);
       try {
         if (order.stage === 'charging') {
@@ -301,21 +329,22 @@ export class OrderService {
         // charging order is charged again under its key, never failed unasked.
         await this.#run(order, order.stage === 'charging');
       } catch (err) {
-        this.#store.touch(order.order_id);
+        await this.#store.touch(order.order_id).catch(() => undefined);
         this.#log.warn(
           { orderId: order.order_id, err: { message: (err as Error).message } },
           'reconciler: order still pending',
         );
       } finally {
         this.#inFlight.delete(order.order_id);
+        await this.#store.unclaim(order.order_id, this.owner).catch(() => undefined);
       }
     }
-    return stale.length;
+    return looked;
   }
 
   /** get returns an order, or 404. */
-  get(id: string): Order {
-    const order = this.#store.get(id);
+  async get(id: string): Promise<Order> {
+    const order = await this.#store.get(id);
     if (!order) throw orderError('ORDER_NOT_FOUND', `no order ${JSON.stringify(id)}`);
     return order;
   }

@@ -16,7 +16,8 @@ import { Upstreams } from './upstreams.ts';
 await runService<OrderConfig, OrderStore>({
   name: 'order',
   loadConfig,
-  openStore: ({ config }) => new OrderStore(config.dataDir),
+  openStore: ({ config, source, log }) =>
+    OrderStore.open(config.database, { leaseMs: config.leaseMs, open: { source, log } }),
   async start({ config, log, metrics, source, store }) {
     const hooks = authHooks(metrics);
     const inventory =

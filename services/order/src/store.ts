@@ -1,7 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import type { DatabaseSync } from 'node:sqlite';
-import { openDatabase, transaction, type Migration } from '@shop/service-kit';
+import {
+  isUniqueViolation,
+  openDatabase,
+  type Database,
+  type DatabaseConfig,
+  type DatabaseHealth,
+  type Migration,
+  type OpenDatabaseOptions,
+} from '@shop/service-kit';
 
 /** OrderStatus is what a shopper sees. */
 export type OrderStatus = 'pending' | 'confirmed' | 'failed';
@@ -34,9 +41,10 @@ export interface Order {
   updated_at: string;
 }
 
+// One step per version, the same for SQLite and PostgreSQL (service-kit's
+// database.ts says how); only ever append.
 const migrations: Migration[] = [
-  (db) => {
-    db.exec(`
+  `
       CREATE TABLE orders (
         id TEXT PRIMARY KEY,
         customer_id TEXT NOT NULL,
@@ -59,15 +67,32 @@ const migrations: Migration[] = [
         unit_price_cents INTEGER NOT NULL CHECK (unit_price_cents >= 0),
         PRIMARY KEY (order_id, product_id)
       );
-    `);
-  },
+  `,
   // The fingerprint of the request that created an order under an
   // Idempotency-Key, so a reuse of the key for another request is refused.
   // Orders placed before this step have none (NULL): see sameRequest in orders.ts.
-  (db) => {
-    db.exec('ALTER TABLE orders ADD COLUMN request_fingerprint TEXT');
-  },
+  'ALTER TABLE orders ADD COLUMN request_fingerprint TEXT',
+  // The lease of the replica working on an order (its saga, or its
+  // reconciler): taken with a conditional UPDATE, so one replica at a time
+  // works on an order; a lease whose holder died runs out and is taken over.
+  `
+      ALTER TABLE orders ADD COLUMN lease_owner TEXT;
+      ALTER TABLE orders ADD COLUMN lease_until INTEGER;
+  `,
 ];
+
+/** DEFAULT_LEASE_MS is how long a replica's claim on an order lasts unless renewed (each saga step renews it). */
+export const DEFAULT_LEASE_MS = 15_000;
+
+/** OrderStoreOptions configure OrderStore.open. */
+export interface OrderStoreOptions {
+  /** now is the clock in ms since the epoch. Default: Date.now. */
+  now?: () => number;
+  /** leaseMs is how long a claim on an order lasts unless renewed. Default: DEFAULT_LEASE_MS. */
+  leaseMs?: number;
+  /** open are the identity and logger the database needs (client certificate, lost/back lines). */
+  open?: OpenDatabaseOptions;
+}
 
 interface OrderRow {
   id: string;
@@ -100,47 +125,80 @@ export interface NewOrder {
 export type CreateResult =
   { order: Order; created: true } | { order: Order; created: false; storedFingerprint: string | null };
 
-/** OrderStore owns the order service's SQLite database. */
+/**
+ * OrderStore owns the order service's database (SQLite under DATA_DIR, or
+ * PostgreSQL). An order is worked on by whoever holds its lease
+ * (`claim`): the request that placed it, then the reconciler of any replica
+ * once the lease ran out; the database decides, so two replicas never run
+ * the saga of one order at once.
+ */
 export class OrderStore {
-  readonly #db: DatabaseSync;
+  readonly #db: Database;
   readonly #now: () => number;
-  #open = true;
+  readonly #leaseMs: number;
 
-  constructor(dataDir: string, now: () => number = Date.now) {
-    this.#db = openDatabase(dataDir === ':memory:' ? ':memory:' : join(dataDir, 'order.db'), migrations);
-    this.#now = now;
+  private constructor(db: Database, o: OrderStoreOptions) {
+    this.#db = db;
+    this.#now = o.now ?? Date.now;
+    this.#leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS;
+  }
+
+  /** open opens (creating and migrating if needed) the database `config` names. */
+  static async open(config: DatabaseConfig, o: OrderStoreOptions = {}): Promise<OrderStore> {
+    return new OrderStore(await openDatabase(config, migrations, o.open), o);
+  }
+
+  /** sqliteConfig is the default database of `dataDir`: `order.db` in it (":memory:" for none). */
+  static sqliteConfig(dataDir: string): DatabaseConfig {
+    return { engine: 'sqlite', file: dataDir === ':memory:' ? ':memory:' : join(dataDir, 'order.db') };
   }
 
   /** isOpen is true until close(). */
   get isOpen(): boolean {
-    return this.#open;
+    return this.#db.isOpen;
+  }
+
+  /** health is the database's readiness (the `store` check of /health/ready). */
+  health(): DatabaseHealth {
+    return this.#db.health();
   }
 
   /**
-   * create stores a new pending order in stage `reserving`, or returns the
-   * order a repeated request key already created (orders.ts decides whether
-   * it is the same request).
+   * create stores a new pending order in stage `reserving`, leased to
+   * `owner`, or returns the order a repeated request key already created
+   * (orders.ts decides whether it is the same request). Two replicas
+   * creating under one key at once: the UNIQUE request_key refuses the
+   * second, which then finds the first's order.
    */
-  create(o: NewOrder): CreateResult {
-    return transaction(this.#db, () => {
+  async create(o: NewOrder, owner: string): Promise<CreateResult> {
+    try {
+      return await this.#create(o, owner);
+    } catch (err) {
+      if (o.requestKey === undefined || !isUniqueViolation(err)) throw err;
+      return this.#create(o, owner);
+    }
+  }
+
+  #create(o: NewOrder, owner: string): Promise<CreateResult> {
+    return this.#db.transaction(async () => {
       if (o.requestKey !== undefined) {
-        const existing = this.#db
-          .prepare('SELECT id, request_fingerprint FROM orders WHERE request_key = ?')
-          .get(o.requestKey) as { id: string; request_fingerprint: string | null } | undefined;
+        const existing = await this.#db.get<{ id: string; request_fingerprint: string | null }>(
+          'SELECT id, request_fingerprint FROM orders WHERE request_key = $1',
+          [o.requestKey],
+        );
         if (existing) {
-          const order = this.get(existing.id) as Order;
+          const order = (await this.get(existing.id)) as Order;
           return { order, created: false, storedFingerprint: existing.request_fingerprint };
         }
       }
       const id = randomUUID();
       const now = this.#now();
       const total = o.items.reduce((sum, i) => sum + i.quantity * i.unit_price_cents, 0);
-      this.#db
-        .prepare(
-          `INSERT INTO orders (id, customer_id, currency, total_cents, status, stage, request_key, request_fingerprint, created_at, updated_at)
-           VALUES (?, ?, ?, ?, 'pending', 'reserving', ?, ?, ?, ?)`,
-        )
-        .run(
+      await this.#db.run(
+        `INSERT INTO orders (id, customer_id, currency, total_cents, status, stage, request_key, request_fingerprint,
+                             created_at, updated_at, lease_owner, lease_until)
+         VALUES ($1, $2, $3, $4, 'pending', 'reserving', $5, $6, $7, $7, $8, $9)`,
+        [
           id,
           o.customerId,
           o.currency,
@@ -148,23 +206,28 @@ export class OrderStore {
           o.requestKey ?? null,
           o.requestKey === undefined ? null : (o.requestFingerprint ?? null),
           now,
-          now,
-        );
-      const insert = this.#db.prepare(
-        'INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) VALUES (?, ?, ?, ?)',
+          owner,
+          now + this.#leaseMs,
+        ],
       );
-      for (const i of o.items) insert.run(id, i.product_id, i.quantity, i.unit_price_cents);
-      return { order: this.get(id) as Order, created: true as const };
+      for (const i of o.items) {
+        await this.#db.run(
+          'INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) VALUES ($1, $2, $3, $4)',
+          [id, i.product_id, i.quantity, i.unit_price_cents],
+        );
+      }
+      return { order: (await this.get(id)) as Order, created: true as const };
     });
   }
 
   /** get returns an order with its items, or undefined. */
-  get(id: string): Order | undefined {
-    const row = this.#db.prepare('SELECT * FROM orders WHERE id = ?').get(id) as OrderRow | undefined;
+  async get(id: string): Promise<Order | undefined> {
+    const row = await this.#db.get<OrderRow>('SELECT * FROM orders WHERE id = $1', [id]);
     if (!row) return undefined;
-    const items = this.#db
-      .prepare('SELECT product_id, quantity, unit_price_cents FROM order_items WHERE order_id = ? ORDER BY product_id')
-      .all(id) as unknown as OrderItem[];
+    const items = await this.#db.all<OrderItem>(
+      'SELECT product_id, quantity, unit_price_cents FROM order_items WHERE order_id = $1 ORDER BY product_id',
+      [id],
+    );
     return {
       order_id: row.id,
       customer_id: row.customer_id,
@@ -174,60 +237,93 @@ export class OrderStore {
       stage: row.stage,
       failure_reason: row.failure_reason,
       payment_id: row.payment_id,
-      items: items.map((i) => ({ ...i })),
+      items: items.map((i) => ({
+        product_id: i.product_id,
+        quantity: i.quantity,
+        unit_price_cents: i.unit_price_cents,
+      })),
       created_at: new Date(row.created_at).toISOString(),
       updated_at: new Date(row.updated_at).toISOString(),
     };
   }
 
+  /**
+   * claim leases a pending order to `owner` for the lease time, if nobody
+   * else holds a live lease on it (a conditional UPDATE: the database picks
+   * one winner); true when `owner` now holds it. The holder claims again to
+   * renew.
+   */
+  async claim(id: string, owner: string): Promise<boolean> {
+    const now = this.#now();
+    const changed = await this.#db.run(
+      `UPDATE orders SET lease_owner = $1, lease_until = $2
+       WHERE id = $3 AND status = 'pending' AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until <= $4)`,
+      [owner, now + this.#leaseMs, id, now],
+    );
+    return changed === 1;
+  }
+
+  /** unclaim gives up `owner`'s lease on an order (its saga stopped for now), so another replica's reconciler may take it. */
+  async unclaim(id: string, owner: string): Promise<void> {
+    await this.#db.run('UPDATE orders SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2', [
+      id,
+      owner,
+    ]);
+  }
+
   /** advance moves a pending order to another stage (and records what it learned on the way). */
-  advance(id: string, stage: OrderStage, fields: { paymentId?: string; failureReason?: string } = {}): void {
-    this.#db
-      .prepare(
-        `UPDATE orders SET stage = ?, payment_id = COALESCE(?, payment_id), failure_reason = COALESCE(?, failure_reason),
-         attempts = attempts + 1, updated_at = ? WHERE id = ? AND status = 'pending'`,
-      )
-      .run(stage, fields.paymentId ?? null, fields.failureReason ?? null, this.#now(), id);
+  async advance(
+    id: string,
+    stage: OrderStage,
+    fields: { paymentId?: string; failureReason?: string } = {},
+  ): Promise<void> {
+    await this.#db.run(
+      `UPDATE orders SET stage = $1, payment_id = COALESCE($2, payment_id), failure_reason = COALESCE($3, failure_reason),
+       attempts = attempts + 1, updated_at = $4 WHERE id = $5 AND status = 'pending'`,
+      [stage, fields.paymentId ?? null, fields.failureReason ?? null, this.#now(), id],
+    );
   }
 
   /** finish ends an order as confirmed or failed. */
-  finish(id: string, status: 'confirmed' | 'failed', failureReason?: string): void {
-    this.#db
-      .prepare(
-        `UPDATE orders SET status = ?, stage = 'done', failure_reason = COALESCE(?, failure_reason), updated_at = ?
-         WHERE id = ? AND status = 'pending'`,
-      )
-      .run(status, failureReason ?? null, this.#now(), id);
+  async finish(id: string, status: 'confirmed' | 'failed', failureReason?: string): Promise<void> {
+    await this.#db.run(
+      `UPDATE orders SET status = $1, stage = 'done', failure_reason = COALESCE($2, failure_reason), updated_at = $3,
+       lease_owner = NULL, lease_until = NULL
+       WHERE id = $4 AND status = 'pending'`,
+      [status, failureReason ?? null, this.#now(), id],
+    );
   }
 
   /** touch marks an order as looked at now (so the reconciler backs off from it). */
-  touch(id: string): void {
-    this.#db.prepare('UPDATE orders SET attempts = attempts + 1, updated_at = ? WHERE id = ?').run(this.#now(), id);
+  async touch(id: string): Promise<void> {
+    await this.#db.run('UPDATE orders SET attempts = attempts + 1, updated_at = $1 WHERE id = $2', [this.#now(), id]);
   }
 
-  /** stalePending lists pending orders untouched for `graceMs`, oldest first. */
-  stalePending(graceMs: number, limit = 50): Order[] {
-    const rows = this.#db
-      .prepare(`SELECT id FROM orders WHERE status = 'pending' AND updated_at <= ? ORDER BY updated_at LIMIT ?`)
-      .all(this.#now() - graceMs, limit) as { id: string }[];
-    return rows.map((r) => this.get(r.id) as Order);
+  /** stalePending lists pending orders untouched for `graceMs` and leased to nobody (or to a lease that ran out), oldest first. */
+  async stalePending(graceMs: number, limit = 50): Promise<Order[]> {
+    const now = this.#now();
+    const rows = await this.#db.all<{ id: string }>(
+      `SELECT id FROM orders WHERE status = 'pending' AND updated_at <= $1 AND (lease_until IS NULL OR lease_until <= $2)
+       ORDER BY updated_at LIMIT $3`,
+      [now - graceMs, now, limit],
+    );
+    const orders: Order[] = [];
+    for (const r of rows) orders.push((await this.get(r.id)) as Order);
+    return orders;
   }
 
   /** counts returns the number of orders by status (for the demo's summary and tests). */
-  counts(): Record<OrderStatus, number> {
-    const rows = this.#db.prepare('SELECT status, COUNT(*) AS n FROM orders GROUP BY status').all() as {
-      status: OrderStatus;
-      n: number;
-    }[];
+  async counts(): Promise<Record<OrderStatus, number>> {
+    const rows = await this.#db.all<{ status: OrderStatus; n: number }>(
+      'SELECT status, COUNT(*) AS n FROM orders GROUP BY status',
+    );
     const out: Record<OrderStatus, number> = { pending: 0, confirmed: 0, failed: 0 };
     for (const r of rows) out[r.status] = r.n;
     return out;
   }
 
-  /** close closes the database. */
-  close(): void {
-    if (!this.#open) return;
-    this.#open = false;
-    this.#db.close();
+  /** close closes the database; idempotent. */
+  close(): Promise<void> {
+    return this.#db.close();
   }
 }

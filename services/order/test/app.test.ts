@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { makeTempDir } from '@shop/auth-testing';
 import { createServiceMetrics } from '@shop/service-kit';
 import { buildApp } from '../src/app.ts';
+import { testDatabaseConfig } from '@shop/service-kit/testing';
 import { OrderService } from '../src/orders.ts';
 import { OrderStore, type Order } from '../src/store.ts';
 import { Upstreams } from '../src/upstreams.ts';
@@ -42,13 +43,13 @@ async function world(
     log: quiet,
     breakers: opts.breakers,
   });
-  const store = new OrderStore(tmp.dir);
+  const store = await OrderStore.open(await testDatabaseConfig(tmp.dir, 'order.db'));
   const orders = new OrderService(store, upstreams, quiet, metrics);
   const app = await buildApp({ orders, metrics });
   cleanups.push(async () => {
     await app.close();
     await upstreams.close();
-    store.close();
+    await store.close();
     await tmp.cleanup();
   });
   return { app, inventory, payment, store, orders, upstreams, dir: tmp.dir };
@@ -131,7 +132,7 @@ describe('placing orders', () => {
     assert.equal(res.body.code, 'UPSTREAM_UNAVAILABLE');
     assert.ok(res.headers['retry-after']);
     assert.equal(w.payment.attempts, 0);
-    assert.deepEqual(w.store.counts(), { pending: 0, confirmed: 0, failed: 0 });
+    assert.deepEqual(await w.store.counts(), { pending: 0, confirmed: 0, failed: 0 });
   });
 
   test('payment processor error: compensated, failed payment_error', async () => {
@@ -150,7 +151,7 @@ describe('placing orders', () => {
     assert.equal(res.body.stage, 'charging');
     w.payment.latencyMs = 0;
     await w.orders.reconcileOnce(0);
-    const settled = w.orders.get(res.body.order_id);
+    const settled = await w.orders.get(res.body.order_id);
     assert.equal(settled.status, 'confirmed');
     assert.equal(w.payment.charges.size, 1, 'charged exactly once');
     assert.ok(w.payment.attempts >= 2, 'the charge was retried with the same key');
@@ -172,9 +173,9 @@ describe('placing orders', () => {
     // Payment recovers; the reconciler settles every order through the same key.
     w.payment.latencyMs = 0;
     await new Promise((r) => setTimeout(r, 600)); // the breaker half-opens
-    for (let round = 0; round < 5 && w.store.counts().pending > 0; round++) await w.orders.reconcileOnce(0);
+    for (let round = 0; round < 5 && (await w.store.counts()).pending > 0; round++) await w.orders.reconcileOnce(0);
     for (const r of placed) {
-      const o = w.orders.get(r.body.order_id);
+      const o = await w.orders.get(r.body.order_id);
       const charge = w.payment.charges.get(o.order_id);
       assert.equal(o.status, 'confirmed', `order ${o.order_id}: ${o.failure_reason}`);
       assert.equal(o.payment_id, charge?.outcome.payment_id, 'confirmed with the payment that exists');
@@ -184,6 +185,8 @@ describe('placing orders', () => {
   });
 
   test('positive control: a charge that never reached payment fails the order at once, nothing charged', async () => {
+    // A reset long enough that the breaker is still open when the burst ends, however slow the store.
+    w = await world({ resetTimeoutMs: 30_000 });
     w.payment.mode = 'down';
     const placed = await Promise.all(Array.from({ length: 6 }, () => place(w.app, oneUnit)));
     assert.equal(w.upstreams.breakerStates()['payment:http'], 'open');
@@ -194,7 +197,7 @@ describe('placing orders', () => {
       assert.equal(r.body.failure_reason, 'payment_unavailable');
     }
     for (const r of placed.filter((p) => p.status !== 201)) assert.equal(r.body.code, 'UPSTREAM_UNAVAILABLE');
-    assert.equal(w.store.counts().pending, 0);
+    assert.equal((await w.store.counts()).pending, 0);
     assert.equal(w.payment.charges.size, 0);
     assert.equal(w.inventory.products.get('sku-1')!.available, 10, 'stock released');
   });
@@ -210,12 +213,12 @@ describe('placing orders', () => {
     w.payment.mode = 'processor-error';
     await w.orders.reconcileOnce(0);
     await w.orders.reconcileOnce(0);
-    assert.equal(w.orders.get(res.body.order_id).status, 'pending', 'no answer under the key yet');
+    assert.equal((await w.orders.get(res.body.order_id)).status, 'pending', 'no answer under the key yet');
     w.payment.chargeInFlight = false;
     w.payment.mode = 'ok';
     await new Promise((r) => setTimeout(r, 600));
     await w.orders.reconcileOnce(0);
-    const settled = w.orders.get(res.body.order_id);
+    const settled = await w.orders.get(res.body.order_id);
     assert.equal(settled.status, 'confirmed');
     assert.equal(settled.payment_id, w.payment.charges.get(settled.order_id)?.outcome.payment_id);
     assert.equal(w.payment.charges.size, 1);
@@ -303,7 +306,7 @@ describe('bad input → 4xx { code, message }, nothing stored', () => {
       assert.equal(res.status, status, JSON.stringify(res.body));
       assert.equal(res.body.code, code);
       assert.ok((res.body.message ?? '').length > 10, 'the message says what to fix');
-      assert.deepEqual(w.store.counts(), { pending: 0, confirmed: 0, failed: 0 });
+      assert.deepEqual(await w.store.counts(), { pending: 0, confirmed: 0, failed: 0 });
       assert.equal(w.payment.attempts, 0);
     });
   }
@@ -326,7 +329,7 @@ describe('bad input → 4xx { code, message }, nothing stored', () => {
     const missing = await w.app.inject({ url: '/orders/does-not-exist' });
     assert.equal(missing.statusCode, 404);
     assert.equal(missing.json<{ code: string }>().code, 'ORDER_NOT_FOUND');
-    assert.deepEqual(w.store.counts(), { pending: 0, confirmed: 0, failed: 0 });
+    assert.deepEqual(await w.store.counts(), { pending: 0, confirmed: 0, failed: 0 });
   });
 });
 
@@ -346,7 +349,7 @@ describe('persistence', () => {
     const got = await restarted.app.inject({ url: `/orders/${pending.body.order_id}` });
     assert.equal(got.json<Order>().status, 'pending');
     await restarted.orders.reconcileOnce(0);
-    assert.equal(restarted.orders.get(pending.body.order_id).status, 'confirmed');
+    assert.equal((await restarted.orders.get(pending.body.order_id)).status, 'confirmed');
     assert.equal(restarted.payment.charges.size, 1);
   });
 });

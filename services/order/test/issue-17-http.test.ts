@@ -6,6 +6,9 @@ import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import pg from 'pg';
+import { testDatabaseUrl, testEngine } from '@shop/pg-testing';
+import { testDatabaseConfig } from '@shop/service-kit/testing';
 import { afterEach, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { makeTempDir } from '@shop/auth-testing';
@@ -44,7 +47,7 @@ async function world(dir?: string): Promise<World> {
   const metrics = createServiceMetrics('order');
   const upstreams = new Upstreams(inventory, payment, { timeoutMs: 200, resetTimeoutMs: 500, metrics, log: quiet });
   const dataDir = dir ?? (tmp as { dir: string }).dir;
-  const store = new OrderStore(dataDir);
+  const store = await OrderStore.open(await testDatabaseConfig(dataDir, 'order.db'));
   const app = await buildApp({ orders: new OrderService(store, upstreams, quiet, metrics), metrics });
   let closed = false;
   const close = async (): Promise<void> => {
@@ -52,7 +55,7 @@ async function world(dir?: string): Promise<World> {
     closed = true;
     await app.close();
     await upstreams.close();
-    store.close();
+    await store.close();
   };
   cleanups.push(close);
   return { app, payment, store, dir: dataDir, close };
@@ -107,7 +110,7 @@ describe('regression: issue 17 — the order API does not coerce types', () => {
       assert.equal(res.status, 400, res.raw);
       assert.equal(res.body.code, 'INVALID_REQUEST');
       assert.match(res.body.message ?? '', /body/, 'the message names the field');
-      assert.deepEqual(w.store.counts(), { pending: 0, confirmed: 0, failed: 0 });
+      assert.deepEqual(await w.store.counts(), { pending: 0, confirmed: 0, failed: 0 });
       assert.equal(w.payment.attempts, 0);
     });
   }
@@ -163,7 +166,7 @@ describe('regression: issue 17 — an Idempotency-Key reused for another request
       assert.match(reused.body.message ?? '', /new key/);
       assert.ok(!reused.raw.includes(first.body.order_id), 'no order ID in the answer');
       assert.ok(!reused.raw.includes('c-1'), 'no customer in the answer');
-      assert.deepEqual(w.store.counts(), { pending: 0, confirmed: 1, failed: 0 }, 'nothing new stored');
+      assert.deepEqual(await w.store.counts(), { pending: 0, confirmed: 1, failed: 0 }, 'nothing new stored');
       assert.equal(w.payment.charges.size, 1, 'nothing new charged');
       const replay = await place(w.app, anOrder, key);
       assert.equal(replay.status, 200, 'the key still replays its own request');
@@ -176,10 +179,19 @@ describe('regression: issue 17 — an Idempotency-Key reused for another request
     const first = await place(before.app, anOrder, key);
     assert.equal(first.status, 201, first.raw);
     await before.close();
-    // Turn the file back into the schema before fingerprints, as an older release left it.
-    const db = new DatabaseSync(join(before.dir, 'order.db'));
-    db.exec('ALTER TABLE orders DROP COLUMN request_fingerprint; PRAGMA user_version = 1');
-    db.close();
+    // Turn the database back into the schema before fingerprints, as an older release left it.
+    const undo =
+      'ALTER TABLE orders DROP COLUMN request_fingerprint; ALTER TABLE orders DROP COLUMN lease_owner; ALTER TABLE orders DROP COLUMN lease_until;';
+    if (testEngine() === 'sqlite') {
+      const db = new DatabaseSync(join(before.dir, 'order.db'));
+      db.exec(`${undo} PRAGMA user_version = 1`);
+      db.close();
+    } else {
+      const db = new pg.Client({ connectionString: await testDatabaseUrl(join(before.dir, 'order.db')) });
+      await db.connect();
+      await db.query(`${undo} DELETE FROM schema_migrations WHERE version > 1`);
+      await db.end();
+    }
 
     const after = await world(before.dir);
     const replay = await place(after.app, { ...anOrder, items: [{ quantity: 2, product_id: 'sku-1' }] }, key);
@@ -261,7 +273,11 @@ describe('regression: issue 17 — parser-level errors on the public API answer 
         `${name}: ${res.status} ${answer.code} is not in the README's error table`,
       );
     }
-    assert.deepEqual(w.store.counts(), { pending: 0, confirmed: 1, failed: 0 }, 'only the good request was stored');
+    assert.deepEqual(
+      await w.store.counts(),
+      { pending: 0, confirmed: 1, failed: 0 },
+      'only the good request was stored',
+    );
   });
 
   test('the README lists every protocol-level code of service-kit with its status, and IDEMPOTENCY_KEY_REUSED', async () => {

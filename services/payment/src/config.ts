@@ -1,6 +1,13 @@
 import { resolve } from 'node:path';
 import { SpiffeId, TrustDomain } from '@shop/auth';
-import { ConfigError, Env, readProcessConfig, type ProcessConfig } from '@shop/service-kit';
+import {
+  ConfigError,
+  Env,
+  readDatabaseConfig,
+  readProcessConfig,
+  type DatabaseConfig,
+  type ProcessConfig,
+} from '@shop/service-kit';
 
 /** MAX_LATENCY_MS caps the processor's added latency, well below the stale in-progress window of the idempotency keys. */
 export const MAX_LATENCY_MS = 30_000;
@@ -18,8 +25,10 @@ export interface PaymentConfig extends ProcessConfig {
   readonly port: number;
   /** adminPort of the plaintext fault-injection server, always on 127.0.0.1. */
   readonly adminPort: number;
-  /** dataDir holds the SQLite ledger (`payment.db`). */
+  /** dataDir holds the SQLite ledger (`payment.db`) when DATABASE_URL is unset. */
   readonly dataDir: string;
+  /** database is where the ledger is: SQLite under dataDir, or PostgreSQL at DATABASE_URL (with its pool, timeout and TLS settings). */
+  readonly database: DatabaseConfig;
   /** orderId is the only SPIFFE ID allowed to call the API. */
   readonly orderId: string;
   /** latencyMs is added to every processor call at start (changeable at run time). */
@@ -46,12 +55,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Payme
   } catch (err) {
     throw new ConfigError('ORDER_ID', `must be a SPIFFE ID such as spiffe://example.org/order: ${message(err)}`);
   }
+  const dataDir = resolve(e.string('DATA_DIR', './.data/payment'));
   return Object.freeze({
     ...readProcessConfig(e, { opsPort: 9443 }),
     trustDomain,
     port: e.port('PORT', 8443),
     adminPort: e.port('ADMIN_PORT', 9543),
-    dataDir: resolve(e.string('DATA_DIR', './.data/payment')),
+    dataDir,
+    database: readDatabaseConfig(e, { dataDir, file: 'payment.db' }),
     orderId,
     latencyMs: e.int('PAYMENT_LATENCY_MS', 0, { min: 0, max: MAX_LATENCY_MS }),
     failureRate: e.number('PAYMENT_FAILURE_RATE', 0, { min: 0, max: 1 }),

@@ -87,15 +87,20 @@ export class IdempotencyKeys {
     this.#staleAfterMs = options.staleAfterMs ?? STALE_AFTER_MS;
   }
 
-  /** begin claims the key for this request, or returns the stored answer, or throws 422/409. */
-  begin(req: IdempotencyRequest): BeginResult {
-    return this.#store.transaction((): BeginResult => {
+  /**
+   * begin claims the key for this request, or returns the stored answer, or
+   * throws 422/409. Two replicas beginning the same key at once: the
+   * database's primary key lets one insert; the other's insert waits for it
+   * and then finds the row, in progress (409) or done (its answer).
+   */
+  async begin(req: IdempotencyRequest): Promise<BeginResult> {
+    return this.#store.transaction(async (): Promise<BeginResult> => {
       const now = this.#now();
       const token = randomUUID();
       const lock: IdempotencyLock = { caller: req.caller, key: req.key, token };
-      const rec = this.#store.getKey(req.caller, req.key);
+      let rec = await this.#store.getKey(req.caller, req.key);
       if (!rec) {
-        this.#store.insertKey(
+        const inserted = await this.#store.insertKey(
           {
             caller: req.caller,
             key: req.key,
@@ -110,7 +115,9 @@ export class IdempotencyKeys {
           },
           new Date(now).toISOString(),
         );
-        return { replay: false, lock };
+        if (inserted) return { replay: false, lock };
+        rec = await this.#store.getKey(req.caller, req.key);
+        if (!rec) throw inProgress();
       }
       if (rec.operation !== req.operation) {
         throw paymentError(
@@ -127,14 +134,9 @@ export class IdempotencyKeys {
       if (rec.state === 'done' && rec.statusCode !== null && rec.response !== null) {
         return { replay: true, statusCode: rec.statusCode, body: rec.response };
       }
-      if (rec.lockedAt !== null && now - rec.lockedAt < this.#staleAfterMs) {
-        throw paymentError(
-          'IDEMPOTENCY_KEY_IN_PROGRESS',
-          'a request with this Idempotency-Key is still being processed; retry after a second to get its answer',
-          { headers: { 'retry-after': '1' } },
-        );
-      }
-      this.#store.relockKey(req.caller, req.key, rec.lockToken, token, now);
+      if (rec.lockedAt !== null && now - rec.lockedAt < this.#staleAfterMs) throw inProgress();
+      // Taken over only if nobody else took it over first (the lock token is compared in the UPDATE).
+      if (!(await this.#store.relockKey(req.caller, req.key, rec.lockToken, token, now))) throw inProgress();
       return { replay: false, lock };
     });
   }
@@ -144,8 +146,8 @@ export class IdempotencyKeys {
    * store transaction that writes the ledger, so both land or neither does;
    * it throws if the lock was taken over meanwhile, which rolls back the write.
    */
-  complete(lock: IdempotencyLock, statusCode: number, body: string): void {
-    if (!this.#store.completeKey(lock.caller, lock.key, lock.token, statusCode, body)) {
+  async complete(lock: IdempotencyLock, statusCode: number, body: string): Promise<void> {
+    if (!(await this.#store.completeKey(lock.caller, lock.key, lock.token, statusCode, body))) {
       throw paymentError(
         'IDEMPOTENCY_KEY_IN_PROGRESS',
         `this request ran longer than ${this.#staleAfterMs / 1000} s and a retry took over its Idempotency-Key; nothing was recorded by this one`,
@@ -155,13 +157,21 @@ export class IdempotencyKeys {
   }
 
   /** release frees a key whose request ends without a stored answer; a no-op once completed or taken over. */
-  release(lock: IdempotencyLock): void {
+  async release(lock: IdempotencyLock): Promise<void> {
     if (!this.#store.isOpen) return;
-    this.#store.deleteKey(lock.caller, lock.key, lock.token);
+    await this.#store.deleteKey(lock.caller, lock.key, lock.token);
   }
 
   /** chargeRunning says whether a live (not stale) charge of `orderId` is in progress. */
-  chargeRunning(orderId: string): boolean {
+  chargeRunning(orderId: string): Promise<boolean> {
     return this.#store.chargeRunningFor(orderId, this.#now() - this.#staleAfterMs);
   }
+}
+
+function inProgress(): Error {
+  return paymentError(
+    'IDEMPOTENCY_KEY_IN_PROGRESS',
+    'a request with this Idempotency-Key is still being processed; retry after a second to get its answer',
+    { headers: { 'retry-after': '1' } },
+  );
 }

@@ -12,7 +12,7 @@ import {
   type RefundBody,
   type RefundResponse,
 } from '@shop/contracts';
-import { ServiceError } from '@shop/service-kit';
+import { ServiceError, isUniqueViolation } from '@shop/service-kit';
 import { paymentError } from './errors.ts';
 import { IdempotencyKeys, fingerprint, keyHint } from './idempotency.ts';
 import { DEFAULT_CARD, ProcessorError, maskCard, type CardProcessor } from './processor.ts';
@@ -138,7 +138,7 @@ export class PaymentService {
       idempotency_key_sha256: keyHint(key),
     };
 
-    const begun = this.#keys.begin({
+    const begun = await this.#keys.begin({
       caller,
       key,
       operation: 'charge',
@@ -153,7 +153,7 @@ export class PaymentService {
 
     const { lock } = begun;
     try {
-      const existing = this.#store.succeededPaymentOf(body.order_id);
+      const existing = await this.#store.succeededPaymentOf(body.order_id);
       if (existing) throw alreadyCharged(body.order_id, existing.paymentId);
       let result;
       try {
@@ -183,14 +183,21 @@ export class PaymentService {
       };
       const answer = chargeResponse(payment);
       const json = JSON.stringify(answer.body);
-      this.#store.transaction(() => {
-        // Another key may have charged this order while the processor was busy with ours;
-        // the simulated processor only charges when this transaction commits, so refusing here charges nothing.
-        const winner = payment.status === 'succeeded' ? this.#store.succeededPaymentOf(body.order_id) : undefined;
-        if (winner) throw alreadyCharged(body.order_id, winner.paymentId);
-        this.#store.insertPayment(payment);
-        this.#keys.complete(lock, answer.statusCode, json);
-      });
+      try {
+        await this.#store.transaction(async () => {
+          // Another key may have charged this order while the processor was busy with ours;
+          // the simulated processor only charges when this transaction commits, so refusing here charges nothing.
+          const winner =
+            payment.status === 'succeeded' ? await this.#store.succeededPaymentOf(body.order_id) : undefined;
+          if (winner) throw alreadyCharged(body.order_id, winner.paymentId);
+          await this.#store.insertPayment(payment);
+          await this.#keys.complete(lock, answer.statusCode, json);
+        });
+      } catch (err) {
+        // Another replica's charge of this order committed after our check: the unique index refused ours.
+        if (!isUniqueViolation(err)) throw err;
+        throw await this.#chargedMeanwhile(body.order_id, err);
+      }
       audit({
         ...base,
         result: payment.status,
@@ -199,7 +206,7 @@ export class PaymentService {
       });
       return { statusCode: answer.statusCode, json, replayed: false };
     } catch (err) {
-      this.#keys.release(lock);
+      await this.#keys.release(lock).catch(() => undefined);
       const code = codeOf(err);
       const paymentId = detail(err, 'payment_id');
       audit({ ...base, result: code, ...(paymentId ? { payment_id: paymentId } : {}) });
@@ -222,7 +229,12 @@ export class PaymentService {
       idempotency_key_sha256: keyHint(key),
     };
 
-    const begun = this.#keys.begin({ caller, key, operation: 'refund', fingerprint: fingerprint('refund', body) });
+    const begun = await this.#keys.begin({
+      caller,
+      key,
+      operation: 'refund',
+      fingerprint: fingerprint('refund', body),
+    });
     if (begun.replay) {
       const stored = JSON.parse(begun.body) as { refund_id?: string; amount?: number };
       audit({ ...base, result: 'replayed', refund_id: stored.refund_id, amount: stored.amount });
@@ -231,7 +243,7 @@ export class PaymentService {
 
     const { lock } = begun;
     try {
-      const before = this.#refundable(body.payment_id);
+      const before = await this.#refundable(body.payment_id);
       const amount = checkAmount(body.payment_id, body.amount, before.remaining);
       await this.#processor.refund();
       const refund: Refund = {
@@ -249,11 +261,13 @@ export class PaymentService {
         amount,
       };
       const json = JSON.stringify(answer);
-      this.#store.transaction(() => {
-        // Checked again: a refund under another key may have landed while the processor worked on ours.
-        checkAmount(body.payment_id, amount, this.#refundable(body.payment_id).remaining);
-        this.#store.insertRefund(refund);
-        this.#keys.complete(lock, 201, json);
+      await this.#store.transaction(async () => {
+        // Checked again, holding the payment's row: a refund under another
+        // key (on any replica) may have landed while the processor worked on ours.
+        await this.#store.lockPayment(body.payment_id);
+        checkAmount(body.payment_id, amount, (await this.#refundable(body.payment_id)).remaining);
+        await this.#store.insertRefund(refund);
+        await this.#keys.complete(lock, 201, json);
       });
       audit({
         ...base,
@@ -265,15 +279,15 @@ export class PaymentService {
       });
       return { statusCode: 201, json, replayed: false };
     } catch (err) {
-      this.#keys.release(lock);
+      await this.#keys.release(lock).catch(() => undefined);
       audit({ ...base, result: codeOf(err), amount: body.amount });
       throw err;
     }
   }
 
   /** payment returns a payment with its refunds, or throws PAYMENT_NOT_FOUND. */
-  payment(paymentId: string): PaymentView {
-    const payment = this.#store.getPayment(paymentId);
+  async payment(paymentId: string): Promise<PaymentView> {
+    const payment = await this.#store.getPayment(paymentId);
     if (!payment) throw paymentError('PAYMENT_NOT_FOUND', `no payment ${paymentId}`);
     return this.#view(payment);
   }
@@ -283,24 +297,24 @@ export class PaymentService {
    * attempt; PAYMENT_IN_PROGRESS while a charge of it still runs (a
    * reconciler must not read "no payment" then), else PAYMENT_NOT_FOUND.
    */
-  paymentOfOrder(orderId: string): PaymentView {
-    const succeeded = this.#store.succeededPaymentOf(orderId);
+  async paymentOfOrder(orderId: string): Promise<PaymentView> {
+    const succeeded = await this.#store.succeededPaymentOf(orderId);
     if (succeeded) return this.#view(succeeded);
-    if (this.#keys.chargeRunning(orderId)) {
+    if (await this.#keys.chargeRunning(orderId)) {
       throw paymentError(
         'PAYMENT_IN_PROGRESS',
         `a charge of order ${orderId} is still being processed; retry after a second`,
         { headers: { 'retry-after': '1' } },
       );
     }
-    const latest = this.#store.latestPaymentOf(orderId);
+    const latest = await this.#store.latestPaymentOf(orderId);
     if (!latest) throw paymentError('PAYMENT_NOT_FOUND', `order ${orderId} has no payment`);
     return this.#view(latest);
   }
 
   /** #refundable returns what may still be refunded of a payment, or throws why nothing may. */
-  #refundable(paymentId: string): { payment: Payment; remaining: number } {
-    const payment = this.#store.getPayment(paymentId);
+  async #refundable(paymentId: string): Promise<{ payment: Payment; remaining: number }> {
+    const payment = await this.#store.getPayment(paymentId);
     if (!payment) throw paymentError('PAYMENT_NOT_FOUND', `no payment ${paymentId}`);
     if (payment.status !== 'succeeded') {
       throw paymentError(
@@ -308,11 +322,17 @@ export class PaymentService {
         `payment ${paymentId} was ${payment.status}, so nothing was charged and there is nothing to refund`,
       );
     }
-    return { payment, remaining: payment.amount - this.#store.refundedAmount(paymentId) };
+    return { payment, remaining: payment.amount - (await this.#store.refundedAmount(paymentId)) };
   }
 
-  #view(p: Payment): PaymentView {
-    const refunds = this.#store.refundsOf(p.paymentId);
+  async #chargedMeanwhile(orderId: string, cause: unknown): Promise<Error> {
+    const winner = await this.#store.succeededPaymentOf(orderId);
+    if (!winner) return cause as Error;
+    return alreadyCharged(orderId, winner.paymentId);
+  }
+
+  async #view(p: Payment): Promise<PaymentView> {
+    const refunds = await this.#store.refundsOf(p.paymentId);
     return {
       payment_id: p.paymentId,
       order_id: p.orderId,

@@ -1,6 +1,12 @@
 import { join } from 'node:path';
-import type { DatabaseSync } from 'node:sqlite';
-import { openDatabase, transaction, type Migration } from '@shop/service-kit';
+import {
+  openDatabase,
+  type Database,
+  type DatabaseConfig,
+  type DatabaseHealth,
+  type Migration,
+  type OpenDatabaseOptions,
+} from '@shop/service-kit';
 
 /** PaymentStatus is the outcome of a charge at the processor. */
 export type PaymentStatus = 'succeeded' | 'declined';
@@ -46,11 +52,11 @@ export interface IdempotencyRecord {
   response: string | null;
 }
 
-// Each step runs once, in order, in its own transaction (service-kit's
-// openDatabase keeps the version in SQLite's user_version). Append, never edit.
+// Each step runs once, in order, in its own transaction, on SQLite or
+// PostgreSQL (service-kit's database.ts says how one text serves both).
+// Append, never edit.
 const MIGRATIONS: readonly Migration[] = [
-  (db) => {
-    db.exec(`
+  `
       CREATE TABLE payments (
         payment_id     TEXT PRIMARY KEY,
         order_id       TEXT NOT NULL,
@@ -92,8 +98,7 @@ const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (caller, key)
       ) STRICT;
       CREATE INDEX idempotency_running_by_order ON idempotency_keys (order_id) WHERE state = 'in_progress';
-    `);
-  },
+  `,
 ];
 
 interface PaymentRow {
@@ -132,21 +137,28 @@ interface KeyRow {
 }
 
 /**
- * PaymentStore is the service's ledger in SQLite (WAL) under DATA_DIR:
- * payments, refunds and idempotency keys. Every method is synchronous, so a
- * `transaction()` is never interleaved with another request of this process;
- * other processes queue on SQLite's write lock.
+ * PaymentStore is the service's ledger: payments, refunds and idempotency
+ * keys, in SQLite under DATA_DIR or in PostgreSQL (DATABASE_URL). Every
+ * rule that must hold across replicas is held by the database: one
+ * successful payment per order (a unique index), one request per key (its
+ * primary key, claimed with INSERT … ON CONFLICT DO NOTHING) and one refund
+ * at a time per payment (`lockPayment`, a row lock).
  */
 export class PaymentStore {
-  readonly #db: DatabaseSync;
+  readonly #db: Database;
 
-  private constructor(db: DatabaseSync) {
+  private constructor(db: Database) {
     this.#db = db;
   }
 
-  /** open opens (creating and migrating if needed) `payment.db` in `dataDir`. */
-  static open(dataDir: string): PaymentStore {
-    return new PaymentStore(openDatabase(join(dataDir, 'payment.db'), MIGRATIONS));
+  /** open opens (creating and migrating if needed) the ledger `config` names. */
+  static async open(config: DatabaseConfig, options: OpenDatabaseOptions = {}): Promise<PaymentStore> {
+    return new PaymentStore(await openDatabase(config, MIGRATIONS, options));
+  }
+
+  /** sqliteConfig is the default database of `dataDir`: `payment.db` in it. */
+  static sqliteConfig(dataDir: string): DatabaseConfig {
+    return { engine: 'sqlite', file: join(dataDir, 'payment.db') };
   }
 
   /** isOpen is true until close(). */
@@ -154,24 +166,27 @@ export class PaymentStore {
     return this.#db.isOpen;
   }
 
+  /** health is the database's readiness (the `store` check of /health/ready). */
+  health(): DatabaseHealth {
+    return this.#db.health();
+  }
+
   /** close closes the database; idempotent. */
-  close(): void {
-    if (this.#db.isOpen) this.#db.close();
+  close(): Promise<void> {
+    return this.#db.close();
   }
 
   /** transaction runs `fn` atomically: all of its writes or none. */
-  transaction<T>(fn: () => T): T {
-    return transaction(this.#db, fn);
+  transaction<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#db.transaction(fn);
   }
 
   /** insertPayment records a charge attempt's outcome. */
-  insertPayment(p: Payment): void {
-    this.#db
-      .prepare(
-        `INSERT INTO payments (payment_id, order_id, user_id, amount, currency, status, decline_reason, card_last4, caller, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
+  async insertPayment(p: Payment): Promise<void> {
+    await this.#db.run(
+      `INSERT INTO payments (payment_id, order_id, user_id, amount, currency, status, decline_reason, card_last4, caller, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+      [
         p.paymentId,
         p.orderId,
         p.userId,
@@ -182,50 +197,61 @@ export class PaymentStore {
         p.cardLast4,
         p.caller,
         p.createdAt,
-      );
+      ],
+    );
   }
 
   /** getPayment returns the payment with `paymentId`, if any. */
-  getPayment(paymentId: string): Payment | undefined {
-    const row = this.#db.prepare('SELECT * FROM payments WHERE payment_id = ?').get(paymentId) as
-      PaymentRow | undefined;
+  async getPayment(paymentId: string): Promise<Payment | undefined> {
+    const row = await this.#db.get<PaymentRow>('SELECT * FROM payments WHERE payment_id = $1', [paymentId]);
     return row && toPayment(row);
   }
 
+  /**
+   * lockPayment holds the payment's row until the transaction ends (a no-op
+   * update takes PostgreSQL's row lock; SQLite's write lock is already
+   * held), so two refunds of one payment on two replicas run one after the other.
+   */
+  async lockPayment(paymentId: string): Promise<void> {
+    await this.#db.run('UPDATE payments SET payment_id = payment_id WHERE payment_id = $1', [paymentId]);
+  }
+
   /** succeededPaymentOf returns the successful payment of an order, if any (there is at most one). */
-  succeededPaymentOf(orderId: string): Payment | undefined {
-    const row = this.#db.prepare("SELECT * FROM payments WHERE order_id = ? AND status = 'succeeded'").get(orderId) as
-      PaymentRow | undefined;
+  async succeededPaymentOf(orderId: string): Promise<Payment | undefined> {
+    const row = await this.#db.get<PaymentRow>("SELECT * FROM payments WHERE order_id = $1 AND status = 'succeeded'", [
+      orderId,
+    ]);
     return row && toPayment(row);
   }
 
   /** latestPaymentOf returns the most recent charge attempt of an order, if any. */
-  latestPaymentOf(orderId: string): Payment | undefined {
-    const row = this.#db
-      .prepare('SELECT * FROM payments WHERE order_id = ? ORDER BY rowid DESC LIMIT 1')
-      .get(orderId) as PaymentRow | undefined;
+  async latestPaymentOf(orderId: string): Promise<Payment | undefined> {
+    const row = await this.#db.get<PaymentRow>(
+      'SELECT * FROM payments WHERE order_id = $1 ORDER BY rowid DESC LIMIT 1',
+      [orderId],
+    );
     return row && toPayment(row);
   }
 
   /** countPayments returns how many charge attempts are recorded (for tests and diagnostics). */
-  countPayments(): number {
-    return (this.#db.prepare('SELECT count(*) AS n FROM payments').get() as { n: number }).n;
+  async countPayments(): Promise<number> {
+    const row = await this.#db.get<{ n: number }>('SELECT count(*) AS n FROM payments');
+    return row?.n ?? 0;
   }
 
   /** insertRefund records a refund. */
-  insertRefund(r: Refund): void {
-    this.#db
-      .prepare(
-        'INSERT INTO refunds (refund_id, payment_id, amount, reason, caller, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-      )
-      .run(r.refundId, r.paymentId, r.amount, r.reason, r.caller, r.createdAt);
+  async insertRefund(r: Refund): Promise<void> {
+    await this.#db.run(
+      'INSERT INTO refunds (refund_id, payment_id, amount, reason, caller, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
+      [r.refundId, r.paymentId, r.amount, r.reason, r.caller, r.createdAt],
+    );
   }
 
   /** refundsOf returns a payment's refunds, oldest first. */
-  refundsOf(paymentId: string): Refund[] {
-    const rows = this.#db
-      .prepare('SELECT * FROM refunds WHERE payment_id = ? ORDER BY rowid')
-      .all(paymentId) as unknown as RefundRow[];
+  async refundsOf(paymentId: string): Promise<Refund[]> {
+    const rows = await this.#db.all<RefundRow>('SELECT * FROM refunds WHERE payment_id = $1 ORDER BY rowid', [
+      paymentId,
+    ]);
     return rows.map((r) => ({
       refundId: r.refund_id,
       paymentId: r.payment_id,
@@ -237,30 +263,35 @@ export class PaymentStore {
   }
 
   /** refundedAmount returns the sum of a payment's refunds. */
-  refundedAmount(paymentId: string): number {
-    const row = this.#db
-      .prepare('SELECT coalesce(sum(amount), 0) AS total FROM refunds WHERE payment_id = ?')
-      .get(paymentId) as {
-      total: number;
-    };
-    return row.total;
+  async refundedAmount(paymentId: string): Promise<number> {
+    const row = await this.#db.get<{ total: number }>(
+      'SELECT coalesce(sum(amount), 0) AS total FROM refunds WHERE payment_id = $1',
+      [paymentId],
+    );
+    return row?.total ?? 0;
   }
 
   /** getKey returns what is stored under `caller`'s idempotency `key`, if anything. */
-  getKey(caller: string, key: string): IdempotencyRecord | undefined {
-    const row = this.#db.prepare('SELECT * FROM idempotency_keys WHERE caller = ? AND key = ?').get(caller, key) as
-      KeyRow | undefined;
+  async getKey(caller: string, key: string): Promise<IdempotencyRecord | undefined> {
+    const row = await this.#db.get<KeyRow>('SELECT * FROM idempotency_keys WHERE caller = $1 AND key = $2', [
+      caller,
+      key,
+    ]);
     return row && toRecord(row);
   }
 
-  /** insertKey stores a new in-progress idempotency record. */
-  insertKey(r: IdempotencyRecord, createdAt: string): void {
-    this.#db
-      .prepare(
-        `INSERT INTO idempotency_keys (caller, key, operation, fingerprint, order_id, state, lock_token, locked_at, status_code, response, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
+  /**
+   * insertKey stores a new in-progress idempotency record; false when the
+   * key is already there. ON CONFLICT DO NOTHING makes a racing replica
+   * wait for the first one's transaction and then see its row, instead of
+   * failing on the primary key.
+   */
+  async insertKey(r: IdempotencyRecord, createdAt: string): Promise<boolean> {
+    const changed = await this.#db.run(
+      `INSERT INTO idempotency_keys (caller, key, operation, fingerprint, order_id, state, lock_token, locked_at, status_code, response, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+       ON CONFLICT (caller, key) DO NOTHING`,
+      [
         r.caller,
         r.key,
         r.operation,
@@ -272,44 +303,57 @@ export class PaymentStore {
         r.statusCode,
         r.response,
         createdAt,
-      );
+      ],
+    );
+    return changed === 1;
   }
 
   /** relockKey hands an abandoned in-progress record to a new request; false if it is no longer the same lock. */
-  relockKey(caller: string, key: string, oldToken: string | null, newToken: string, lockedAt: number): boolean {
-    const res = this.#db
-      .prepare(
-        "UPDATE idempotency_keys SET lock_token = ?, locked_at = ? WHERE caller = ? AND key = ? AND state = 'in_progress' AND lock_token IS ?",
-      )
-      .run(newToken, lockedAt, caller, key, oldToken);
-    return Number(res.changes) === 1;
+  async relockKey(
+    caller: string,
+    key: string,
+    oldToken: string | null,
+    newToken: string,
+    lockedAt: number,
+  ): Promise<boolean> {
+    const changed = await this.#db.run(
+      `UPDATE idempotency_keys SET lock_token = $1, locked_at = $2
+       WHERE caller = $3 AND key = $4 AND state = 'in_progress' AND lock_token IS NOT DISTINCT FROM $5`,
+      [newToken, lockedAt, caller, key, oldToken],
+    );
+    return changed === 1;
   }
 
   /** completeKey stores the final answer under a key still held with `token`; false if the lock was lost. */
-  completeKey(caller: string, key: string, token: string, statusCode: number, response: string): boolean {
-    const res = this.#db
-      .prepare(
-        `UPDATE idempotency_keys SET state = 'done', status_code = ?, response = ?, lock_token = NULL, locked_at = NULL
-         WHERE caller = ? AND key = ? AND state = 'in_progress' AND lock_token = ?`,
-      )
-      .run(statusCode, response, caller, key, token);
-    return Number(res.changes) === 1;
+  async completeKey(
+    caller: string,
+    key: string,
+    token: string,
+    statusCode: number,
+    response: string,
+  ): Promise<boolean> {
+    const changed = await this.#db.run(
+      `UPDATE idempotency_keys SET state = 'done', status_code = $1, response = $2, lock_token = NULL, locked_at = NULL
+       WHERE caller = $3 AND key = $4 AND state = 'in_progress' AND lock_token = $5`,
+      [statusCode, response, caller, key, token],
+    );
+    return changed === 1;
   }
 
   /** deleteKey removes an in-progress record still held with `token` (the request ended without a stored answer). */
-  deleteKey(caller: string, key: string, token: string): void {
-    this.#db
-      .prepare("DELETE FROM idempotency_keys WHERE caller = ? AND key = ? AND state = 'in_progress' AND lock_token = ?")
-      .run(caller, key, token);
+  async deleteKey(caller: string, key: string, token: string): Promise<void> {
+    await this.#db.run(
+      "DELETE FROM idempotency_keys WHERE caller = $1 AND key = $2 AND state = 'in_progress' AND lock_token = $3",
+      [caller, key, token],
+    );
   }
 
   /** chargeRunningFor says whether a charge of `orderId` holds an in-progress key locked at or after `since` (ms). */
-  chargeRunningFor(orderId: string, since: number): boolean {
-    const row = this.#db
-      .prepare(
-        "SELECT 1 AS one FROM idempotency_keys WHERE order_id = ? AND state = 'in_progress' AND operation = 'charge' AND locked_at >= ? LIMIT 1",
-      )
-      .get(orderId, since);
+  async chargeRunningFor(orderId: string, since: number): Promise<boolean> {
+    const row = await this.#db.get(
+      "SELECT 1 AS one FROM idempotency_keys WHERE order_id = $1 AND state = 'in_progress' AND operation = 'charge' AND locked_at >= $2 LIMIT 1",
+      [orderId, since],
+    );
     return row !== undefined;
   }
 }

@@ -56,7 +56,7 @@ describe('who may call: the order service only, on every route', () => {
       assert.equal(unverified.statusCode, 401, `${route} with an unverifiable identity`);
     }
     // The control charge, the first route's allowed charge, nothing else.
-    assert.equal(h.store.countPayments(), 2);
+    assert.equal(await h.store.countPayments(), 2);
     const view = (await get(h.app, `/api/payments/${paymentId}`)).json<{ refunds: unknown[] }>();
     assert.equal(view.refunds.length, 1, 'only the order service refunded');
   });
@@ -111,10 +111,10 @@ describe('bad input: a 4xx that says what to fix, and nothing stored', () => {
       assert.equal(errorOf(res).code, code, name);
       assert.match(errorOf(res).message, message, name);
     }
-    assert.equal(h.store.countPayments(), 0);
+    assert.equal(await h.store.countPayments(), 0);
     // No key record was left behind by any refusal: the same key now charges.
     assert.equal((await post(h.app, '/api/charge', chargeBody('o'), { key: KEY })).statusCode, 201);
-    assert.equal(h.store.countPayments(), 1);
+    assert.equal(await h.store.countPayments(), 1);
   });
 
   test('Idempotency-Key: required, 1–255 printable characters', async (t) => {
@@ -130,7 +130,7 @@ describe('bad input: a 4xx that says what to fix, and nothing stored', () => {
     }
     const refundWithout = await post(h.app, '/api/refund', { payment_id: 'pay_x' }, { key: null });
     assert.equal(errorOf(refundWithout).code, 'IDEMPOTENCY_KEY_REQUIRED');
-    assert.equal(h.store.countPayments(), 1);
+    assert.equal(await h.store.countPayments(), 1);
   });
 
   test('POST /api/refund: bad bodies refused, nothing refunded', async (t) => {
@@ -201,7 +201,7 @@ describe('the simulated processor: test cards', () => {
       assert.equal(stored.status, outcome, name);
       assert.equal(stored.card_last4, (card ?? '4242424242424242').slice(-4));
     }
-    assert.equal(h.store.countPayments(), cards.length);
+    assert.equal(await h.store.countPayments(), cards.length);
   });
 
   test('4000000000000119 → 502 PROCESSOR_ERROR, Retry-After, nothing charged, the key stays usable', async (t) => {
@@ -214,7 +214,7 @@ describe('the simulated processor: test cards', () => {
       assert.equal(res.headers['retry-after'], '1');
       assert.equal(res.headers['idempotent-replayed'], undefined, 'a processing error is not stored under the key');
     }
-    assert.equal(h.store.countPayments(), 0);
+    assert.equal(await h.store.countPayments(), 0);
     assert.equal((await get(h.app, '/api/payments?order_id=o-119')).statusCode, 404);
   });
 
@@ -281,7 +281,7 @@ describe('fault knobs: latency and failure rate, at start and at run time', () =
     const statuses = [];
     for (let i = 0; i < 4; i++) statuses.push((await post(h.app, '/api/charge', chargeBody(`o-fail-${i}`))).statusCode);
     assert.deepEqual(statuses, [502, 201, 502, 201]);
-    assert.equal(h.store.countPayments(), 2);
+    assert.equal(await h.store.countPayments(), 2);
   });
 
   test('the admin server shows and changes the knobs; bad values are refused', async (t) => {

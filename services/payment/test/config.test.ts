@@ -16,6 +16,7 @@ describe('config', () => {
         reusePort: false,
         adminPort: 9543,
         dataDir: resolve('.data/payment'),
+        database: { engine: 'sqlite', file: resolve('.data/payment/payment.db') },
         orderId: 'spiffe://example.org/order',
         latencyMs: 0,
         failureRate: 0,
@@ -34,6 +35,10 @@ describe('config', () => {
     assert.equal(c.latencyMs, 250);
     assert.equal(c.failureRate, 0.25);
     assert.equal(c.dataDir, '/tmp/p');
+    assert.deepEqual(c.database, { engine: 'sqlite', file: '/tmp/p/payment.db' });
+    const pg = loadConfig({ DATABASE_URL: 'postgres://payment@db.test:5432/payment', DATABASE_POOL_MAX: '4' });
+    assert.equal(pg.database.engine, 'postgres');
+    assert.equal(pg.database.poolMax, 4);
   });
 
   const bad: [string, string, RegExp][] = [
@@ -49,6 +54,7 @@ describe('config', () => {
     ['LOG_LEVEL', 'loud', /must be one of/],
     ['IDENTITY_WAIT_SECONDS', 'soon', /must be an integer/],
     ['IDENTITY_WAIT_SECONDS', '-1', /between 0 and 2000000/],
+    ['DATABASE_URL', 'mysql://db/payment', /must use postgres: or postgresql:/],
   ];
   for (const [name, value, message] of bad) {
     test(`${name}=${value} is refused, naming the variable`, () => {

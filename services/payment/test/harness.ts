@@ -1,4 +1,5 @@
-// Builds payment apps for inject() tests: a test trust domain, callers picked by header, a temp DATA_DIR.
+// Builds payment apps for inject() tests: a test trust domain, callers picked by header, a temp DATA_DIR
+// (SQLite, or with SHOP_TEST_DATABASE=postgres a database of a test cluster keyed by it).
 import { Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
@@ -10,7 +11,8 @@ import {
   makeTempDir,
   type TestTrustDomain,
 } from '@shop/auth-testing';
-import { createLogger } from '@shop/service-kit';
+import { createLogger, type DatabaseConfig } from '@shop/service-kit';
+import { testDatabaseConfig } from '@shop/service-kit/testing';
 import { buildApp } from '../src/app.ts';
 import { PaymentService } from '../src/payments.ts';
 import { CardProcessor, type CardProcessorOptions } from '../src/processor.ts';
@@ -53,6 +55,8 @@ export interface HarnessOptions {
   processor?: CardProcessorOptions;
   now?: () => number;
   orderId?: string;
+  /** database replaces the one of `dir`: e.g. one PostgreSQL database shared by several replicas. */
+  database?: DatabaseConfig;
 }
 
 /**
@@ -77,7 +81,7 @@ export async function startPayment(t: TestContext, id: Identity, o: HarnessOptio
   });
   let store: PaymentStore;
   try {
-    store = PaymentStore.open(dir);
+    store = await PaymentStore.open(o.database ?? (await testDatabaseConfig(dir, 'payment.db')));
   } catch (err) {
     await removeDir();
     throw err;
@@ -93,7 +97,7 @@ export async function startPayment(t: TestContext, id: Identity, o: HarnessOptio
       log: createLogger('payment', 'info', stream),
     });
   } catch (err) {
-    store.close();
+    await store.close();
     await removeDir();
     throw err;
   }
@@ -102,7 +106,7 @@ export async function startPayment(t: TestContext, id: Identity, o: HarnessOptio
     if (closed) return;
     closed = true;
     await app.close();
-    store.close();
+    await store.close();
   };
   t.after(async () => {
     await close();

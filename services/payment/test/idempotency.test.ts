@@ -55,7 +55,7 @@ describe('idempotency keys (Stripe semantics)', () => {
       assert.equal(retry.headers['content-type'], first.headers['content-type']);
       assert.equal(retry.headers['idempotent-replayed'], 'true');
     }
-    assert.equal(h.store.countPayments(), 1);
+    assert.equal(await h.store.countPayments(), 1);
   });
 
   test('a declined charge is stored under its key too: the retry gets the same 402', async (t) => {
@@ -67,7 +67,7 @@ describe('idempotency keys (Stripe semantics)', () => {
     assert.equal(retry.statusCode, 402);
     assert.equal(retry.body, first.body);
     assert.equal(retry.headers['idempotent-replayed'], 'true');
-    assert.equal(h.store.countPayments(), 1);
+    assert.equal(await h.store.countPayments(), 1);
   });
 
   test('same key, different body → 422 IDEMPOTENCY_KEY_REUSED; also across endpoints', async (t) => {
@@ -86,7 +86,7 @@ describe('idempotency keys (Stripe semantics)', () => {
     const refund = await post(h.app, '/api/refund', { payment_id: paymentId }, { key: 'k-2' });
     assert.equal(refund.statusCode, 422);
     assert.match(errorOf(refund).message, /POST \/api\/charge/);
-    assert.equal(h.store.countPayments(), 1);
+    assert.equal(await h.store.countPayments(), 1);
   });
 
   test('concurrent requests with one key: exactly one 201, the others 409 in progress with Retry-After, then replays', async (t) => {
@@ -107,7 +107,7 @@ describe('idempotency keys (Stripe semantics)', () => {
     assert.equal(done.statusCode, 201);
     const replay = await post(h.app, '/api/charge', chargeBody('o-c'), { key: 'k-c' });
     assert.equal(replay.body, done.body);
-    assert.equal(h.store.countPayments(), 1);
+    assert.equal(await h.store.countPayments(), 1);
   });
 
   test('concurrent requests with one key, real timers: one 201, the rest 409 or replays, one payment', async (t) => {
@@ -126,7 +126,7 @@ describe('idempotency keys (Stripe semantics)', () => {
         r.body,
       );
     }
-    assert.equal(h.store.countPayments(), 1);
+    assert.equal(await h.store.countPayments(), 1);
   });
 
   test('a new key for an already charged order → 409 ORDER_ALREADY_CHARGED naming the payment; nothing charged twice', async (t) => {
@@ -138,7 +138,7 @@ describe('idempotency keys (Stripe semantics)', () => {
     assert.equal(errorOf(second).code, 'ORDER_ALREADY_CHARGED');
     assert.equal(errorOf(second).payment_id, paymentId);
     assert.match(errorOf(second).message, new RegExp(paymentId));
-    assert.equal(h.store.countPayments(), 1);
+    assert.equal(await h.store.countPayments(), 1);
     // Not stored under the new key: fixed, the same key charges another order.
     assert.equal((await post(h.app, '/api/charge', chargeBody('o-5'), { key: 'k-4b' })).statusCode, 201);
   });
@@ -157,7 +157,7 @@ describe('idempotency keys (Stripe semantics)', () => {
     const loser = results.find((r) => r.statusCode === 409)!;
     assert.equal(errorOf(loser).code, 'ORDER_ALREADY_CHARGED');
     assert.equal(errorOf(loser).payment_id, winner.json<{ payment_id: string }>().payment_id);
-    assert.equal(h.store.countPayments(), 1);
+    assert.equal(await h.store.countPayments(), 1);
   });
 
   test('after a decline, a new key may charge the order again (a decline charged nothing); GET by order shows the success', async (t) => {
@@ -190,7 +190,7 @@ describe('idempotency keys (Stripe semantics)', () => {
     // Each caller still gets its own answer back.
     const againA = await post(a.app, '/api/charge', chargeBody('o-7'), { key: 'shared-key', peer: ORDER });
     assert.equal(againA.body, fromA.body);
-    assert.equal(a.store.countPayments(), 2);
+    assert.equal(await a.store.countPayments(), 2);
   });
 
   test('a processor error releases the key: the retry with the same key charges', async (t) => {
@@ -204,7 +204,7 @@ describe('idempotency keys (Stripe semantics)', () => {
     const retry = await post(h.app, '/api/charge', chargeBody('o-9'), { key: 'k-9' });
     assert.equal(retry.statusCode, 201);
     assert.equal(retry.headers['idempotent-replayed'], undefined);
-    assert.equal(h.store.countPayments(), 1);
+    assert.equal(await h.store.countPayments(), 1);
   });
 
   test('GET by order while its charge runs → 409 PAYMENT_IN_PROGRESS, so a reconciler never reads "no payment" too early', async (t) => {

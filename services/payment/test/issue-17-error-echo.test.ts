@@ -27,5 +27,5 @@ test('regression: an unknown 60 000-character field and a long unknown path are 
   assert.equal(path.statusCode, 404);
   assert.equal(errorOf(path).code, 'NOT_FOUND');
   assert.ok(errorOf(path).message.length < 100, `message is ${errorOf(path).message.length} characters`);
-  assert.equal(h.store.countPayments(), 1, 'only the control charge was stored');
+  assert.equal(await h.store.countPayments(), 1, 'only the control charge was stored');
 });

@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { Agent, request as undiciRequest } from 'undici';
 import { MemorySource, createTestTrustDomain, makeTempDir, type TestTrustDomain } from '@shop/auth-testing';
 import { createServiceMetrics, type ServiceMetrics } from '@shop/service-kit';
+import { testDatabaseConfig } from '@shop/service-kit/testing';
 import { jsonOf, rawHttp, request } from '@shop/service-kit/testing';
 import { buildApp } from '../src/app.ts';
 import { PaymentService } from '../src/payments.ts';
@@ -32,7 +33,7 @@ describe('regression: issue 17 — payment’s mTLS port: bounded metric labels,
     source = MemorySource.create(await td.svid('/payment'), [td.bundle]);
     const tmp = await makeTempDir('payment-issue17-');
     cleanup = tmp.cleanup;
-    store = PaymentStore.open(tmp.dir);
+    store = await PaymentStore.open(await testDatabaseConfig(tmp.dir, 'payment.db'));
     metrics = createServiceMetrics('payment');
     app = await buildApp({
       config: { orderId: ORDER },
@@ -47,7 +48,7 @@ describe('regression: issue 17 — payment’s mTLS port: bounded metric labels,
   });
   after(async () => {
     await app.close();
-    store.close();
+    await store.close();
     await source.close();
     await cleanup();
   });

@@ -45,7 +45,7 @@ describe('restart on the same DATA_DIR', () => {
     const view = (await get(after.app, '/api/payments?order_id=o-r1')).json<Body>();
     assert.equal(view.payment_id, paymentId);
     assert.equal(view.amount_refunded, 99);
-    assert.equal(after.store.countPayments(), 2);
+    assert.equal(await after.store.countPayments(), 2);
   });
 
   test('a charge cut off by a crash leaves an in-progress key: 409 until it is 60 s old, then a retry charges once', async (t) => {
@@ -66,9 +66,10 @@ describe('restart on the same DATA_DIR', () => {
       await new Promise((r) => setTimeout(r, 5));
     }
     // The "crash": the ledger goes away while the processor still holds the request.
-    crashed.store.close();
+    await crashed.store.close();
     release();
-    assert.equal((await cutOff).statusCode, 500);
+    // The store is gone: 503 DATABASE_UNAVAILABLE (retry), not an internal error.
+    assert.equal((await cutOff).statusCode, 503);
     await crashed.close();
 
     let now = Date.now() + 10_000;
@@ -76,13 +77,13 @@ describe('restart on the same DATA_DIR', () => {
     const early = await post(restarted.app, '/api/charge', chargeBody('o-crash'), { key: 'k-crash' });
     assert.equal(early.statusCode, 409);
     assert.equal(errorOf(early).code, 'IDEMPOTENCY_KEY_IN_PROGRESS');
-    assert.equal(restarted.store.countPayments(), 0, 'the cut-off charge left no payment behind');
+    assert.equal(await restarted.store.countPayments(), 0, 'the cut-off charge left no payment behind');
 
     now += 60_000;
     const retried = await post(restarted.app, '/api/charge', chargeBody('o-crash'), { key: 'k-crash' });
     assert.equal(retried.statusCode, 201, retried.body);
     const replay = await post(restarted.app, '/api/charge', chargeBody('o-crash'), { key: 'k-crash' });
     assert.equal(replay.body, retried.body);
-    assert.equal(restarted.store.countPayments(), 1);
+    assert.equal(await restarted.store.countPayments(), 1);
   });
 });

@@ -28,7 +28,7 @@ export const INVENTORY_ERRORS = Object.freeze({
   STORE_UNAVAILABLE: {
     http: 503,
     grpc: 'UNAVAILABLE',
-    meaning: 'the store is closed (shutting down) or stayed locked; retry',
+    meaning: 'the store is closed (shutting down), stayed locked, or its database cannot be reached; retry',
   },
 } as const satisfies ErrorTable);
 

@@ -9,7 +9,8 @@ export interface ErrorRow {
 }
 
 /** PASSTHROUGH_CODE is a code a service answers with but does not own: service-kit's, fastify's and the auth plugin's. */
-export const PASSTHROUGH_CODE = /^(INVALID_REQUEST|NOT_FOUND|INTERNAL|FST_ERR_[A-Z_]+|AUTH_ERR_\*)$/;
+export const PASSTHROUGH_CODE =
+  /^(INVALID_REQUEST|NOT_FOUND|INTERNAL|DATABASE_UNAVAILABLE|FST_ERR_[A-Z_]+|AUTH_ERR_\*)$/;
 
 /**
  * readErrorTable returns the rows of the `## Error codes` section of the

@@ -2,3 +2,4 @@
 export * from './raw-http.ts';
 export * from './error-table.ts';
 export * from './service-process.ts';
+export * from './database.ts';

@@ -2,9 +2,9 @@
 // and the stock service over a store in a temporary directory that the test removes when it ends.
 import type { TestContext } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { join } from 'node:path';
 import { makeTempDir, MemorySource, type TestTrustDomain } from '@shop/auth-testing';
-import { createServiceMetrics } from '@shop/service-kit';
+import { createServiceMetrics, type DatabaseConfig } from '@shop/service-kit';
+import { testDatabaseConfig } from '@shop/service-kit/testing';
 import { buildApp } from '../../src/app.ts';
 import type { SeedProduct } from '../../src/seed.ts';
 import { StockService } from '../../src/stock.ts';
@@ -32,34 +32,35 @@ export class Clock {
   }
 }
 
-/** TestStore is the stock service over a store on a temporary file, with its clock. */
+/** TestStore is the stock service over a store in a temporary database (SQLite, or PostgreSQL with SHOP_TEST_DATABASE=postgres), with its clock. */
 export interface TestStore {
   stock: StockService;
   clock: Clock;
-  file: string;
-  /** reopen closes the store and opens the same file again, as a restart does. */
-  reopen(seed?: readonly SeedProduct[]): StockService;
+  /** database is the store's database, for a second connection to it. */
+  database: DatabaseConfig;
+  /** reopen closes the store and opens the same database again, as a restart does. */
+  reopen(seed?: readonly SeedProduct[]): Promise<StockService>;
 }
 
 /** openTestStore opens a store in a fresh temp dir; `t.after` closes it and removes the dir, also on failure. */
 export async function openTestStore(t: TestContext, options: { ttlSeconds?: number } = {}): Promise<TestStore> {
   const { dir, cleanup } = await makeTempDir('inventory-test-');
   const clock = new Clock();
-  const file = join(dir, 'inventory.db');
-  const open = (seed: readonly SeedProduct[]): StockService =>
-    StockService.open({ file, reservationTtlSeconds: options.ttlSeconds ?? 300, seed, now: clock.now });
+  const database = await testDatabaseConfig(dir, 'inventory.db');
+  const open = (seed: readonly SeedProduct[]): Promise<StockService> =>
+    StockService.open({ database, reservationTtlSeconds: options.ttlSeconds ?? 300, seed, now: clock.now });
   const fixture: TestStore = {
-    stock: open(TEST_CATALOGUE),
+    stock: await open(TEST_CATALOGUE),
     clock,
-    file,
-    reopen(seed = TEST_CATALOGUE) {
-      fixture.stock.close();
-      fixture.stock = open(seed);
+    database,
+    async reopen(seed = TEST_CATALOGUE) {
+      await fixture.stock.close();
+      fixture.stock = await open(seed);
       return fixture.stock;
     },
   };
   t.after(async () => {
-    fixture.stock.close();
+    await fixture.stock.close();
     await cleanup();
   });
   return fixture;

@@ -1,11 +1,11 @@
 // What the gRPC tests share: a stock service in a temporary directory, mTLS
 // clients of the real server, and cleanups undone last-first at the end.
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { authorizeId } from '@shop/auth';
 import { grpcChannelCredentials } from '@shop/auth/grpc';
 import { makeTempDir, type MemorySource } from '@shop/auth-testing';
 import { createInventoryGrpcClient, type InventoryGrpcClient } from '@shop/contracts';
+import { testDatabaseConfig } from '@shop/service-kit/testing';
 import { StockService } from '../../src/stock.ts';
 import { INVENTORY, TEST_CATALOGUE, type Clock } from './fixture.ts';
 
@@ -16,15 +16,13 @@ export type Cleanups = (() => unknown)[];
 export async function openGrpcStock(cleanups: Cleanups, prefix: string, clock: Clock): Promise<StockService> {
   const { dir, cleanup } = await makeTempDir(prefix);
   cleanups.push(cleanup);
-  const stock = StockService.open({
-    file: join(dir, 'inventory.db'),
+  const stock = await StockService.open({
+    database: await testDatabaseConfig(dir, 'inventory.db'),
     reservationTtlSeconds: 60,
     seed: TEST_CATALOGUE,
     now: clock.now,
   });
-  cleanups.push(() => {
-    stock.close();
-  });
+  cleanups.push(() => stock.close());
   return stock;
 }
 

@@ -1,12 +1,12 @@
 // A worker thread that reserves through its own connection to a shared
-// database file, for the cross-connection oversell test.
+// database (a SQLite file, or PostgreSQL), for the cross-connection oversell test.
 import { parentPort, workerData } from 'node:worker_threads';
-import { ServiceError } from '@shop/service-kit';
+import { ServiceError, type DatabaseConfig } from '@shop/service-kit';
 import { StockService } from '../../src/stock.ts';
 
 /** ReserveWorkerData is what the test passes to each worker. */
 export interface ReserveWorkerData {
-  file: string;
+  database: DatabaseConfig;
   productId: string;
   orderIds: string[];
   /** nowMs is the test's clock, which the worker's stock service shares. */
@@ -20,7 +20,7 @@ export interface ReserveWorkerData {
 export type ReserveWorkerResult = Record<string, number>;
 
 const data = workerData as ReserveWorkerData;
-const stock = StockService.open({ file: data.file, reservationTtlSeconds: 300, now: () => data.nowMs });
+const stock = await StockService.open({ database: data.database, reservationTtlSeconds: 300, now: () => data.nowMs });
 const result: ReserveWorkerResult = {};
 // Start together, so the reserves really overlap instead of running one worker after another.
 Atomics.add(data.barrier, 0, 1);
@@ -32,13 +32,13 @@ try {
   for (const orderId of data.orderIds) {
     let outcome = 'ok';
     try {
-      stock.reserve(data.productId, { quantity: 1, order_id: orderId });
+      await stock.reserve(data.productId, { quantity: 1, order_id: orderId });
     } catch (err) {
       outcome = err instanceof ServiceError ? err.code : String(err);
     }
     result[outcome] = (result[outcome] ?? 0) + 1;
   }
 } finally {
-  stock.close();
+  await stock.close();
 }
 parentPort?.postMessage(result);

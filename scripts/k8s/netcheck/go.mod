@@ -1,0 +1,3 @@
+module spiffe-shop.local/netcheck
+
+go 1.24

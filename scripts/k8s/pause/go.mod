@@ -1,0 +1,3 @@
+module spiffe-shop.local/pause
+
+go 1.24
