@@ -11,6 +11,7 @@ import { grpcUnary } from './scenarios/grpc-unary.ts';
 import { chain } from './scenarios/chain.ts';
 import { rotation } from './scenarios/rotation.ts';
 import { goPeer } from './scenarios/go-peer.ts';
+import { scale } from './scenarios/scale.ts';
 import { Cleanup, withCleanup } from './support/cleanup.ts';
 import { BENCH_DIR, type BenchContext, type Scenario } from './support/context.ts';
 import type { ScenarioResult } from './support/figures.ts';
@@ -19,7 +20,7 @@ import { createBenchPki } from './support/pki.ts';
 import { FULL, QUICK } from './support/profile.ts';
 import { progress } from './support/progress.ts';
 
-const SCENARIOS: Scenario[] = [keepAlive, newConnection, grpcUnary, chain, rotation, goPeer];
+const SCENARIOS: Scenario[] = [keepAlive, newConnection, grpcUnary, chain, rotation, goPeer, scale];
 
 /** RunResult is the whole JSON file. */
 export interface RunResult {

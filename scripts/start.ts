@@ -8,11 +8,16 @@
 //   npm start -- --duration 60      run for 60 s, then print a summary and stop
 //   npm run start:spiffe            the same, with identities from a real SPIRE
 //                                   server and one agent per service (--spiffe)
+//   npm start -- --replicas 3 --db postgres
+//                                   three replicas of each service on one
+//                                   throwaway PostgreSQL, behind round-robin
+//                                   TCP balancers on the usual ports
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
-import { createDevCerts, ROOT, Shop, type ServiceName } from './shop.ts';
+import { createDevCerts, MAX_REPLICAS, ROOT, Shop, type ServiceName } from './shop.ts';
+import { startShopPostgres, type ShopPostgres } from './shop-postgres.ts';
 import { getSpire } from './spire/get-spire.ts';
 import { applyEntries, loadEntries } from './spire/register.ts';
 import { agentSocketPath, makeSocketDir } from './spire/socket-dir.ts';
@@ -25,18 +30,20 @@ function readArgs() {
       options: {
         duration: { type: 'string' },
         'payment-failure-rate': { type: 'string', default: '0.03' },
-        'inventory-protocol': { type: 'string', default: 'grpc' },
+        'inventory-protocol': { type: 'string' },
         concurrency: { type: 'string', default: '4' },
         'data-dir': { type: 'string', default: join(ROOT, '.data') },
         'certs-dir': { type: 'string', default: join(ROOT, '.certs') },
         spiffe: { type: 'boolean', default: false },
         'svid-ttl': { type: 'string', default: '60' },
+        replicas: { type: 'string', default: '1' },
+        db: { type: 'string', default: 'sqlite' },
       },
     }).values;
   } catch (err) {
     console.error(`npm start: ${(err as Error).message}`);
     console.error(
-      'options: --duration <s> --concurrency <n> --inventory-protocol grpc|http --payment-failure-rate <0..1> --spiffe --svid-ttl <s> --data-dir <dir> --certs-dir <dir>',
+      'options: --duration <s> --concurrency <n> --inventory-protocol grpc|http --payment-failure-rate <0..1> --spiffe --svid-ttl <s> --replicas <1..8> --db sqlite|postgres --data-dir <dir> --certs-dir <dir>',
     );
     process.exit(2);
   }
@@ -63,12 +70,45 @@ if (!(failureRate >= 0 && failureRate <= 1)) {
   );
   process.exit(2);
 }
-if (args['inventory-protocol'] !== 'grpc' && args['inventory-protocol'] !== 'http') {
+if (
+  args['inventory-protocol'] !== undefined &&
+  args['inventory-protocol'] !== 'grpc' &&
+  args['inventory-protocol'] !== 'http'
+) {
   console.error(
     `npm start: --inventory-protocol must be grpc or http, got ${JSON.stringify(args['inventory-protocol'])}`,
   );
   process.exit(2);
 }
+const replicas = Number(args.replicas);
+if (!Number.isInteger(replicas) || replicas < 1 || replicas > MAX_REPLICAS) {
+  console.error(
+    `npm start: --replicas must be an integer from 1 to ${MAX_REPLICAS}, got ${JSON.stringify(args.replicas)}`,
+  );
+  process.exit(2);
+}
+if (args.db !== 'sqlite' && args.db !== 'postgres') {
+  console.error(`npm start: --db must be sqlite or postgres, got ${JSON.stringify(args.db)}`);
+  process.exit(2);
+}
+if (replicas > 1 && args.db === 'sqlite') {
+  console.error(
+    `npm start: --replicas ${replicas} needs --db postgres: with SQLite each replica would keep its own file (charges twice, oversells)`,
+  );
+  process.exit(2);
+}
+if (args.spiffe && args.db === 'postgres') {
+  console.error(
+    'npm start: --db postgres logs the services in with their dev-certs certificates; it does not run with --spiffe yet',
+  );
+  process.exit(2);
+}
+const usePostgres = args.db === 'postgres';
+// With replicas, HTTP by default: the balancers work per connection, and one
+// gRPC channel (one HTTP/2 connection) would tie each order replica to one
+// inventory replica.
+const inventoryProtocol = args['inventory-protocol'] ?? (replicas > 1 ? 'http' : 'grpc');
+let pg: ShopPostgres | undefined;
 const certsDir = resolve(args['certs-dir']);
 const host = '127.0.0.1';
 let stopping = false;
@@ -78,20 +118,32 @@ let stopping = false;
 const socketDir = args.spiffe ? makeSocketDir() : undefined;
 const socketOf = (name: ServiceName): Record<string, string> =>
   socketDir === undefined ? {} : { SPIFFE_ENDPOINT_SOCKET: `unix://${agentSocketPath(socketDir, name)}` };
-const shop = new Shop({
-  dataDir,
-  certsDir,
-  env: {
-    // The demo catalogue has deep stock so the shop keeps selling, and one
-    // limited product that sells out, so "out_of_stock" shows up too.
-    inventory: { SEED_FILE: join(ROOT, 'scripts', 'demo-catalogue.json'), ...socketOf('inventory') },
-    payment: { PAYMENT_FAILURE_RATE: args['payment-failure-rate'], ...socketOf('payment') },
-    order: { INVENTORY_PROTOCOL: args['inventory-protocol'], ...socketOf('order') },
-  },
-  onExit: (name, code, signal) => {
-    if (!stopping) console.error(`\n${name} exited (${signal ?? code}); see ${shop.logFile(name)}`);
-  },
-});
+// The shop is made once the database (if any) is up: its URL is in the services' environment.
+let shop: Shop | undefined;
+function makeShop(): Shop {
+  const dbEnv = (name: ServiceName): Record<string, string> => pg?.env(name) ?? {};
+  const s: Shop = new Shop({
+    dataDir,
+    certsDir,
+    replicas: { order: replicas, payment: replicas, inventory: replicas },
+    env: {
+      // The demo catalogue has deep stock so the shop keeps selling, and one
+      // limited product that sells out, so "out_of_stock" shows up too.
+      inventory: {
+        SEED_FILE: join(ROOT, 'scripts', 'demo-catalogue.json'),
+        ...socketOf('inventory'),
+        ...dbEnv('inventory'),
+      },
+      payment: { PAYMENT_FAILURE_RATE: args['payment-failure-rate'], ...socketOf('payment'), ...dbEnv('payment') },
+      order: { INVENTORY_PROTOCOL: inventoryProtocol, ...socketOf('order'), ...dbEnv('order') },
+    },
+    onExit: (name, code, signal, replica) => {
+      if (!stopping)
+        console.error(`\n${name} replica ${replica} exited (${signal ?? code}); see ${s.logFile(name, replica)}`);
+    },
+  });
+  return s;
+}
 
 async function breakerStates(): Promise<string> {
   try {
@@ -120,7 +172,8 @@ function line(t: Tally, rate: number, breakers: string): string {
 
 async function stopAll(): Promise<void> {
   stopping = true;
-  await shop.stopAll();
+  await shop?.stopAll();
+  await pg?.stop();
   await spire?.stop();
   if (socketDir !== undefined) await rm(socketDir, { recursive: true, force: true });
 }
@@ -155,6 +208,7 @@ async function rotations(): Promise<string> {
   const parts = await Promise.all(
     SERVICES.map(async (name) => {
       try {
+        if (!shop) throw new Error('not started');
         const text = await (
           await request(`${shop.opsUrl(name)}/metrics`, { signal: AbortSignal.timeout(1000) })
         ).body.text();
@@ -171,16 +225,28 @@ async function main(): Promise<void> {
   if (args.spiffe) await startSpire();
   else {
     console.log('== certificates');
-    await createDevCerts(certsDir);
+    // With Postgres, the server gets a certificate from the same development CA.
+    await createDevCerts(certsDir, false, usePostgres ? [...SERVICES, 'postgres'] : SERVICES);
   }
-  console.log('== starting inventory, payment, order (logs in .data/logs/)');
+  if (usePostgres) {
+    console.log('== PostgreSQL (throwaway cluster: TLS, one role and database per service, certificate logins)');
+    pg = await startShopPostgres({ certsDir, replicas });
+  }
+  shop = makeShop();
+  console.log(
+    `== starting inventory, payment, order${replicas > 1 ? ` (${replicas} replicas each)` : ''} (logs in ${join(dataDir, 'logs')})`,
+  );
   await shop.startAll();
+  const balanced =
+    replicas > 1
+      ? `\n  ${replicas} replicas of each service; ports 8080, 8443, 8444 and 50051 are round-robin TCP balancers (mTLS passes through);\n  the ops and admin ports above are replica 1's; the other replicas' ops ports: ${SERVICES.flatMap((n) => Array.from({ length: replicas - 1 }, (_, i) => `${n}-${i + 2} ${shop?.opsUrl(n, i + 2) ?? ''}`)).join(', ')}\n  order → inventory over ${inventoryProtocol}${args['inventory-protocol'] === undefined ? ' (the default with replicas: gRPC would keep each order replica on one inventory replica)' : ''}`
+      : '';
   console.log(`
-The shop is up (mTLS between services, identities from ${args.spiffe ? 'SPIRE agents (Workload API)' : certsDir}):
+The shop is up (mTLS between services, identities from ${args.spiffe ? 'SPIRE agents (Workload API)' : certsDir}; data in ${pg ? `PostgreSQL on 127.0.0.1:${pg.port}` : 'SQLite'}):
   order API      http://${host}:8080/products   POST http://${host}:8080/orders
   order ops      http://${host}:9080/metrics    /health/ready
   payment ops    http://${host}:9443/metrics    inventory ops http://${host}:9444/metrics
-  payment faults curl -XPOST http://${host}:9543/admin/faults -H 'content-type: application/json' -d '{"latency_ms":1500}'
+  payment faults curl -XPOST http://${host}:9543/admin/faults -H 'content-type: application/json' -d '{"latency_ms":1500}'${balanced}
 Ctrl-C stops everything.
 `);
   const controller = new AbortController();
@@ -217,7 +283,7 @@ Ctrl-C stops everything.
 }
 
 process.on('exit', () => {
-  shop.killAllNow();
+  shop?.killAllNow();
   spire?.killAllNow();
 });
 

@@ -14,6 +14,7 @@ export const SCENARIO_NUMBERS: Record<string, number> = {
   chain: 4,
   rotation: 5,
   'go-peer': 6,
+  scale: 7,
 };
 
 /** ratio prints a paired ratio as "0.93× [0.90–0.95]". */

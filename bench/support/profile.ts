@@ -17,6 +17,9 @@ export interface Profile {
   /** chainDurationMs is the window of one orders run through the shop. */
   chainDurationMs: number;
   chainConcurrency: number;
+  /** scaleDurationMs is the window of one orders run in the scale scenario (SQLite vs PostgreSQL, 1 vs 3 replicas). */
+  scaleDurationMs: number;
+  scaleConcurrency: number;
   /** rotationRunMs is how long load runs while identities rotate, every rotationPeriodMs. */
   rotationRunMs: number;
   rotationPeriodMs: number;
@@ -35,6 +38,8 @@ export const FULL: Profile = {
   handshakeConcurrency: 8,
   chainDurationMs: 4000,
   chainConcurrency: 8,
+  scaleDurationMs: 5000,
+  scaleConcurrency: 24,
   rotationRunMs: 31_000,
   rotationPeriodMs: 3000,
   autocannon: true,
@@ -51,6 +56,8 @@ export const QUICK: Profile = {
   handshakeConcurrency: 2,
   chainDurationMs: 500,
   chainConcurrency: 2,
+  scaleDurationMs: 500,
+  scaleConcurrency: 6,
   rotationRunMs: 2600,
   rotationPeriodMs: 800,
   autocannon: true,

