@@ -172,7 +172,7 @@ spec:
     metadata:
       labels:
         {{- include "shop.labels" $root | nindent 8 }}
-        {{- include "shop.selector" (dict "root" $root "name" .name) | nindent 8 }}
+        app.kubernetes.io/name: {{ .name }}
         spiffe-shop/identity: {{ include "shop.identity" . }}
         {{- with .podLabels }}
         {{- toYaml . | nindent 8 }}
@@ -210,9 +210,11 @@ spec:
               value: {{ $root.Values.trustDomain | quote }}
             - name: DATA_DIR
               value: /data/{{ .name }}
-            {{- include "shop.identityEnv" . | nindent 12 }}
-            {{- .env | nindent 12 }}
-            {{- include "shop.extraEnv" $svc | nindent 12 }}
+            {{- include "shop.identityEnv" . | trim | nindent 12 }}
+            {{- .env | trim | nindent 12 }}
+            {{- with include "shop.extraEnv" $svc | trim }}
+            {{- . | nindent 12 }}
+            {{- end }}
           # Live as soon as the process runs; ready once it has its identity
           # and its store (503 with the reason until then).
           livenessProbe:
@@ -234,14 +236,20 @@ spec:
               mountPath: /data/{{ .name }}
             - name: tmp
               mountPath: /tmp
-            {{- include "shop.identityMounts" . | nindent 12 }}
+            {{- include "shop.identityMounts" . | trim | nindent 12 }}
       volumes:
-        # The SQLite store lives with the pod (issue 13 moves it to Postgres).
+        # The SQLite store: with the pod, or on a claim that a replacement pod
+        # (on the same node: SQLite locks are per host) opens too.
         - name: data
+          {{- if $svc.dataClaim }}
+          persistentVolumeClaim:
+            claimName: {{ $svc.dataClaim }}
+          {{- else }}
           emptyDir: {}
+          {{- end }}
         - name: tmp
           emptyDir: { medium: Memory, sizeLimit: 16Mi }
-        {{- include "shop.identityVolumes" . | nindent 8 }}
+        {{- include "shop.identityVolumes" . | trim | nindent 8 }}
 ---
 apiVersion: v1
 kind: Service
