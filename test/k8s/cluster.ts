@@ -1,8 +1,9 @@
 // The cluster test/k8s.test.ts runs on: the single-node cluster of
-// scripts/k8s, with the tools scripts/k8s/get-k8s.ts caches.
-import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+// scripts/k8s (startCluster: the running one, or a new one that stop()
+// takes down again), with the shop's and SPIRE's images built from this
+// checkout (scripts/containers/local-images.ts) and imported into its
+// containerd, so the suite always runs the code it is part of.
+import { buildLocalImages, localImageNames, SHOP_TAG, SHOP_TARGETS } from '../../scripts/containers/local-images.ts';
 import type { KubeTools } from './kube.ts';
 
 /** ClusterLease is the cluster for the length of the suite. */
@@ -12,17 +13,45 @@ export interface ClusterLease {
   release(): Promise<void>;
 }
 
-const cache = (): string => join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'spiffe-shop');
+// The part of scripts/k8s/cluster.ts the suite uses.
+interface LocalCluster {
+  kubeconfig: string;
+  tools: { kubectl: string; helm: string };
+  importImages: (names: string[], opts?: { force?: boolean }) => Promise<string[]>;
+  stop: (opts?: { force?: boolean }) => Promise<void>;
+}
+interface ClusterModule {
+  startCluster: (opts?: { shopImages?: boolean }) => Promise<LocalCluster>;
+}
 
-/** useCluster reuses the running cluster. */
-export function useCluster(): Promise<ClusterLease> {
-  const tools: KubeTools = {
-    kubectl: join(cache(), 'kubernetes', 'v1.34.4', 'bin', 'kubectl'),
-    helm: join(cache(), 'helm', 'v3.19.5', 'helm'),
-    kubeconfig: '/var/lib/spiffe-shop-k8s/cluster/admin.kubeconfig',
-  };
-  for (const [what, path] of Object.entries(tools) as [string, string][]) {
-    if (!existsSync(path)) return Promise.reject(new Error(`${what} ${path} is missing: run npm run k8s:up first`));
+// A path in a variable: the module is loaded at run time, so this file also
+// type-checks on a branch where scripts/k8s is not there yet.
+const CLUSTER_MODULE = '../../scripts/k8s/cluster.ts';
+
+/** useCluster builds the images, brings the cluster up (or reuses it) and imports the images into it. */
+export async function useCluster(): Promise<ClusterLease> {
+  const { ensureEngine, stopEngine } = await import('../../scripts/containers/docker-engine.ts');
+  const engine = await ensureEngine();
+  let cluster: LocalCluster | undefined;
+  try {
+    await buildLocalImages();
+    const { startCluster } = (await import(CLUSTER_MODULE)) as ClusterModule;
+    cluster = await startCluster({ shopImages: false });
+    const local = await localImageNames();
+    await cluster.importImages([
+      ...SHOP_TARGETS.map((t) => `spiffe-shop/${t}:${SHOP_TAG}`),
+      local.spireServer,
+      local.spireAgent,
+    ]);
+  } catch (err) {
+    await cluster?.stop().catch(() => undefined);
+    throw err;
+  } finally {
+    await stopEngine(engine);
   }
-  return Promise.resolve({ tools, release: () => Promise.resolve() });
+  const started = cluster;
+  return {
+    tools: { kubectl: started.tools.kubectl, helm: started.tools.helm, kubeconfig: started.kubeconfig },
+    release: () => started.stop(),
+  };
 }
