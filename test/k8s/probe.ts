@@ -54,3 +54,5 @@ try {
   result.identityError = (err as Error).message;
 }
 console.log(JSON.stringify(result));
+// A source that never got an identity may still hold a retry timer.
+process.exit(0);
