@@ -233,8 +233,8 @@ describe('the shop on Kubernetes (npm run test:k8s)', () => {
     const allows = logs
       .split('\n')
       .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as { msg?: string; authz?: { caller?: string; path?: string } })
-      .filter((l) => l.msg === 'authz allow' && l.authz?.path === '/api/charge');
+      .map((l) => JSON.parse(l) as { msg?: string; authz?: { caller?: string; route?: string } })
+      .filter((l) => l.msg === 'authz allow' && l.authz?.route === '/api/charge');
     assert.ok(allows.length > 0, `no "authz allow" line for /api/charge in payment's log:\n${logs.slice(-3000)}`);
     assert.ok(
       allows.every((l) => l.authz?.caller === idOf(NS, 'order')),
