@@ -139,7 +139,7 @@ describe('the shop on Kubernetes (npm run test:k8s)', () => {
         const text = await metrics(p, OPS_PORT[service]);
         const info = /shop_identity_info\{([^}]*)\} 1/.exec(text)?.[1] ?? '';
         const label = (k: string): string => new RegExp(`${k}="([^"]*)"`).exec(info)?.[1] ?? '';
-        const roots = /shop_identity_trust_roots\{trust_domain="example.org"\} (\d+)/.exec(text)?.[1];
+        const roots = /shop_identity_trust_roots\{[^}]*trust_domain="example.org"[^}]*\} (\d+)/.exec(text)?.[1];
         return {
           source: label('source'),
           id: label('spiffe_id'),
@@ -329,7 +329,7 @@ describe('the shop on Kubernetes (npm run test:k8s)', () => {
         SERVICES.map(async (s) => {
           const [p] = await kube.readyPods(NS, selector(s, 'shop'));
           const text = await metrics(p as Pod, OPS_PORT[s]);
-          return Number(/shop_identity_rotations_total (\d+)/.exec(text)?.[1] ?? NaN);
+          return Number(/shop_identity_rotations_total(?:\{[^}]*\})? (\d+)/.exec(text)?.[1] ?? NaN);
         }),
       );
     const shoppers = startShoppers(orderUrl);
