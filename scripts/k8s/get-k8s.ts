@@ -131,6 +131,16 @@ async function installInto(final: string, build: (out: string) => Promise<void>)
   }
 }
 
+/** goInstallInto builds `pkg@version` with `go install` (static, trimmed, stripped plus `ldflags`) into the cache folder `dir`. */
+function goInstallInto(dir: string, pkgAtVersion: string, ldflags = ''): Promise<void> {
+  return installInto(dir, (out) =>
+    sh('go', ['install', '-trimpath', '-ldflags', `-s -w ${ldflags}`.trim(), pkgAtVersion], {
+      cwd: tmpdir(),
+      env: { ...goEnv(), GOBIN: out },
+    }).then(() => undefined),
+  );
+}
+
 async function timed<T>(what: string, f: () => Promise<T>): Promise<T> {
   const t0 = Date.now();
   const r = await f();
@@ -145,18 +155,10 @@ export async function getHelm(): Promise<string> {
   if ((await answers(bin, ['version', '--short']))?.startsWith(`v${HELM_VERSION}`)) return bin;
   log(`building helm v${HELM_VERSION} from helm.sh/helm/v3 (a few minutes, once per machine)`);
   await timed('helm', () =>
-    installInto(dir, (out) =>
-      sh(
-        'go',
-        [
-          'install',
-          '-trimpath',
-          '-ldflags',
-          `-s -w -X helm.sh/helm/v3/internal/version.version=v${HELM_VERSION}`,
-          `helm.sh/helm/v3/cmd/helm@v${HELM_VERSION}`,
-        ],
-        { cwd: tmpdir(), env: { ...goEnv(), GOBIN: out } },
-      ).then(() => undefined),
+    goInstallInto(
+      dir,
+      `helm.sh/helm/v3/cmd/helm@v${HELM_VERSION}`,
+      `-X helm.sh/helm/v3/internal/version.version=v${HELM_VERSION}`,
     ),
   );
   return bin;
@@ -168,14 +170,7 @@ export async function getCoreDns(): Promise<string> {
   const bin = join(dir, 'coredns');
   if ((await answers(bin, ['-version']))?.includes(`CoreDNS-${COREDNS_VERSION}`)) return bin;
   log(`building CoreDNS v${COREDNS_VERSION} from github.com/coredns/coredns`);
-  await timed('coredns', () =>
-    installInto(dir, (out) =>
-      sh('go', ['install', '-trimpath', '-ldflags', '-s -w', `github.com/coredns/coredns@v${COREDNS_VERSION}`], {
-        cwd: tmpdir(),
-        env: { ...goEnv(), GOBIN: out },
-      }).then(() => undefined),
-    ),
-  );
+  await timed('coredns', () => goInstallInto(dir, `github.com/coredns/coredns@v${COREDNS_VERSION}`));
   return bin;
 }
 
@@ -220,18 +215,10 @@ export async function getCrictl(): Promise<string> {
   if (await answers(bin, ['--version'])) return bin;
   log(`building crictl v${CRICTL_VERSION} from sigs.k8s.io/cri-tools`);
   await timed('crictl', () =>
-    installInto(dir, (out) =>
-      sh(
-        'go',
-        [
-          'install',
-          '-trimpath',
-          '-ldflags',
-          `-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=v${CRICTL_VERSION}`,
-          `sigs.k8s.io/cri-tools/cmd/crictl@v${CRICTL_VERSION}`,
-        ],
-        { cwd: tmpdir(), env: { ...goEnv(), GOBIN: out } },
-      ).then(() => undefined),
+    goInstallInto(
+      dir,
+      `sigs.k8s.io/cri-tools/cmd/crictl@v${CRICTL_VERSION}`,
+      `-X sigs.k8s.io/cri-tools/pkg/version.Version=v${CRICTL_VERSION}`,
     ),
   );
   return bin;
