@@ -17,6 +17,12 @@ export type { BundleWarning, BundleWarningEvent } from './bundle/bundle-warning.
 export { checkOwnX509Svid } from './svid/x509-svid-check.ts';
 export { verifyX509Svid, type PeerRole, type VerifiedPeer, type VerifyX509SvidOptions } from './verify/x509-verify.ts';
 export {
+  VerdictCache,
+  DEFAULT_VERDICT_CACHE_SIZE,
+  type VerdictCacheOptions,
+  type VerdictCacheStats,
+} from './verify/verdict-cache.ts';
+export {
   authorizeAny,
   authorizeId,
   authorizeOneOf,

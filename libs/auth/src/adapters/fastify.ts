@@ -6,6 +6,7 @@ import type { AllowRule } from '../authorize/allow-rule.ts';
 import { toAuthorizer } from '../authorize/allow-rule.ts';
 import { AuthError } from '../errors.ts';
 import { createMtlsServerCore } from '../server/mtls-server-core.ts';
+import type { VerdictCache } from '../verify/verdict-cache.ts';
 import type { HttpDecision } from '../server/authz-decision.ts';
 import type { SourceOptions } from '../source/x509-sources.ts';
 import type { SpiffeId } from '../spiffeid/spiffe-id.ts';
@@ -56,6 +57,8 @@ export interface SpiffeAuthSettings {
   onDecision?: (decision: HttpDecision) => void;
   /** onHandshakeError is called when a TLS handshake fails or a client's certificate is rejected. */
   onHandshakeError?: (error: AuthError) => void;
+  /** verdicts caches client chain verifications across connections (see MtlsServerCoreSettings). Default: a VerdictCache of 1024. */
+  verdicts?: VerdictCache;
   /**
    * resolvePeer replaces reading the peer from the TLS socket. For tests with
    * `app.inject()`, which has no socket; never set it in production.

@@ -22,6 +22,7 @@ import { verifyServerChain } from '../tls/client-connect.ts';
 import type { PeerResult } from '../tls/connection-verifier.ts';
 import { peerChainFromCertificate } from '../tls/peer-chain.ts';
 import { mtlsServerOptions } from '../tls/server-options.ts';
+import { VerdictCache } from '../verify/verdict-cache.ts';
 import type { RequestPeer } from './fastify.ts';
 
 export type { GrpcDecision } from '../server/authz-decision.ts';
@@ -132,6 +133,8 @@ class SourceCertificateProvider implements grpc.experimental.CertificateProvider
 export interface GrpcClientOptions {
   /** onHandshakeError is called when a server fails verification or authorization. */
   onHandshakeError?: (error: AuthError) => void;
+  /** verdicts caches the verification of server chains seen before (authorization runs every time). Default: a VerdictCache of 1024. */
+  verdicts?: VerdictCache;
 }
 
 /**
@@ -148,10 +151,11 @@ export function grpcChannelCredentials(
 ): grpc.ChannelCredentials {
   const resolved = resolveSources(sources);
   const provider = new SourceCertificateProvider(resolved);
+  const verdicts = options.verdicts ?? new VerdictCache();
   return grpc.experimental.createCertificateProviderChannelCredentials(provider, provider, {
     checkServerIdentity: (_host, cert) => {
       const chain = peerChainFromCertificate(cert as DetailedPeerCertificate);
-      const result = verifyServerChain(chain, resolved.bundleSource, authorize);
+      const result = verifyServerChain(chain, resolved.bundleSource, authorize, verdicts);
       if (result.ok) return undefined;
       options.onHandshakeError?.(result.error);
       return result.error;
@@ -185,6 +189,8 @@ export interface GrpcServerSettings {
   log?: AuditLogger;
   /** auditLevel is the level of the per-call audit line. Default: "info". */
   auditLevel?: AuditLevel;
+  /** verdicts caches client chain verifications across connections (see MtlsServerCoreSettings). Default: a VerdictCache of 1024. */
+  verdicts?: VerdictCache;
 }
 
 /** GrpcMtls is a SPIFFE mTLS front for a grpc-js Server. */

@@ -3,6 +3,7 @@ import type { Authorizer } from '../authorize/authorizer.ts';
 import { AuthError, isAuthError } from '../errors.ts';
 import { resolveSources, type SourceOptions } from '../source/x509-sources.ts';
 import { connectMtls, type ResumableSession } from '../tls/client-connect.ts';
+import { VerdictCache } from '../verify/verdict-cache.ts';
 
 /**
  * MtlsDispatcherOptions configure createMtlsDispatcher: its sources
@@ -21,11 +22,20 @@ export interface MtlsDispatcherSettings extends Omit<Agent.Options, 'connect'> {
   connectTimeoutMs?: number;
   /** onHandshakeError is called when a connection fails verification or authorization. */
   onHandshakeError?: (error: AuthError) => void;
+  /**
+   * verdicts caches the verification of server chains seen before, so a
+   * resumed session costs a lookup (authorization still runs every time);
+   * its stats() count hits and misses. Default: a VerdictCache of 1024 per connector.
+   */
+  verdicts?: VerdictCache;
 }
 
 /** MtlsConnectorOptions configure createMtlsConnector: MtlsDispatcherOptions without undici's own. */
 export type MtlsConnectorOptions = SourceOptions &
-  Pick<MtlsDispatcherSettings, 'authorize' | 'maxCachedSessions' | 'connectTimeoutMs' | 'onHandshakeError'>;
+  Pick<
+    MtlsDispatcherSettings,
+    'authorize' | 'maxCachedSessions' | 'connectTimeoutMs' | 'onHandshakeError' | 'verdicts'
+  >;
 
 /**
  * createMtlsConnector returns an undici connector that presents the SVID
@@ -35,6 +45,7 @@ export type MtlsConnectorOptions = SourceOptions &
 export function createMtlsConnector(o: MtlsConnectorOptions): buildConnector.connector {
   const { svidSource, bundleSource } = resolveSources(o);
   const maxSessions = o.maxCachedSessions ?? 100;
+  const verdicts = o.verdicts ?? new VerdictCache();
   const sessions = new Map<string, ResumableSession>();
   return (opts, callback) => {
     if (opts.protocol !== 'https:') {
@@ -57,6 +68,7 @@ export function createMtlsConnector(o: MtlsConnectorOptions): buildConnector.con
       svidSource,
       bundleSource,
       authorize: o.authorize,
+      verdicts,
       session: maxSessions > 0 ? sessions.get(key) : undefined,
       ALPNProtocols: ['http/1.1'],
       timeoutMs: o.connectTimeoutMs,
@@ -104,11 +116,19 @@ export function createMtlsDispatcher(options: MtlsDispatcherOptions): Agent {
     maxCachedSessions,
     connectTimeoutMs,
     onHandshakeError,
+    verdicts,
     ...agentOptions
   } = options;
   /* eslint-enable @typescript-eslint/no-unused-vars */
   return new Agent({
     ...agentOptions,
-    connect: createMtlsConnector({ ...sources, authorize, maxCachedSessions, connectTimeoutMs, onHandshakeError }),
+    connect: createMtlsConnector({
+      ...sources,
+      authorize,
+      maxCachedSessions,
+      connectTimeoutMs,
+      onHandshakeError,
+      verdicts,
+    }),
   });
 }

@@ -66,12 +66,23 @@ export class X509Bundle {
   }
 }
 
+// Every set gets the next number: sets are immutable, so a new number is a new
+// content (or the same content republished) and an old one never comes back.
+let lastGeneration = 0;
+
 /**
  * X509BundleSet holds one bundle per trust domain: our own and federated ones.
  * Verification always picks the bundle of the peer's own trust domain from it;
  * there is deliberately no way to get a pooled list of all authorities.
  */
 export class X509BundleSet {
+  /**
+   * generation numbers this set among all sets built in the process, in
+   * order of construction: a source that publishes new bundles publishes a
+   * new set, hence a new generation. Verdicts remember the generation they
+   * were checked against (see VerdictCache).
+   */
+  readonly generation: number = ++lastGeneration;
   readonly #bundles: ReadonlyMap<string, X509Bundle>;
 
   constructor(bundles: Iterable<X509Bundle> = []) {

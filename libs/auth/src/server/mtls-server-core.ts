@@ -6,6 +6,7 @@ import { AuthError } from '../errors.ts';
 import { resolveSources, type SourceOptions } from '../source/x509-sources.ts';
 import { ConnectionVerifier, recycleAt, type PeerResult } from '../tls/connection-verifier.ts';
 import { keepServerIdentityCurrent } from '../tls/server-options.ts';
+import type { VerdictCache } from '../verify/verdict-cache.ts';
 import type { VerifiedPeer } from '../verify/x509-verify.ts';
 import { claimedIdOf, type AuditLevel, type AuditLogger } from './audit.ts';
 import type { AuthzDecision, GrpcDecision, HttpDecision } from './authz-decision.ts';
@@ -22,6 +23,13 @@ export interface MtlsServerCoreSettings {
   onDecision?: (decision: AuthzDecision) => void;
   /** onHandshakeError is called when a TLS handshake fails or a client's certificate is rejected. */
   onHandshakeError?: (error: AuthError) => void;
+  /**
+   * verdicts caches the verification of client chains seen before, across
+   * connections (resumed sessions, reconnecting clients); the allow rule
+   * still runs on every request. Its stats() count hits and misses.
+   * Default: a VerdictCache of 1024 per core.
+   */
+  verdicts?: VerdictCache;
 }
 
 /** MtlsServerCoreOptions configure createMtlsServerCore: its sources and settings. */
@@ -130,7 +138,7 @@ function auditFields(decision: AuthzDecision): object {
  */
 export function createMtlsServerCore(options: MtlsServerCoreOptions): MtlsServerCore {
   const { svidSource, bundleSource, events } = resolveSources(options);
-  const verifier = new ConnectionVerifier(bundleSource);
+  const verifier = new ConnectionVerifier(bundleSource, options.verdicts);
   const defaultAllow = toAuthorizer(options.allow ?? authorizeMemberOf(svidSource.getX509Svid().id.trustDomain));
   const auditLevel = options.auditLevel ?? 'info';
   const recycle = new WeakMap<TLSSocket, number>();

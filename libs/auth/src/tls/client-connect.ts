@@ -4,6 +4,7 @@ import type { X509BundleSetSource } from '../bundle/x509-bundle.ts';
 import { AuthError, isAuthError } from '../errors.ts';
 import { resolveSources, type SourceOptions } from '../source/x509-sources.ts';
 import type { X509Svid } from '../svid/x509-svid.ts';
+import type { VerdictCache } from '../verify/verdict-cache.ts';
 import { verifyX509Svid, type VerifiedPeer } from '../verify/x509-verify.ts';
 import type { PeerResult } from './connection-verifier.ts';
 import { peerChainFromSocket } from './peer-chain.ts';
@@ -33,6 +34,12 @@ export interface MtlsConnectSettings {
   socket?: ConnectionOptions['socket'];
   /** onSession receives session tickets for later resumption. */
   onSession?: (session: ResumableSession) => void;
+  /**
+   * verdicts caches the verification of server chains seen before (resumed
+   * sessions above all); authorization still runs on every connection.
+   * Default: none, every chain is verified in full.
+   */
+  verdicts?: VerdictCache;
 }
 
 /**
@@ -85,24 +92,30 @@ export function verifyServer(
   bundleSource: X509BundleSetSource,
   authorize: Authorizer,
   resumedFrom?: ResumableSession,
+  verdicts?: VerdictCache,
 ): PeerResult {
-  return verifyServerChain(presentedChain(socket, resumedFrom), bundleSource, authorize);
+  return verifyServerChain(presentedChain(socket, resumedFrom), bundleSource, authorize, verdicts);
 }
 
 /**
  * verifyServerChain checks a server's DER chain (leaf first) as an
  * X.509-SVID that allows serverAuth, against the bundle of its own trust
  * domain, and authorizes its ID: the one server check of the undici and
- * gRPC clients.
+ * gRPC clients. With `verdicts`, a chain verified before against the same
+ * bundles is answered from that cache; the authorizer runs every time.
  */
 export function verifyServerChain(
   chain: readonly Buffer[],
   bundleSource: X509BundleSetSource,
   authorize: Authorizer,
+  verdicts?: VerdictCache,
 ): PeerResult {
   let peer: VerifiedPeer;
   try {
-    peer = verifyX509Svid(chain, bundleSource.getX509Bundles(), { peerRole: 'server' });
+    const bundles = bundleSource.getX509Bundles();
+    peer = verdicts
+      ? verdicts.verify(chain, bundles, { peerRole: 'server' })
+      : verifyX509Svid(chain, bundles, { peerRole: 'server' });
   } catch (err) {
     return {
       ok: false,
@@ -182,13 +195,15 @@ export function connectMtls(o: MtlsConnectOptions): Promise<VerifiedConnection> 
     });
     socket.once('secureConnect', () => {
       clearTimeout(timer);
-      const result = verifyServer(socket, bundleSource, o.authorize, resumeFrom);
+      // The chain is read from the socket once: Node builds a JavaScript object per certificate for it.
+      const chain = presentedChain(socket, resumeFrom);
+      const result = verifyServerChain(chain, bundleSource, o.authorize, o.verdicts);
       if (!result.ok) {
         fail(result.error);
         return;
       }
       const { peer } = result;
-      verified = { chain: presentedChain(socket, resumeFrom), serverNotAfter: peer.certificate.validToDate.getTime() };
+      verified = { chain, serverNotAfter: peer.certificate.validToDate.getTime() };
       if (pendingTicket) hand(pendingTicket);
       settled = true;
       resolve({ socket, peer });

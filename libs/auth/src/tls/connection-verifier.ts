@@ -1,7 +1,8 @@
 import type { TLSSocket } from 'node:tls';
 import type { X509BundleSet, X509BundleSetSource } from '../bundle/x509-bundle.ts';
 import { AuthError, isAuthError } from '../errors.ts';
-import { verifyX509Svid, type VerifiedPeer } from '../verify/x509-verify.ts';
+import { VerdictCache } from '../verify/verdict-cache.ts';
+import type { VerifiedPeer } from '../verify/x509-verify.ts';
 import { peerChainFromSocket } from './peer-chain.ts';
 
 /** PeerResult is the outcome of verifying a connection's peer: a verified peer or why not. */
@@ -18,14 +19,20 @@ interface CacheEntry {
  * accepted (so its SVID must allow clientAuth) against the bundle source's
  * bundles, once per connection, and again whenever the bundles changed or a
  * certificate of the verified chain has expired since: a keep-alive
- * connection does not outlive its peer's SVID or a removed CA.
+ * connection does not outlive its peer's SVID or a removed CA. Across
+ * connections, the path verification of a chain seen before is answered by
+ * `verdicts` (see VerdictCache): a resumed session, or a client that
+ * reconnects with the same SVID, costs a lookup.
  */
 export class ConnectionVerifier {
   readonly #bundleSource: X509BundleSetSource;
   readonly #cache = new WeakMap<TLSSocket, CacheEntry>();
+  /** verdicts is the cache of chain verdicts shared by all connections (its stats count hits and misses). */
+  readonly verdicts: VerdictCache;
 
-  constructor(bundleSource: X509BundleSetSource) {
+  constructor(bundleSource: X509BundleSetSource, verdicts: VerdictCache = new VerdictCache()) {
     this.#bundleSource = bundleSource;
+    this.verdicts = verdicts;
   }
 
   /** verify returns the verified peer of `socket`, or the reason it is not verified. */
@@ -37,7 +44,10 @@ export class ConnectionVerifier {
     let result: PeerResult;
     let validUntil = Number.POSITIVE_INFINITY;
     try {
-      const peer = verifyX509Svid(peerChainFromSocket(socket), bundles, { peerRole: 'client', now: new Date(now) });
+      const peer = this.verdicts.verify(peerChainFromSocket(socket), bundles, {
+        peerRole: 'client',
+        now: new Date(now),
+      });
       for (const c of peer.chain) validUntil = Math.min(validUntil, c.validToDate.getTime());
       result = { ok: true, peer };
     } catch (err) {
