@@ -1,5 +1,7 @@
 // The child side of ChildServer: parse the config, start, report the port,
 // answer requests, and close on SIGTERM or when the parent goes away.
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 
 /** ChildHandle is a started server: its port, what it answers, and how it stops. */
 export interface ChildHandle {
@@ -36,7 +38,11 @@ export function runChild(start: (config: never) => Promise<ChildHandle>): void {
       // The parent died without stopping us: do not outlive it.
       process.on('disconnect', stop);
       process.on('message', (m: { id: number; type: string; [field: string]: unknown }) => {
-        const answer = h.handle ? h.handle(m) : Promise.reject(new Error(`no handler for ${m.type}`));
+        const answer = m.type.startsWith('cpu-profile-')
+          ? cpuProfile(m)
+          : h.handle
+            ? h.handle(m)
+            : Promise.reject(new Error(`no handler for ${m.type}`));
         answer.then(
           (result) => {
             send({ id: m.id, ok: true, result });
@@ -53,4 +59,25 @@ export function runChild(start: (config: never) => Promise<ChildHandle>): void {
       process.exit(1);
     },
   );
+}
+
+// Every child can be profiled over IPC, for the measured window only:
+// `cpu-profile-start`, then `cpu-profile-stop` with `file` (a .cpuprofile).
+let profiler: Session | undefined;
+async function cpuProfile(m: { type: string; [field: string]: unknown }): Promise<unknown> {
+  if (m.type === 'cpu-profile-start') {
+    profiler = new Session();
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.start');
+    return null;
+  }
+  if (m.type === 'cpu-profile-stop' && profiler && typeof m.file === 'string') {
+    const { profile } = await profiler.post('Profiler.stop');
+    profiler.disconnect();
+    profiler = undefined;
+    await writeFile(m.file, JSON.stringify(profile));
+    return null;
+  }
+  throw new Error(`cannot ${m.type} now`);
 }

@@ -126,6 +126,35 @@ export function verifyServerChain(
   return allowed.ok ? { ok: true, peer } : allowed;
 }
 
+// verifyServerOnce is verifyServer that also returns the chain it verified,
+// so that a session remembers it without reading it from the socket again.
+function verifyServerOnce(
+  socket: TLSSocket,
+  bundleSource: X509BundleSetSource,
+  authorize: Authorizer,
+  resumedFrom: ResumableSession | undefined,
+  verdicts: VerdictCache | undefined,
+): { ok: true; peer: VerifiedPeer; chain: Buffer[] } | { ok: false; error: AuthError } {
+  let verified: { peer: VerifiedPeer; chain: Buffer[] };
+  try {
+    const bundles = bundleSource.getX509Bundles();
+    // Read once: Node hands the client the server's certificate only once.
+    const chain = presentedChain(socket, resumedFrom);
+    const options = { peerRole: 'server' } as const;
+    verified = {
+      peer: verdicts ? verdicts.verify(chain, bundles, options) : verifyX509Svid(chain, bundles, options),
+      chain,
+    };
+  } catch (err) {
+    return {
+      ok: false,
+      error: isAuthError(err) ? err : new AuthError('AUTH_ERR_PEER_UNVERIFIED', String(err), { cause: err }),
+    };
+  }
+  const allowed = applyAuthorizer(authorize, verified.peer.id, verified.peer.chain);
+  return allowed.ok ? { ok: true, ...verified } : allowed;
+}
+
 function presentedChain(socket: TLSSocket, resumedFrom: ResumableSession | undefined): Buffer[] {
   const chain = peerChainFromSocket(socket);
   if (chain.length === 0 && socket.isSessionReused() && resumedFrom) return resumedFrom.chain;
@@ -195,14 +224,12 @@ export function connectMtls(o: MtlsConnectOptions): Promise<VerifiedConnection> 
     });
     socket.once('secureConnect', () => {
       clearTimeout(timer);
-      // The chain is read from the socket once: Node builds a JavaScript object per certificate for it.
-      const chain = presentedChain(socket, resumeFrom);
-      const result = verifyServerChain(chain, bundleSource, o.authorize, o.verdicts);
+      const result = verifyServerOnce(socket, bundleSource, o.authorize, resumeFrom, o.verdicts);
       if (!result.ok) {
         fail(result.error);
         return;
       }
-      const { peer } = result;
+      const { peer, chain } = result;
       verified = { chain, serverNotAfter: peer.certificate.validToDate.getTime() };
       if (pendingTicket) hand(pendingTicket);
       settled = true;

@@ -3,12 +3,14 @@ import type { X509BundleSet, X509BundleSetSource } from '../bundle/x509-bundle.t
 import { AuthError, isAuthError } from '../errors.ts';
 import { VerdictCache } from '../verify/verdict-cache.ts';
 import type { VerifiedPeer } from '../verify/x509-verify.ts';
-import { peerChainFromSocket } from './peer-chain.ts';
+import { clientChainOf } from './peer-chain.ts';
 
 /** PeerResult is the outcome of verifying a connection's peer: a verified peer or why not. */
 export type PeerResult = { ok: true; peer: VerifiedPeer } | { ok: false; error: AuthError };
 
 interface CacheEntry {
+  /** chain is what the client presented, read from the socket once (see clientChainOf). */
+  chain: Buffer[];
   result: PeerResult;
   bundles: X509BundleSet;
   validUntil: number;
@@ -41,20 +43,18 @@ export class ConnectionVerifier {
     const now = Date.now();
     const hit = this.#cache.get(socket);
     if (hit && hit.bundles === bundles && now <= hit.validUntil) return hit.result;
+    const chain = hit?.chain ?? clientChainOf(socket);
     let result: PeerResult;
     let validUntil = Number.POSITIVE_INFINITY;
     try {
-      const peer = this.verdicts.verify(peerChainFromSocket(socket), bundles, {
-        peerRole: 'client',
-        now: new Date(now),
-      });
+      const peer = this.verdicts.verify(chain, bundles, { peerRole: 'client', now: new Date(now) });
       for (const c of peer.chain) validUntil = Math.min(validUntil, c.validToDate.getTime());
       result = { ok: true, peer };
     } catch (err) {
       const error = isAuthError(err) ? err : new AuthError('AUTH_ERR_PEER_UNVERIFIED', String(err), { cause: err });
       result = { ok: false, error };
     }
-    this.#cache.set(socket, { result, bundles, validUntil });
+    this.#cache.set(socket, { chain, result, bundles, validUntil });
     return result;
   }
 }
