@@ -14,14 +14,16 @@ export interface CpuProfile {
 
 /** AREAS are the areas of a handshake's time, in the order the report lists them. */
 export const AREAS = [
-  'native: OpenSSL, libuv, kernel (no JavaScript on the stack)',
+  'native, no JavaScript on the stack (OpenSSL record and handshake processing from libuv reads, libuv)',
+  'OpenSSL through Node TLS bindings (handshake start, writes, session, close)',
+  'Node TLS/net/stream JavaScript',
+  'Node core other (events, ticks, async hooks, timers)',
   'garbage collector',
-  'Node TLS socket setup (_tls_wrap, tls, net, stream)',
-  'our verification (@shop/auth: chain, verify, authorize)',
-  '@shop/auth other (adapters, audit, core)',
+  'our verification (@shop/auth: chain read, verdict cache, path, signatures)',
+  '@shop/auth other (adapters, core, audit, sources)',
   'HTTP client (undici)',
   'HTTP server (node:http, fastify)',
-  'bench harness',
+  'bench harness and profiler',
   'other',
 ] as const;
 
@@ -30,26 +32,32 @@ export type Area = (typeof AREAS)[number];
 
 function areaOfUrl(url: string): Area | undefined {
   if (url === '') return undefined;
-  if (/libs\/auth\/src\/(verify|x509|tls|authorize|bundle|spiffeid|svid)\//.test(url)) return AREAS[3];
-  if (/libs\/auth\/src\//.test(url)) return AREAS[4];
-  if (/node_modules\/undici\//.test(url)) return AREAS[5];
+  if (/libs\/auth\/src\/(verify|x509|tls|authorize|bundle|spiffeid|svid)\//.test(url)) return AREAS[5];
+  if (/libs\/auth\/src\//.test(url)) return AREAS[6];
+  if (/node_modules\/undici\//.test(url)) return AREAS[7];
   if (/node_modules\/(fastify|find-my-way|avvio|light-my-request|@fastify|fast-json-stringify|pino)/.test(url)) {
-    return AREAS[6];
+    return AREAS[8];
   }
-  if (/^node:_http|^node:http/.test(url)) return AREAS[6];
-  if (/^node:(_tls|tls|net|stream|internal\/(tls|net|stream|streams))/.test(url)) return AREAS[2];
-  if (/\/bench\//.test(url)) return AREAS[7];
-  return AREAS[8];
+  if (/^node:(_http|http)/.test(url)) return AREAS[8];
+  if (/^node:(_tls|tls|net|stream|internal\/(tls|net|stream|streams|crypto\/x509))/.test(url)) return AREAS[2];
+  if (
+    /^node:(events|internal\/(process|async_hooks|timers|events|util|errors|validators))|^node:(timers|util)/.test(url)
+  ) {
+    return AREAS[3];
+  }
+  if (/\/bench\/|^node:inspector/.test(url)) return AREAS[9];
+  return AREAS[10];
 }
 
-/** AreaSummary is the self time of one profile by area, in milliseconds, with the busiest functions. */
+/** AreaSummary counts the samples of one profile by area (idle excluded), with the busiest functions. */
 export interface AreaSummary {
-  /** totalMs is the profile's sampled time, idle excluded. */
-  totalMs: number;
-  idleMs: number;
+  /** samples not idle. */
+  busy: number;
+  idle: number;
+  /** byArea is each area's share of the busy samples (0..1). */
   byArea: Record<Area, number>;
-  /** top lists the functions with the most self time (name, url tail, ms). */
-  top: { fn: string; where: string; area: Area; ms: number }[];
+  /** top lists the functions with the largest share of busy samples (name, url tail, share). */
+  top: { fn: string; where: string; area: Area; share: number }[];
 }
 
 /** summarise attributes the samples of `profile` to areas. */
@@ -65,13 +73,22 @@ export function summarise(profile: CpuProfile, topN = 15): AreaSummary {
     let area: Area | 'idle';
     const name = n?.callFrame.functionName ?? '';
     if (name === '(idle)') area = 'idle';
-    else if (name === '(garbage collector)') area = AREAS[1];
+    else if (name === '(garbage collector)') area = AREAS[4];
     else if (name === '(program)' || name === '(root)') area = AREAS[0];
     else {
       const fromUrl = areaOfUrl(n?.callFrame.url ?? '');
       const up = parent.get(id);
-      area = fromUrl ?? (up === undefined ? AREAS[8] : resolve(up));
-      if (area === 'idle') area = AREAS[8];
+      const caller0 = up === undefined ? undefined : resolve(up);
+      // Node's own crypto and TLS code that our verification calls (reading
+      // the chain, X509Certificate) is the verification's cost.
+      if (caller0 === AREAS[5] && /^node:/.test(n?.callFrame.url ?? '')) area = AREAS[5];
+      else if (fromUrl !== undefined) area = fromUrl;
+      else {
+        // A native function counts for its caller, except that what Node's
+        // TLS code calls into is OpenSSL's work, not JavaScript's.
+        const caller = up === undefined ? AREAS[10] : resolve(up);
+        area = caller === 'idle' ? AREAS[10] : caller === AREAS[2] ? AREAS[1] : caller;
+      }
     }
     areaOf.set(id, area);
     return area;
@@ -80,8 +97,12 @@ export function summarise(profile: CpuProfile, topN = 15): AreaSummary {
   const selfUs = new Map<number, number>();
   let idle = 0;
   let total = 0;
-  profile.samples.forEach((id, i) => {
-    const dt = profile.timeDeltas[i + 1] ?? 0;
+  // Every sample weighs the same, whatever the time since the previous one:
+  // on a loaded machine the gaps include time the process was not running,
+  // and would land on whichever frame ran next. Callers scale the shares by
+  // the CPU time they measured.
+  profile.samples.forEach((id) => {
+    const dt = 1;
     const area = resolve(id);
     if (area === 'idle') {
       idle += dt;
@@ -92,21 +113,21 @@ export function summarise(profile: CpuProfile, topN = 15): AreaSummary {
     selfUs.set(id, (selfUs.get(id) ?? 0) + dt);
   });
   // Same function, several call sites: add them up.
-  const fns = new Map<string, { fn: string; where: string; area: Area; ms: number }>();
-  for (const [id, us] of selfUs) {
+  const fns = new Map<string, { fn: string; where: string; area: Area; share: number }>();
+  for (const [id, n0] of selfUs) {
     const n = byId.get(id);
     const fn = n?.callFrame.functionName || '(anonymous)';
     const where = (n?.callFrame.url ?? '').replace(/^.*\/(node_modules|libs|bench)\//, '$1/');
     const key = `${fn}@${where}`;
-    const e = fns.get(key) ?? { fn, where, area: resolve(id) as Area, ms: 0 };
-    e.ms += us / 1000;
+    const e = fns.get(key) ?? { fn, where, area: resolve(id) as Area, share: 0 };
+    e.share += n0 / Math.max(total, 1);
     fns.set(key, e);
   }
-  for (const a of AREAS) byArea[a] /= 1000;
+  for (const a of AREAS) byArea[a] /= Math.max(total, 1);
   return {
-    totalMs: total / 1000,
-    idleMs: idle / 1000,
+    busy: total,
+    idle,
     byArea,
-    top: [...fns.values()].sort((a, b) => b.ms - a.ms).slice(0, topN),
+    top: [...fns.values()].sort((a, b) => b.share - a.share).slice(0, topN),
   };
 }

@@ -9,7 +9,7 @@ import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { X509Svid } from '@shop/auth';
+import { VerdictCache, X509Svid } from '@shop/auth';
 import { MemorySource } from '@shop/auth-testing';
 import { runClosedLoop } from '../load/closed-loop.ts';
 import { httpAttempt } from '../load/http-load.ts';
@@ -17,11 +17,12 @@ import type { HttpServerConfig } from '../servers/http-server.ts';
 import { ChildServer } from '../support/child-server.ts';
 import { Cleanup } from '../support/cleanup.ts';
 import { serverScript } from '../support/context.ts';
+import { processCpuMeter, selfCpuMeter } from '../support/cpu-meter.ts';
 import { authClient, rawTlsClient } from '../support/http-clients.ts';
 import { CLIENT_ID, createBenchPki } from '../support/pki.ts';
 import { AREAS, summarise, type AreaSummary, type CpuProfile } from './cpu-profile-summary.ts';
 
-type Side = 'raw' | 'auth';
+type Side = 'raw' | 'auth' | 'auth-nocache';
 type Mode = 'full' | 'resumed';
 
 const { values } = parseArgs({
@@ -38,15 +39,19 @@ await mkdir(out, { recursive: true });
 
 const cleanup = new Cleanup();
 const tmp = await mkdtemp(join(tmpdir(), 'shop-prof-pki-'));
-const summaries = new Map<string, { server: AreaSummary; client: AreaSummary; requests: number }>();
+const summaries = new Map<
+  string,
+  { server: AreaSummary; client: AreaSummary; requests: number; cpuUs: { server: number; client: number } }
+>();
 try {
   const pki = await createBenchPki(tmp);
-  for (const side of ['raw', 'auth'] as Side[]) {
+  for (const side of ['raw', 'auth', 'auth-nocache'] as Side[]) {
     const server = await ChildServer.start(cleanup, `server ${side}`, serverScript('http-server.ts'), {
       security: side === 'raw' ? 'mtls-raw' : 'mtls-auth',
       source: 'memory',
       files: pki.serverFiles,
       allow: CLIENT_ID,
+      ...(side === 'auth-nocache' ? { verdictCacheSize: 0 } : {}),
     } satisfies HttpServerConfig);
     for (const mode of ['full', 'resumed'] as Mode[]) {
       const o = { connections: concurrency, maxCachedSessions: mode === 'resumed' ? 100 : 0 };
@@ -56,7 +61,7 @@ try {
           : authClient(
               cleanup,
               MemorySource.create(X509Svid.fromPem(pki.client.certPem, pki.client.keyPem), [pki.td.bundle]),
-              o,
+              side === 'auth-nocache' ? { ...o, verdicts: new VerdictCache({ maxEntries: 0 }) } : o,
             );
       const attempt = httpAttempt({ url: `https://127.0.0.1:${server.port}/trivial`, dispatcher: agent, reset: true });
       await runClosedLoop(attempt, { concurrency, warmupMs: 1000, durationMs: 1 });
@@ -66,7 +71,12 @@ try {
       await session.post('Profiler.enable');
       await server.ask({ type: 'cpu-profile-start' });
       await session.post('Profiler.start');
-      const r = await runClosedLoop(attempt, { concurrency, warmupMs: 0, durationMs: seconds * 1000 });
+      const r = await runClosedLoop(attempt, {
+        concurrency,
+        warmupMs: 0,
+        durationMs: seconds * 1000,
+        meters: [processCpuMeter('server', server.pid), selfCpuMeter('client')],
+      });
       const { profile } = await session.post('Profiler.stop');
       session.disconnect();
       const serverFile = join(out, `${name}-server.cpuprofile`);
@@ -76,6 +86,7 @@ try {
         server: summarise(JSON.parse(await readFile(serverFile, 'utf8')) as CpuProfile),
         client: summarise(profile as unknown as CpuProfile),
         requests: r.requests,
+        cpuUs: { server: r.cpuUsPerRequest.server ?? Number.NaN, client: r.cpuUsPerRequest.client ?? Number.NaN },
       });
       process.stderr.write(`${name}: ${r.requests} connections, ${r.errors} errors\n`);
     }
@@ -85,29 +96,30 @@ try {
   await rm(tmp, { recursive: true, force: true });
 }
 
-// Markdown: µs of CPU per connection by area, per role.
+// Markdown: µs of CPU per connection by area, per role: each area's share
+// of the profile's samples times the CPU per connection the meters measured.
 const names = [...summaries.keys()];
 const lines: string[] = [];
 for (const role of ['server', 'client'] as const) {
-  lines.push(`\n${role}: CPU µs per connection by area (self time, sampled)\n`);
+  lines.push(`\n${role}: CPU µs per connection by area (measured CPU × share of profile samples)\n`);
   lines.push(`| area | ${names.join(' | ')} |`, `|---|${names.map(() => '---:').join('|')}|`);
   for (const area of AREAS) {
     const row = names.map((n) => {
       const s = summaries.get(n);
-      return s ? ((s[role].byArea[area] * 1000) / s.requests).toFixed(0) : '';
+      return s ? (s[role].byArea[area] * s.cpuUs[role]).toFixed(0) : '';
     });
     lines.push(`| ${area} | ${row.join(' | ')} |`);
   }
-  const totals = names.map((n) => {
-    const s = summaries.get(n);
-    return s ? ((s[role].totalMs * 1000) / s.requests).toFixed(0) : '';
-  });
-  lines.push(`| **total** | ${totals.join(' | ')} |`);
+  lines.push(
+    `| **CPU per connection (measured)** | ${names.map((n) => summaries.get(n)?.cpuUs[role].toFixed(0) ?? '').join(' | ')} |`,
+  );
 }
 for (const [name, s] of summaries) {
-  lines.push(`\n${name}, server: busiest functions (ms self over ${s.requests} connections)`);
-  for (const t of s.server.top.slice(0, 12)) lines.push(`- ${t.ms.toFixed(0)} ms ${t.fn} ${t.where} [${t.area}]`);
-  lines.push(`\n${name}, client: busiest functions`);
-  for (const t of s.client.top.slice(0, 12)) lines.push(`- ${t.ms.toFixed(0)} ms ${t.fn} ${t.where} [${t.area}]`);
+  for (const role of ['server', 'client'] as const) {
+    lines.push(`\n${name}, ${role}: busiest functions (share of samples, ${s[role].busy} samples)`);
+    for (const t of s[role].top.slice(0, 12)) {
+      lines.push(`- ${(t.share * 100).toFixed(1)}% ${t.fn} ${t.where} [${t.area}]`);
+    }
+  }
 }
 process.stdout.write(`${lines.join('\n')}\n\nprofiles in ${out}\n`);

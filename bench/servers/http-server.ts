@@ -5,7 +5,14 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { FileIdentitySource, X509Bundle, X509Svid, type IdentitySource } from '@shop/auth';
+import {
+  FileIdentitySource,
+  VerdictCache,
+  X509Bundle,
+  X509Svid,
+  type IdentitySource,
+  type VerdictCacheStats,
+} from '@shop/auth';
 import { WorkloadX509Source } from '@shop/auth/workloadapi';
 import { fastifyMtlsOptions, spiffeAuth } from '@shop/auth/fastify';
 import { MemorySource } from '@shop/auth-testing';
@@ -25,6 +32,8 @@ export interface HttpServerConfig {
   workloadAddress?: string;
   /** allow is the client ID the `mtls-auth` server accepts. */
   allow: string;
+  /** verdictCacheSize bounds the `mtls-auth` server's VerdictCache (0 turns it off). Default: the library's. */
+  verdictCacheSize?: number;
 }
 
 /** HttpServerStats are the child's counters since start (or the last `stats` with reset). */
@@ -35,6 +44,8 @@ export interface HttpServerStats {
   denied: number;
   /** denyCodes are the first few distinct reasons for a refusal (code: message). */
   denyCodes: string[];
+  /** verdicts are the `mtls-auth` server's VerdictCache counters (since start). */
+  verdicts?: VerdictCacheStats;
 }
 
 const TRUST_DOMAIN = 'example.org';
@@ -57,6 +68,7 @@ runChild(async (c: HttpServerConfig) => {
   const stats: HttpServerStats = { connections: 0, resumed: 0, allowed: 0, denied: 0, denyCodes: [] };
   let app: FastifyInstance;
   let source: IdentitySource | undefined;
+  const verdicts = new VerdictCache(c.verdictCacheSize === undefined ? {} : { maxEntries: c.verdictCacheSize });
   switch (c.security) {
     case 'plain':
       app = Fastify({ logger: false });
@@ -76,6 +88,7 @@ runChild(async (c: HttpServerConfig) => {
       await app.register(spiffeAuth, {
         source,
         allow: [c.allow],
+        verdicts,
         onDecision: (d) => {
           if (d.decision === 'allow') stats.allowed++;
           else {
@@ -101,7 +114,11 @@ runChild(async (c: HttpServerConfig) => {
   const answer = (m: { type: string; [field: string]: unknown }): unknown => {
     switch (m.type) {
       case 'stats': {
-        const out = { ...stats, denyCodes: [...stats.denyCodes] };
+        const out = {
+          ...stats,
+          denyCodes: [...stats.denyCodes],
+          ...(c.security === 'mtls-auth' ? { verdicts: verdicts.stats() } : {}),
+        };
         if (m.reset) Object.assign(stats, { connections: 0, resumed: 0, allowed: 0, denied: 0, denyCodes: [] });
         return out;
       }

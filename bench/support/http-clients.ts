@@ -2,7 +2,7 @@
 // mTLS through `connect` options, and @shop/auth's mTLS dispatcher.
 import { createSecureContext } from 'node:tls';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
-import { authorizeId, type Authorizer, type IdentitySource } from '@shop/auth';
+import { authorizeId, type Authorizer, type IdentitySource, type VerdictCache } from '@shop/auth';
 import { createMtlsConnector, createMtlsDispatcher } from '@shop/auth/undici';
 import type { Cleanup } from './cleanup.ts';
 import { SERVER_ID, checkSpiffeUri, type BenchPki } from './pki.ts';
@@ -79,11 +79,12 @@ export function rawTlsClient(cleanup: Cleanup, pki: BenchPki, o: ClientOptions &
 export function authClient(
   cleanup: Cleanup,
   source: IdentitySource,
-  o: ClientOptions & { authorize?: Authorizer },
+  o: ClientOptions & { authorize?: Authorizer; verdicts?: VerdictCache },
 ): Agent {
   const options = {
     source,
     authorize: o.authorize ?? authorizeId(SERVER_ID),
+    ...(o.verdicts === undefined ? {} : { verdicts: o.verdicts }),
     ...(o.maxCachedSessions === undefined ? {} : { maxCachedSessions: o.maxCachedSessions }),
   };
   if (!o.counter) {
