@@ -1,7 +1,9 @@
-// Command go-peer serves the bench's trivial handler behind Go's net/http
-// with crypto/tls mutual TLS (TLS 1.3, RequireAndVerifyClientCert, client CAs
-// from the CA file): the reference line of `npm run bench`. Standard library
-// only. It prints "port <n>" once it listens and stops on SIGTERM or SIGINT.
+// Command go-peer is the Go reference line of `npm run bench`, standard
+// library only. By default it serves the bench's trivial handler behind Go's
+// net/http with crypto/tls mutual TLS (TLS 1.3, RequireAndVerifyClientCert,
+// client CAs from the CA file); it prints "port <n>" once it listens and
+// stops on SIGTERM or SIGINT. With -client <url> it is instead a load
+// generator of new connections (see client.go).
 package main
 
 import (
@@ -24,7 +26,16 @@ func main() {
 	keyFile := flag.String("key", "", "PEM private key of the server")
 	caFile := flag.String("ca", "", "PEM CA certificates that client certificates must chain to")
 	addr := flag.String("addr", "127.0.0.1:0", "address to listen on")
+	client := flag.String("client", "", "run as a client making one request per new connection to this https URL")
+	serverID := flag.String("server-id", "", "client mode: the SPIFFE ID (URI SAN) the server must present")
+	resume := flag.Bool("resume", false, "client mode: offer TLS session tickets (resumption)")
+	concurrency := flag.Int("concurrency", 2, "client mode: requests in flight")
 	flag.Parse()
+	if *client != "" {
+		runClient(clientOptions{url: *client, certFile: *certFile, keyFile: *keyFile, caFile: *caFile,
+			serverID: *serverID, resume: *resume, concurrency: *concurrency})
+		return
+	}
 	if *certFile == "" || *keyFile == "" || *caFile == "" {
 		log.Fatal("go-peer: -cert, -key and -ca must all be set")
 	}

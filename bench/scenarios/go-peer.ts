@@ -23,7 +23,7 @@ import { alternate, type Runner } from '../support/rounds.ts';
 const run = promisify(execFile);
 
 /** buildGoPeer compiles bench/go-peer into `outDir` and returns the binary's path. */
-async function buildGoPeer(outDir: string): Promise<string> {
+export async function buildGoPeer(outDir: string): Promise<string> {
   const binary = join(outDir, 'go-peer');
   // GOTOOLCHAIN=local: build with the Go on PATH, never download another.
   await run('go', ['build', '-o', binary, '.'], {
@@ -34,7 +34,7 @@ async function buildGoPeer(outDir: string): Promise<string> {
 }
 
 /** startGoPeer runs the binary with `gomaxprocs` threads and resolves once it prints its port. */
-async function startGoPeer(
+export async function startGoPeer(
   cleanup: Cleanup,
   binary: string,
   files: PemFiles,

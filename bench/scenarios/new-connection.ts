@@ -5,19 +5,22 @@ import { X509Svid, authorizeId, connectMtls, isAuthError, type ResumableSession 
 import { MemorySource, createTestTrustDomain } from '@shop/auth-testing';
 import type { Agent } from 'undici';
 import { runClosedLoop } from '../load/closed-loop.ts';
+import { GoClient } from '../load/go-client.ts';
 import { httpAttempt } from '../load/http-load.ts';
 import type { HttpServerConfig, HttpServerStats } from '../servers/http-server.ts';
 import { ChildServer } from '../support/child-server.ts';
 import type { Cleanup } from '../support/cleanup.ts';
 import { serverScript, type BenchContext, type Scenario, type ScenarioOutcome } from '../support/context.ts';
 import { processCpuMeter, selfCpuMeter } from '../support/cpu-meter.ts';
-import { compare, variantFigures, type Check, type Group } from '../support/figures.ts';
+import { compare, variantFigures, type Check, type Comparison, type Group } from '../support/figures.ts';
 import { authClient, countingAuthorizer, rawTlsClient, type ConnectionCounter } from '../support/http-clients.ts';
 import { CLIENT_ID, SERVER_ID, type BenchPki } from '../support/pki.ts';
 import { progress } from '../support/progress.ts';
+import { goVersion } from '../support/machine.ts';
 import { alternate } from '../support/rounds.ts';
+import { buildGoPeer, startGoPeer } from './go-peer.ts';
 
-type Side = 'raw' | 'auth';
+type Side = 'raw' | 'auth' | 'go';
 
 interface HandshakeVariant {
   id: string;
@@ -27,24 +30,28 @@ interface HandshakeVariant {
   resume: boolean;
 }
 
-const NAMES: Record<Side, string> = { raw: 'Node', auth: '@shop/auth' };
+const NAMES: Record<Side, string> = { raw: 'Node', auth: '@shop/auth', go: 'Go crypto/tls' };
 
-const VARIANTS: HandshakeVariant[] = (['full', 'resumed'] as const).flatMap((mode) =>
-  (
-    [
-      ['raw', 'raw'],
-      ['auth', 'raw'],
-      ['raw', 'auth'],
-      ['auth', 'auth'],
-    ] as const
-  ).map(([server, client]) => ({
-    id: `server-${server}.client-${client}.${mode}`,
-    label: `server ${NAMES[server]}, client ${NAMES[client]}, ${mode === 'full' ? 'full handshake' : 'resumption on'}`,
-    server,
-    client,
-    resume: mode === 'resumed',
-  })),
-);
+// The Go peer is the reference line in each role, against the raw Node side.
+const PAIRS: readonly (readonly [Side, Side])[] = [
+  ['raw', 'raw'],
+  ['auth', 'raw'],
+  ['raw', 'auth'],
+  ['auth', 'auth'],
+  ['go', 'raw'],
+  ['raw', 'go'],
+];
+
+const variantsFor = (withGo: boolean): HandshakeVariant[] =>
+  (['full', 'resumed'] as const).flatMap((mode) =>
+    PAIRS.filter(([server, client]) => withGo || (server !== 'go' && client !== 'go')).map(([server, client]) => ({
+      id: `server-${server}.client-${client}.${mode}`,
+      label: `server ${NAMES[server]}, client ${NAMES[client]}, ${mode === 'full' ? 'full handshake' : 'resumption on'}`,
+      server,
+      client,
+      resume: mode === 'resumed',
+    })),
+  );
 
 /** memorySource holds `pair` and trusts the bench CA, in this process. */
 function memorySource(pki: BenchPki, pair: { certPem: string; keyPem: string }): MemorySource {
@@ -144,7 +151,11 @@ export const newConnection: Scenario = {
   title: 'New connection per request: mTLS handshakes, Node vs @shop/auth verification, resumption',
   async run(ctx: BenchContext, cleanup: Cleanup): Promise<ScenarioOutcome> {
     const { pki, profile: p } = ctx;
-    const servers: Record<Side, ChildServer> = {
+    // The Go lines need `go` to build bench/go-peer; without it they are left out, said in the notes.
+    const binary = goVersion() ? await buildGoPeer(ctx.tmp) : undefined;
+    const VARIANTS = variantsFor(binary !== undefined);
+    const goServer = binary ? await startGoPeer(cleanup, binary, pki.serverFiles, 1) : undefined;
+    const servers: Record<'raw' | 'auth', ChildServer> = {
       raw: await ChildServer.start(cleanup, 'server mtls-raw', serverScript('http-server.ts'), {
         security: 'mtls-raw',
         files: pki.serverFiles,
@@ -159,15 +170,35 @@ export const newConnection: Scenario = {
     };
     const clientSource = memorySource(pki, pki.client);
     interface ClientState {
-      agent: Agent;
+      agent?: Agent;
+      go?: GoClient;
       counter: ConnectionCounter;
       authorizer?: ReturnType<typeof countingAuthorizer>;
     }
+    const target = (v: HandshakeVariant): { port: number; pid: number | undefined } => {
+      if (v.server === 'go') {
+        if (!goServer) throw new Error('no Go server');
+        return goServer;
+      }
+      const server = servers[v.server];
+      return { port: server.port, pid: server.pid };
+    };
     const clients = new Map<string, ClientState>();
     for (const v of VARIANTS) {
       const counter: ConnectionCounter = { connections: 0, resumed: 0 };
       const o = { connections: p.handshakeConcurrency, maxCachedSessions: v.resume ? 100 : 0, counter };
-      if (v.client === 'raw') {
+      if (v.client === 'go') {
+        if (!binary) throw new Error('no go-peer binary');
+        const go = await GoClient.start(cleanup, {
+          binary,
+          url: `https://127.0.0.1:${target(v).port}/trivial`,
+          files: pki.clientFiles,
+          serverId: SERVER_ID,
+          resume: v.resume,
+          concurrency: p.handshakeConcurrency,
+        });
+        clients.set(v.id, { go, counter });
+      } else if (v.client === 'raw') {
         clients.set(v.id, { agent: rawTlsClient(cleanup, pki, { ...o, mutual: true }), counter });
       } else {
         const authorizer = countingAuthorizer(authorizeId(SERVER_ID));
@@ -186,25 +217,30 @@ export const newConnection: Scenario = {
       'new-connection',
       VARIANTS.map((v) => {
         const c = clients.get(v.id);
-        const server = servers[v.server];
+        const child = v.server === 'go' ? undefined : servers[v.server];
+        const { port, pid } = target(v);
         if (!c) throw new Error(`no client for ${v.id}`);
-        const attempt = httpAttempt({
-          url: `https://127.0.0.1:${server.port}/trivial`,
-          dispatcher: c.agent,
-          reset: true,
-        });
+        const serverMeter = processCpuMeter('server', pid);
+        const { go, agent } = c;
+        const attempt = agent
+          ? httpAttempt({ url: `https://127.0.0.1:${port}/trivial`, dispatcher: agent, reset: true })
+          : undefined;
         return {
           id: v.id,
           run: async (w) => {
-            await server.ask({ type: 'stats', reset: true });
-            const r = await runClosedLoop(attempt, {
-              ...w,
-              concurrency: p.handshakeConcurrency,
-              meters: [processCpuMeter('server', server.pid), selfCpuMeter('client')],
-            });
-            const list = serverStats.get(v.id) ?? [];
-            list.push(await server.ask<HttpServerStats>({ type: 'stats' }));
-            serverStats.set(v.id, list);
+            await child?.ask({ type: 'stats', reset: true });
+            const r = go
+              ? await go.run(w, serverMeter)
+              : await runClosedLoop(attempt ?? (() => Promise.resolve(false)), {
+                  ...w,
+                  concurrency: p.handshakeConcurrency,
+                  meters: [serverMeter, selfCpuMeter('client')],
+                });
+            if (child) {
+              const list = serverStats.get(v.id) ?? [];
+              list.push(await child.ask<HttpServerStats>({ type: 'stats' }));
+              serverStats.set(v.id, list);
+            }
             return r;
           },
         };
@@ -217,9 +253,11 @@ export const newConnection: Scenario = {
       const c = clients.get(v.id);
       const s = serverStats.get(v.id) ?? [];
       const sum = (k: 'connections' | 'resumed' | 'allowed' | 'denied'): number => s.reduce((a, x) => a + x[k], 0);
+      const last = s[s.length - 1]?.verdicts;
       f.extra = {
-        clientConnections: c?.counter.connections ?? 0,
-        clientResumed: c?.counter.resumed ?? 0,
+        clientConnections: c?.go ? c.go.connections : (c?.counter.connections ?? 0),
+        clientResumed: c?.go ? c.go.resumed : (c?.counter.resumed ?? 0),
+        ...(last ? { serverVerdictHits: last.hits, serverVerdictMisses: last.misses } : {}),
         ...(c?.authorizer ? { clientVerifications: c.authorizer.calls } : {}),
         serverConnections: sum('connections'),
         serverResumed: sum('resumed'),
@@ -235,7 +273,7 @@ export const newConnection: Scenario = {
       if (spec?.resume) {
         checks.push({
           name: `${v.id}: sessions were really resumed (else the figure is a full handshake)`,
-          ok: Number(x.clientResumed) > 0 && Number(x.serverResumed) > 0,
+          ok: Number(x.clientResumed) > 0 && (spec.server === 'go' || Number(x.serverResumed) > 0),
           detail: `client resumed ${x.clientResumed}/${x.clientConnections}, server resumed ${x.serverResumed}/${x.serverConnections}`,
         });
       }
@@ -256,6 +294,42 @@ export const newConnection: Scenario = {
     }
     checks.push(...(await resumptionChecks(pki, servers.auth)));
 
+    const has = (id: string): boolean => variants.some((v) => v.id === id);
+    const goComparisons = has('server-go.client-raw.full')
+      ? [
+          compare(variants, 'server-auth.client-raw.full', 'server-go.client-raw.full', '@shop/auth as server vs Go'),
+          compare(variants, 'server-raw.client-raw.full', 'server-go.client-raw.full', 'Node as server vs Go'),
+          compare(variants, 'server-raw.client-auth.full', 'server-raw.client-go.full', '@shop/auth as client vs Go'),
+          compare(
+            variants,
+            'server-auth.client-raw.resumed',
+            'server-go.client-raw.resumed',
+            '@shop/auth as server vs Go, resumed',
+          ),
+          compare(
+            variants,
+            'server-raw.client-auth.resumed',
+            'server-raw.client-go.resumed',
+            '@shop/auth as client vs Go, resumed',
+          ),
+        ]
+      : [];
+    const roleComparisons = [
+      compare(
+        variants,
+        'server-auth.client-raw.resumed',
+        'server-raw.client-raw.resumed',
+        '@shop/auth as server vs Node, resumed',
+        true,
+      ),
+      compare(
+        variants,
+        'server-raw.client-auth.resumed',
+        'server-raw.client-raw.resumed',
+        '@shop/auth as client vs Node, resumed',
+        true,
+      ),
+    ];
     const group: Group = {
       id: 'handshakes',
       title: 'one request per new connection (undici closed loop)',
@@ -291,8 +365,11 @@ export const newConnection: Scenario = {
           '@shop/auth both roles vs Node, resumed',
           true,
         ),
+        ...roleComparisons,
+        ...goComparisons,
       ],
     };
+    const goals = goalNotes(group.comparisons);
     return {
       settings: {
         concurrency: p.handshakeConcurrency,
@@ -305,8 +382,67 @@ export const newConnection: Scenario = {
       notes: [
         'Every request is GET /trivial with `reset: true`: the connection closes after the response, so each request pays a TCP connect and a TLS 1.3 handshake (ECDSA P-256).',
         'Node: `requestCert`, `ca`, `rejectUnauthorized: true` on the server; `ca`, client certificate and a URI SAN check on the client. @shop/auth: `fastifyMtlsOptions` + `spiffeAuth` on the server, its undici connector on the client; both verify the X.509-SVID rules against the peer’s own trust domain.',
+        ...goals,
+        binary
+          ? 'Go: bench/go-peer (standard library) with GOMAXPROCS=1, as server (RequireAndVerifyClientCert, session tickets on by default) and as client (DisableKeepAlives, VerifyConnection checks the chain for serverAuth and the URI SAN on every handshake, resumed ones included; an LRU session cache of 100 with resumption).'
+          : 'Go lines left out: `go` is not on PATH.',
         'With resumption the client offers its last session ticket (undici’s session cache, or @shop/auth’s, 100 sessions). @shop/auth re-verifies the remembered server chain on the client, and the client certificate kept in the session on the server.',
       ],
     };
   },
 };
+
+// The goals of issue 18, read off the paired ratios (median of the rounds).
+function goalNotes(comparisons: Comparison[]): string[] {
+  const find = (of: string, to: string): Comparison | undefined => comparisons.find((c) => c.of === of && c.to === to);
+  const line = (
+    goal: string,
+    c: Comparison | undefined,
+    pick: (c: Comparison) => number | undefined,
+    ok: (x: number) => boolean,
+  ): string => {
+    const x = c ? pick(c) : undefined;
+    if (x === undefined || Number.isNaN(x)) return `Goal: ${goal}: not measured in this run.`;
+    return `Goal: ${goal}: ${x.toFixed(2)}× — ${ok(x) ? 'met' : 'missed'}.`;
+  };
+  const serverResumed = find('server-auth.client-raw.resumed', 'server-raw.client-raw.resumed');
+  const clientResumed = find('server-raw.client-auth.resumed', 'server-raw.client-raw.resumed');
+  return [
+    line(
+      'resumed, @shop/auth as server ≥ 0.95× Node’s connections/s',
+      serverResumed,
+      (c) => c.throughput.median,
+      (x) => x >= 0.95,
+    ),
+    line(
+      'resumed, @shop/auth as server ≤ 1.05× Node’s server CPU',
+      serverResumed,
+      (c) => c.cpu.server?.median,
+      (x) => x <= 1.05,
+    ),
+    line(
+      'resumed, @shop/auth as client ≥ 0.95× Node’s connections/s',
+      clientResumed,
+      (c) => c.throughput.median,
+      (x) => x >= 0.95,
+    ),
+    line(
+      'resumed, @shop/auth as client ≤ 1.05× Node’s client CPU',
+      clientResumed,
+      (c) => c.cpu.client?.median,
+      (x) => x <= 1.05,
+    ),
+    line(
+      'full handshake, @shop/auth server CPU ≤ 1.0× raw Node’s',
+      find('server-auth.client-raw.full', 'server-raw.client-raw.full'),
+      (c) => c.cpu.server?.median,
+      (x) => x <= 1.0,
+    ),
+    line(
+      'full handshake, @shop/auth server CPU within 1.5× of Go’s',
+      find('server-auth.client-raw.full', 'server-go.client-raw.full'),
+      (c) => c.cpu.server?.median,
+      (x) => x <= 1.5,
+    ),
+  ];
+}
