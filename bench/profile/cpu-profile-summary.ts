@@ -20,7 +20,7 @@ export const AREAS = [
   'Node core other (events, ticks, async hooks, timers)',
   'garbage collector',
   'our verification (@shop/auth: chain read, verdict cache, path, signatures)',
-  '@shop/auth other (adapters, core, audit, sources)',
+  '@shop/auth other (connection set-up, adapters, core, audit)',
   'HTTP client (undici)',
   'HTTP server (node:http, fastify)',
   'bench harness and profiler',
@@ -32,7 +32,14 @@ export type Area = (typeof AREAS)[number];
 
 function areaOfUrl(url: string): Area | undefined {
   if (url === '') return undefined;
-  if (/libs\/auth\/src\/(verify|x509|tls|authorize|bundle|spiffeid|svid)\//.test(url)) return AREAS[5];
+  // Connection set-up (tls/client-connect.ts calling tls.connect) is not verification.
+  if (
+    /libs\/auth\/src\/(verify|x509|authorize|bundle|spiffeid|svid)\/|tls\/(peer-chain|connection-verifier)\.ts/.test(
+      url,
+    )
+  ) {
+    return AREAS[5];
+  }
   if (/libs\/auth\/src\//.test(url)) return AREAS[6];
   if (/node_modules\/undici\//.test(url)) return AREAS[7];
   if (/node_modules\/(fastify|find-my-way|avvio|light-my-request|@fastify|fast-json-stringify|pino)/.test(url)) {
