@@ -7,6 +7,7 @@ import type { TLSSocket } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { request, type Dispatcher } from 'undici';
+import { X509Svid } from '../src/svid/x509-svid.ts';
 import { authorizeId } from '../src/authorize/authorizer.ts';
 import { fastifyMtlsOptions, spiffeAuth } from '../src/adapters/fastify.ts';
 import { createMtlsDispatcher } from '../src/adapters/undici.ts';
@@ -144,6 +145,28 @@ describe('issue 18: verdict cache over TLS, both roles', () => {
       assert.equal(serverVerdicts.stats().misses, misses + 1, 'verified in full against the new bundles');
     } finally {
       serverSource.set(serverSource.getX509Svid(), [td.bundle]);
+      await dispatcher.close();
+    }
+  });
+
+  test('regression: a keep-alive client behind an intermediate CA is re-verified with its whole chain after a bundle change', async () => {
+    // Node links a peer's chain only on the first getPeerX509Certificate();
+    // the verifier keeps it per socket, so re-verification still has the intermediate.
+    const intermediate = await td.ca.issueIntermediate({ subject: 'CN=order intermediate' });
+    const issued = await intermediate.issueSvid(CLIENT_ID);
+    const nested = MemorySource.create(X509Svid.fromDer(issued.chainDer, issued.keyDer), [td.bundle]);
+    const dispatcher = createMtlsDispatcher({ source: nested, authorize: authorizeId(SERVER_ID), connections: 1 });
+    resumedOnServer.length = 0;
+    try {
+      const keepAlive = async (): Promise<number> =>
+        (await request(`https://127.0.0.1:${port}/whoami`, { dispatcher })).statusCode;
+      assert.equal(await keepAlive(), 200, 'positive control: the chain through the intermediate verifies');
+      const misses = serverVerdicts.stats().misses;
+      serverSource.set(serverSource.getX509Svid(), [td.bundle]); // same CA, a new bundle generation
+      assert.equal(await keepAlive(), 200, 'the same connection, re-verified against the new generation');
+      assert.equal(serverVerdicts.stats().misses, misses + 1, 'verified in full again, with the intermediate');
+      assert.equal(resumedOnServer.length, 1, 'both requests on one connection');
+    } finally {
       await dispatcher.close();
     }
   });
