@@ -42,7 +42,7 @@ export const errorHints = {
   AUTH_ERR_FEDERATION_TRUST_DOMAIN_MISMATCH:
     'The endpoint served the bundle of another trust domain: check that the URL and the trust domain configured for it belong together.',
   AUTH_ERR_FEDERATION_BUNDLE_STALE:
-    'The endpoint served an older bundle (lower spiffe_sequence) than the one in use; check the federated trust domain\'s bundle endpoint (a stale replica?).',
+    "The endpoint served an older bundle (lower spiffe_sequence) than the one in use; check the federated trust domain's bundle endpoint (a stale replica?).",
 
   // Peer verification and authorization
   AUTH_ERR_PEER_UNVERIFIED:

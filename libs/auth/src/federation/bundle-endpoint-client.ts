@@ -115,7 +115,10 @@ export class BundleEndpointClient extends EventEmitter<BundleEndpointClientEvent
     const min = seconds(options.minRefreshSeconds ?? DEFAULT_MIN_REFRESH_SECONDS, 'minRefreshSeconds');
     const max = seconds(options.maxRefreshSeconds ?? DEFAULT_MAX_REFRESH_SECONDS, 'maxRefreshSeconds');
     if (min > max) {
-      throw new AuthError('AUTH_ERR_CONFIG_INVALID', `minRefreshSeconds (${min}) must not exceed maxRefreshSeconds (${max})`);
+      throw new AuthError(
+        'AUTH_ERR_CONFIG_INVALID',
+        `minRefreshSeconds (${min}) must not exceed maxRefreshSeconds (${max})`,
+      );
     }
     seconds(options.defaultRefreshSeconds ?? DEFAULT_REFRESH_SECONDS, 'defaultRefreshSeconds');
     this.#backoff = new Backoff({ initialMs: 1000, ...options.backoff });
@@ -392,9 +395,13 @@ export class BundleEndpointClient extends EventEmitter<BundleEndpointClientEvent
       );
     }
     const what = e.name === 'TimeoutError' ? `no answer within ${String(this.#o.timeoutMs ?? 10_000)} ms` : e.message;
-    return new AuthError('AUTH_ERR_FEDERATION_FETCH_FAILED', `${this.describe()}: ${what}; the last good bundle stays in use`, {
-      cause: err,
-    });
+    return new AuthError(
+      'AUTH_ERR_FEDERATION_FETCH_FAILED',
+      `${this.describe()}: ${what}; the last good bundle stays in use`,
+      {
+        cause: err,
+      },
+    );
   }
 }
 
@@ -404,7 +411,10 @@ async function readLimited(body: AsyncIterable<Buffer>, maxBytes: number, what: 
   for await (const chunk of body) {
     size += chunk.length;
     if (size > maxBytes) {
-      throw new AuthError('AUTH_ERR_FEDERATION_FETCH_FAILED', `${what}: response larger than ${String(maxBytes)} bytes`);
+      throw new AuthError(
+        'AUTH_ERR_FEDERATION_FETCH_FAILED',
+        `${what}: response larger than ${String(maxBytes)} bytes`,
+      );
     }
     chunks.push(chunk);
   }

@@ -80,7 +80,10 @@ export class BundleEndpointServer {
     this.#td = typeof options.trustDomain === 'string' ? TrustDomain.parse(options.trustDomain) : options.trustDomain;
     const hint = options.refreshHintSeconds ?? 300;
     if (!Number.isSafeInteger(hint) || hint < 1) {
-      throw new AuthError('AUTH_ERR_CONFIG_INVALID', `refreshHintSeconds must be a whole number of seconds ≥ 1 (got ${String(hint)})`);
+      throw new AuthError(
+        'AUTH_ERR_CONFIG_INVALID',
+        `refreshHintSeconds must be a whole number of seconds ≥ 1 (got ${String(hint)})`,
+      );
     }
     const p = options.profile;
     const tls: SecureContextOptions =
@@ -157,7 +160,9 @@ export class BundleEndpointServer {
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('method not allowed\n');
+      res
+        .writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' })
+        .end('method not allowed\n');
       return;
     }
     let body: string;

@@ -101,7 +101,9 @@ export function resolveBundleEndpoint(c: BundleEndpointConfig): ResolvedBundleEn
   }
   const spiffe = p as HttpsSpiffeProfile;
   if (spiffe.endpointSpiffeId === undefined) {
-    throw invalid(`https_spiffe bundle endpoint of ${trustDomain.name} needs endpointSpiffeId (SPIFFE Federation §5.2.2.2)`);
+    throw invalid(
+      `https_spiffe bundle endpoint of ${trustDomain.name} needs endpointSpiffeId (SPIFFE Federation §5.2.2.2)`,
+    );
   }
   const endpointSpiffeId =
     typeof spiffe.endpointSpiffeId === 'string' ? SpiffeId.parse(spiffe.endpointSpiffeId) : spiffe.endpointSpiffeId;

@@ -68,7 +68,10 @@ export class FederatedSource extends IdentitySourceBase {
     const seen = new Set<string>();
     for (const c of clients) {
       if (seen.has(c.trustDomain.name)) {
-        throw new AuthError('AUTH_ERR_CONFIG_INVALID', `two bundle endpoints given for trust domain ${c.trustDomain.name}`);
+        throw new AuthError(
+          'AUTH_ERR_CONFIG_INVALID',
+          `two bundle endpoints given for trust domain ${c.trustDomain.name}`,
+        );
       }
       seen.add(c.trustDomain.name);
     }
