@@ -307,9 +307,9 @@ describe('federation through bundle endpoints on real SPIRE', () => {
 
   test('partner.example rotates its CA while its reader keeps reading stock: our side trusts the new CA with nobody acting', async (t: TestContext) => {
     const statuses = new Map<number, number>();
-    let reading = true;
+    const state = { reading: true };
     const loop = (async () => {
-      while (reading) {
+      while (state.reading) {
         const { status } = await readStock(partnerReader.http).catch(() => ({ status: 0 }));
         statuses.set(status, (statuses.get(status) ?? 0) + 1);
         await new Promise((r) => setTimeout(r, 250));
@@ -357,7 +357,7 @@ describe('federation through bundle endpoints on real SPIRE', () => {
       const read = await readStock(partnerReader.http);
       assert.equal(read.status, 200, JSON.stringify(read.body));
     } finally {
-      reading = false;
+      state.reading = false;
       await loop;
     }
     t.diagnostic(`reads during the rotation: ${JSON.stringify(Object.fromEntries(statuses))}`);

@@ -275,7 +275,7 @@ describe('BundleEndpointClient, https_spiffe', () => {
       assert.ok(gap >= want - 5 && gap < want + 250, `gap ${String(i)}: ${String(gap)} ms, want ~${String(want)}`);
     }
     assert.equal(c.lastError, undefined);
-    assert.ok(c.bundle?.x509Bundle.equals(partner.bundle));
+    assert.ok(c.getX509BundleForTrustDomain(partner.bundle.trustDomain).equals(partner.bundle));
     // Control of the cap: a failed fetch never waits longer than the polling interval.
     const capped = client({ minRefreshSeconds: 1, maxRefreshSeconds: 1, backoff: { initialMs: 60_000 } });
     assert.equal(capped.refreshIntervalMs(), 1_000);

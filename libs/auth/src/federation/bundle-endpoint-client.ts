@@ -205,7 +205,8 @@ export class BundleEndpointClient extends EventEmitter<BundleEndpointClientEvent
       // poll must not cost a whole interval) and never exceeds the interval.
       delay = Math.min(this.#backoff.next(), this.refreshIntervalMs());
     }
-    if (this.#closed) return;
+    // close() may have run while the fetch was in flight.
+    if (this.isClosed) return;
     this.#timer = setTimeout(() => {
       void this.#poll();
     }, delay);
@@ -237,6 +238,11 @@ export class BundleEndpointClient extends EventEmitter<BundleEndpointClientEvent
       }
       throw e;
     }
+  }
+
+  /** isClosed is true once close() was called. */
+  get isClosed(): boolean {
+    return this.#closed;
   }
 
   /** lastFetchAt is when the latest fetch started (ms since epoch), undefined before the first. */

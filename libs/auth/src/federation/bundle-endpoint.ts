@@ -100,7 +100,8 @@ export function resolveBundleEndpoint(c: BundleEndpointConfig): ResolvedBundleEn
     );
   }
   const spiffe = p as HttpsSpiffeProfile;
-  if (spiffe.endpointSpiffeId === undefined) {
+  const givenId: unknown = spiffe.endpointSpiffeId;
+  if (givenId === undefined) {
     throw invalid(
       `https_spiffe bundle endpoint of ${trustDomain.name} needs endpointSpiffeId (SPIFFE Federation §5.2.2.2)`,
     );
