@@ -26,7 +26,14 @@ import { createMtlsDispatcher } from '@shop/auth/undici';
 import { CertificateAuthority } from '@shop/auth-testing';
 import { ROOT, type Shop } from '../scripts/shop.ts';
 import { applyEntries, loadEntries } from '../scripts/spire/register.ts';
-import { freePort, SERVICES, startSpiffeShop, startSpire, type SpireWorld } from './support/spire-shop.ts';
+import {
+  freePort,
+  SERVICES,
+  startSpiffeShop,
+  startSpire,
+  type SpireWorld,
+  type SpireWorldOptions,
+} from './support/spire-shop.ts';
 
 const OURS = 'example.org';
 const PARTNER = 'partner.example';
@@ -67,7 +74,7 @@ async function until<T>(what: string, fn: () => Promise<T> | T, ok: (v: T) => bo
 }
 
 /** startWorld starts a SPIRE deployment in a directory removed in after() (one retry if a port was taken meanwhile). */
-async function startWorld(o: Parameters<typeof startSpire>[0]): Promise<SpireWorld> {
+async function startWorld(o: SpireWorldOptions): Promise<SpireWorld> {
   for (let attempt = 1; ; attempt++) {
     const dir = await mkdtemp(join(tmpdir(), 'spire-fed-ep-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));

@@ -82,6 +82,14 @@ const tlsOf = (svid: X509Svid): { cert: string; key: string } => ({
   key: svid.privateKeyPem(),
 });
 
+async function until(ok: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) assert.fail('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 async function refused(p: Promise<unknown>, code: AuthErrorCode, message?: RegExp): Promise<void> {
   await assert.rejects(p, (err: unknown) => {
     assert.ok(isAuthError(err), `not an AuthError: ${String(err)}`);
@@ -243,13 +251,14 @@ describe('BundleEndpointClient, https_spiffe', () => {
     const from = fake.hits.length;
     const c = client();
     await c.start();
-    await new Promise((r) => setTimeout(r, 2_600));
+    await new Promise((r) => setTimeout(r, 3_200));
     await c.close();
     const hits = fake.hits.slice(from);
-    assert.ok(hits.length >= 3 && hits.length <= 4, `fetches: ${String(hits.length)}`);
+    // A timer never fires early; on a loaded machine it may fire late, hence the loose upper bounds.
+    assert.ok(hits.length >= 2 && hits.length <= 4, `fetches: ${String(hits.length)}`);
     for (let i = 1; i < hits.length; i++) {
       const gap = (hits[i] ?? 0) - (hits[i - 1] ?? 0);
-      assert.ok(gap >= 950 && gap < 1_500, `gap ${String(gap)} ms for a 1 s hint`);
+      assert.ok(gap >= 950 && gap < 2_500, `gap ${String(gap)} ms for a 1 s hint`);
     }
   });
 
@@ -269,16 +278,25 @@ describe('BundleEndpointClient, https_spiffe', () => {
     const hits = fake.hits.slice(from);
     assert.equal(hits.length, 5);
     const gaps = hits.slice(1).map((t, i) => t - (hits[i] ?? 0));
-    // 100, 200, 400, 800 ms (random() = 1 takes the whole capped delay).
+    // 100, 200, 400, 800 ms (random() = 1 takes the whole capped delay); timers fire late, never early.
     for (const [i, want] of [100, 200, 400, 800].entries()) {
       const gap = gaps[i] ?? 0;
-      assert.ok(gap >= want - 5 && gap < want + 250, `gap ${String(i)}: ${String(gap)} ms, want ~${String(want)}`);
+      assert.ok(gap >= want - 5 && gap < want + 1_500, `gap ${String(i)}: ${String(gap)} ms, want ~${String(want)}`);
     }
     assert.equal(c.lastError, undefined);
     assert.ok(c.getX509BundleForTrustDomain(partner.bundle.trustDomain).equals(partner.bundle));
-    // Control of the cap: a failed fetch never waits longer than the polling interval.
-    const capped = client({ minRefreshSeconds: 1, maxRefreshSeconds: 1, backoff: { initialMs: 60_000 } });
-    assert.equal(capped.refreshIntervalMs(), 1_000);
+  });
+
+  test('a retry never waits longer than the polling interval, whatever the backoff says', async () => {
+    fake.present(endpointSvid);
+    fake.answer = () => ({ status: 500, body: 'no' });
+    const from = fake.hits.length;
+    const c = client({ minRefreshSeconds: 1, maxRefreshSeconds: 1, backoff: { initialMs: 60_000 } });
+    await c.start();
+    await until(() => fake.hits.length - from >= 2, 10_000);
+    await c.close();
+    const [first = 0, second = 0] = fake.hits.slice(from);
+    assert.ok(second - first >= 950 && second - first < 5_000, `retry after ${String(second - first)} ms, not 60 s`);
   });
 
   test('the polling interval is the hint bounded by floor and ceiling, 300 s by default', () => {
