@@ -39,14 +39,21 @@ interface Answer {
 /** FakeEndpoint is an HTTPS server a test steers: what certificate it shows and what it answers. */
 class FakeEndpoint {
   readonly server: Server;
-  answer: () => Answer = () => ({ body: '' });
-  /** hits are the times (ms) of the requests received. */
-  readonly hits: number[] = [];
+  /** answer decides the response to a request for `url` (path and query). */
+  answer: (url: string) => Answer = () => ({ body: '' });
+  /** hits are the requests received: when (ms) and at which path and query, so each test counts only its own client's. */
+  readonly hits: { at: number; url: string }[] = [];
+
+  /** hitsAt lists the times of the requests made to `url`. */
+  hitsAt(url: string): number[] {
+    const want = new URL(url);
+    return this.hits.filter((h) => h.url === want.pathname + want.search).map((h) => h.at);
+  }
 
   constructor(tls: { cert: string; key: string }) {
     this.server = createServer({ ...tls }, (req, res) => {
-      this.hits.push(Date.now());
-      const a = this.answer();
+      this.hits.push({ at: Date.now(), url: req.url ?? '' });
+      const a = this.answer(req.url ?? '');
       res.writeHead(a.status ?? 200, {
         'content-type': 'application/json',
         ...(a.location === undefined ? {} : { location: a.location }),
@@ -248,12 +255,12 @@ describe('BundleEndpointClient, https_spiffe', () => {
   test('polls on the refresh hint', async () => {
     fake.present(endpointSvid);
     fake.answer = () => ({ body: bundleJson(partner.bundle, { refreshHintSeconds: 1 }) });
-    const from = fake.hits.length;
-    const c = client();
+    const url = `${fake.url}?test=polls`;
+    const c = client({ url });
     await c.start();
     await new Promise((r) => setTimeout(r, 3_200));
     await c.close();
-    const hits = fake.hits.slice(from);
+    const hits = fake.hitsAt(url);
     // A timer never fires early; on a loaded machine it may fire late, hence the loose upper bounds.
     assert.ok(hits.length >= 2 && hits.length <= 4, `fetches: ${String(hits.length)}`);
     for (let i = 1; i < hits.length; i++) {
@@ -262,20 +269,22 @@ describe('BundleEndpointClient, https_spiffe', () => {
     }
   });
 
-  test('backs off after failures (growing gaps, never past the interval) and recovers', async () => {
+  test('backs off after failures (growing gaps) and recovers', async () => {
     fake.present(endpointSvid);
     let failures = 4;
-    fake.answer = () =>
-      failures-- > 0 ? { status: 500, body: 'no' } : { body: bundleJson(partner.bundle, { refreshHintSeconds: 60 }) };
-    const from = fake.hits.length;
-    const c = client({ backoff: { initialMs: 100, factor: 2, jitter: 'equal', random: () => 1 } });
+    fake.answer = (u) =>
+      u.endsWith('?test=backoff') && failures-- > 0
+        ? { status: 500, body: 'no' }
+        : { body: bundleJson(partner.bundle, { refreshHintSeconds: 60 }) };
+    const url = `${fake.url}?test=backoff`;
+    const c = client({ url, backoff: { initialMs: 100, factor: 2, jitter: 'equal', random: () => 1 } });
     const updated = once(c, 'updated');
     await c.start();
     assert.equal(c.lastError?.code, 'AUTH_ERR_FEDERATION_FETCH_FAILED');
     assert.equal(c.bundle, undefined);
     await updated;
     await c.close();
-    const hits = fake.hits.slice(from);
+    const hits = fake.hitsAt(url);
     assert.equal(hits.length, 5);
     const gaps = hits.slice(1).map((t, i) => t - (hits[i] ?? 0));
     // 100, 200, 400, 800 ms (random() = 1 takes the whole capped delay); timers fire late, never early.
@@ -290,12 +299,12 @@ describe('BundleEndpointClient, https_spiffe', () => {
   test('a retry never waits longer than the polling interval, whatever the backoff says', async () => {
     fake.present(endpointSvid);
     fake.answer = () => ({ status: 500, body: 'no' });
-    const from = fake.hits.length;
-    const c = client({ minRefreshSeconds: 1, maxRefreshSeconds: 1, backoff: { initialMs: 60_000 } });
+    const url = `${fake.url}?test=cap`;
+    const c = client({ url, minRefreshSeconds: 1, maxRefreshSeconds: 1, backoff: { initialMs: 60_000 } });
     await c.start();
-    await until(() => fake.hits.length - from >= 2, 10_000);
+    await until(() => fake.hitsAt(url).length >= 2, 10_000);
     await c.close();
-    const [first = 0, second = 0] = fake.hits.slice(from);
+    const [first = 0, second = 0] = fake.hitsAt(url);
     assert.ok(second - first >= 950 && second - first < 5_000, `retry after ${String(second - first)} ms, not 60 s`);
   });
 
