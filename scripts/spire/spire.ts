@@ -31,12 +31,28 @@ export interface SpireOptions {
   /** upstreamAuthority signs SPIRE's CA with an existing CA (spire/local/upstream-authority.conf). Default: SPIRE's own root. */
   upstreamAuthority?: { certFile: string; keyFile: string };
   /**
+   * federation turns on SPIRE's bundle endpoint (spire/local/federation.conf)
+   * and federates with other trust domains through theirs
+   * (spire/local/federates-with.conf, one per entry). Default: off.
+   */
+  federation?: SpireFederation;
+  /**
    * socketDir is the folder of the server's and agents' Unix sockets, kept
    * apart from workDir because socket paths have a 104–108 byte limit.
    * Default: a fresh short folder from makeSocketDir() (under
    * SHOP_SOCKET_DIR, XDG_RUNTIME_DIR or the temporary folder), removed by stop().
    */
   socketDir?: string;
+}
+
+/** SpireFederation configures SPIRE's side of SPIFFE federation through bundle endpoints. */
+export interface SpireFederation {
+  /** bundleEndpointPort is where this server serves its bundle (https_spiffe, on 127.0.0.1). */
+  bundleEndpointPort: number;
+  /** refreshHint is the refresh hint it serves, e.g. "1m" (SPIRE's minimum). Default: "5m". */
+  refreshHint?: string;
+  /** federatesWith lists the https_spiffe bundle endpoints of other trust domains. Default: none. */
+  federatesWith?: { trustDomain: string; url: string; endpointSpiffeId: string }[];
 }
 
 async function waitHttp(
@@ -132,6 +148,8 @@ export class Spire extends SpireServerCli {
       SPIRE_CA_TTL: this.#o.caTtl ?? '24h',
       SPIRE_UPSTREAM_CERT: this.#o.upstreamAuthority?.certFile ?? '',
       SPIRE_UPSTREAM_KEY: this.#o.upstreamAuthority?.keyFile ?? '',
+      SPIRE_BUNDLE_ENDPOINT_PORT: String(this.#o.federation?.bundleEndpointPort ?? ''),
+      SPIRE_BUNDLE_ENDPOINT_REFRESH_HINT: this.#o.federation?.refreshHint ?? '5m',
     });
     let config = join(ROOT, 'spire/local/server.conf');
     if (this.#o.upstreamAuthority) {
@@ -142,6 +160,7 @@ export class Spire extends SpireServerCli {
       config = join(this.#o.workDir, 'server-upstream.conf');
       await writeFile(config, base.replace(/^plugins \{$/m, `plugins {\n${block}`));
     }
+    if (this.#o.federation) config = await this.#withFederation(config, this.#o.federation);
     const proc = this.#spawn('spire-server', ['run', '-config', config, '-expandEnv'], env, 'spire-server');
     this.#server = proc;
     proc.once('exit', () => {
@@ -154,6 +173,39 @@ export class Spire extends SpireServerCli {
       this.#logFile('spire-server'),
     );
     await writeFile(this.bundlePath, await this.bundlePem());
+  }
+
+  /** bundleEndpointUrl is where this server serves its bundle, when federation is on. */
+  get bundleEndpointUrl(): string | undefined {
+    const port = this.#o.federation?.bundleEndpointPort;
+    return port === undefined ? undefined : `https://127.0.0.1:${String(port)}/`;
+  }
+
+  /** serverId is the SPIFFE ID the server presents on its bundle endpoint (https_spiffe). */
+  get serverId(): string {
+    return `spiffe://${this.trustDomain}/spire/server`;
+  }
+
+  /** #withFederation writes a copy of `config` with the federation block in its server block. */
+  async #withFederation(config: string, f: SpireFederation): Promise<string> {
+    const base = await readFile(config, 'utf8');
+    const relation = await readFile(join(ROOT, 'spire/local/federates-with.conf'), 'utf8');
+    const marker = '        # federates_with blocks (spire/local/federates-with.conf) go here.\n';
+    const block = (await readFile(join(ROOT, 'spire/local/federation.conf'), 'utf8')).replace(
+      marker,
+      (f.federatesWith ?? [])
+        .map((r) =>
+          relation
+            .replaceAll('{{TRUST_DOMAIN}}', r.trustDomain)
+            .replaceAll('{{URL}}', r.url)
+            .replaceAll('{{ENDPOINT_SPIFFE_ID}}', r.endpointSpiffeId),
+        )
+        .join(''),
+    );
+    if (!/^server \{$/m.test(base)) throw new Error(`${config} has no "server {" line to add the federation block to`);
+    const out = join(this.#o.workDir, 'server-federation.conf');
+    await writeFile(out, base.replace(/^server \{$/m, `server {\n${block}`));
+    return out;
   }
 
   /** nodeId is the SPIFFE ID the agent of `node` gets (an alias of its join token). */

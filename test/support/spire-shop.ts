@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { freePort, freePorts, Shop, type ServiceName, type ShopOptions } from '../../scripts/shop.ts';
 import { getSpire } from '../../scripts/spire/get-spire.ts';
 import { applyEntries, loadEntries } from '../../scripts/spire/register.ts';
-import { Spire, type EntrySpec } from '../../scripts/spire/spire.ts';
+import { Spire, type EntrySpec, type SpireFederation } from '../../scripts/spire/spire.ts';
 
 // Re-exported for the SPIRE tests, which pick extra ports for their own peers.
 export { freePort };
@@ -73,6 +73,8 @@ export interface SpireWorldOptions {
   x509SvidTtl?: string;
   dir?: string;
   upstreamAuthority?: { certFile: string; keyFile: string };
+  /** federation turns on the server's bundle endpoint and its federates_with relationships. Default: off. */
+  federation?: SpireFederation;
 }
 
 async function startSpireOnce(o: SpireWorldOptions): Promise<SpireWorld> {
@@ -88,6 +90,7 @@ async function startSpireOnce(o: SpireWorldOptions): Promise<SpireWorld> {
     x509SvidTtl: o.x509SvidTtl ?? '1h',
     logLevel: 'INFO',
     upstreamAuthority: o.upstreamAuthority,
+    federation: o.federation,
   });
   const onExit = (): void => {
     spire.killAllNow();

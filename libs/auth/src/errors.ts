@@ -32,6 +32,18 @@ export const errorHints = {
   AUTH_ERR_BUNDLE_NOT_FOUND:
     'Add the bundle of the peer trust domain (federate with it) or do not accept peers from it.',
 
+  // Federation through SPIFFE bundle endpoints (src/federation)
+  AUTH_ERR_FEDERATION_FETCH_FAILED:
+    'The bundle endpoint could not be reached or did not answer 200; check its URL and that it is up. The last good bundle stays in use and the client retries.',
+  AUTH_ERR_FEDERATION_ENDPOINT_UNVERIFIED:
+    "The bundle endpoint's certificate does not verify: for https_spiffe give (or refresh out of band) the bundle of the endpoint's trust domain; for https_web a certificate from a trusted CA naming the URL's host.",
+  AUTH_ERR_FEDERATION_ENDPOINT_ID_MISMATCH:
+    'The bundle endpoint presented another SPIFFE ID than configured: fix endpointSpiffeId (e.g. spiffe://<td>/spire/server for SPIRE) or the URL.',
+  AUTH_ERR_FEDERATION_TRUST_DOMAIN_MISMATCH:
+    'The endpoint served the bundle of another trust domain: check that the URL and the trust domain configured for it belong together.',
+  AUTH_ERR_FEDERATION_BUNDLE_STALE:
+    "The endpoint served an older bundle (lower spiffe_sequence) than the one in use; check the federated trust domain's bundle endpoint (a stale replica?).",
+
   // Peer verification and authorization
   AUTH_ERR_PEER_UNVERIFIED:
     'The peer must present an X.509-SVID that chains to the bundle of its own trust domain, is currently valid, and whose extended key usage, where present on any certificate of the chain, allows its role (clientAuth for a client, serverAuth for a server).',

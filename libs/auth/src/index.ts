@@ -69,3 +69,23 @@ export {
   type JwtSvidAlgorithm,
   type JwtSvidValidationOptions,
 } from './svid/jwt-svid.ts';
+// Federation through SPIFFE bundle endpoints (client, server, and an identity source that uses the client).
+export {
+  BundleEndpointClient,
+  type BundleEndpointClientOptions,
+  type BundleEndpointClientEvents,
+  type BundleUpdatedEvent,
+} from './federation/bundle-endpoint-client.ts';
+export {
+  BundleEndpointServer,
+  type BundleEndpointServerOptions,
+  type ServeHttpsSpiffe,
+  type ServeHttpsWeb,
+} from './federation/bundle-endpoint-server.ts';
+export type {
+  BundleEndpointConfig,
+  BundleEndpointProfile,
+  HttpsSpiffeProfile,
+  HttpsWebProfile,
+} from './federation/bundle-endpoint.ts';
+export { FederatedSource, type FederatedSourceOptions } from './federation/federated-source.ts';
