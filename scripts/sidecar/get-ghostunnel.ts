@@ -4,8 +4,7 @@
 //   1. GHOSTUNNEL_BIN, if it is the pinned version;
 //   2. the cached build outside the repository;
 //   3. a build from the github.com/ghostunnel/ghostunnel Go module with the
-//      local Go toolchain (CGO_ENABLED=0: no PKCS#11, nothing else lost),
-//      cached for the next run.
+//      local Go toolchain and a C compiler (cgo), cached for the next run.
 // Idempotent; says what it did; a clear error when nothing works.
 //
 //   node scripts/sidecar/get-ghostunnel.ts     # prints the binary's path on the last line
@@ -77,12 +76,13 @@ async function build(out: string): Promise<void> {
   // the dependencies come from the module proxy like any other module's.
   await rm(join(src, 'vendor'), { recursive: true, force: true });
   const tmp = `${out}.partial`;
-  // Pure Go builds it (PKCS#11 is the only cgo part, and the bench has no
-  // HSM); the version is stamped the way ghostunnel's Makefile does.
+  // cgo stays on: with CGO_ENABLED=0, v1.8.4 does not compile (its
+  // no-PKCS#11 stub, certloader/pkcs11_disabled.go, lacks the logger argument
+  // tls.go passes). The version is stamped the way ghostunnel's Makefile does.
   await run(
     'go',
     ['build', '-mod=mod', '-trimpath', '-ldflags', `-s -w -X main.version=${GHOSTUNNEL_VERSION}`, '-o', tmp, '.'],
-    { cwd: src, env: { ...process.env, CGO_ENABLED: '0' }, maxBuffer: 16 << 20 },
+    { cwd: src, env: { ...process.env, CGO_ENABLED: '1' }, maxBuffer: 16 << 20 },
   );
   await rename(tmp, out);
   await rm(src, { recursive: true, force: true });
