@@ -78,6 +78,29 @@ export function sidecarSection(f: SidecarFigures): string[] {
       ]),
     ),
   );
+  if (f.profile) {
+    out.push('', '### Where @shop/auth’s hop spends CPU at 1000 req/s (V8 CPU profiles, self time, idle left out)', '');
+    for (const [who, p] of [
+      ['server (fastify + @shop/auth)', f.profile.server],
+      ['client (load generator + undici + @shop/auth)', f.profile.client],
+    ] as const) {
+      out.push(
+        row([`${who}: by place`, '%', 'by function', '%']),
+        row(['---', '---', '---', '---']),
+        ...Array.from({ length: Math.max(p.byPlace.length, p.byFunction.length) }, (_, i) =>
+          row([
+            p.byPlace[i]?.name ?? '',
+            p.byPlace[i] ? String(p.byPlace[i].percent) : '',
+            p.byFunction[i]?.name ?? '',
+            p.byFunction[i] ? String(p.byFunction[i].percent) : '',
+          ]),
+        ),
+        '',
+        `${p.samples} samples. Native work V8 cannot attribute to a function (OpenSSL, the network) shows as \`(program)\`; \`(garbage collector)\` is GC.`,
+        '',
+      );
+    }
+  }
   return out;
 }
 

@@ -5,6 +5,7 @@
 // handshakes per second and CPU per handshake for Node raw, @shop/auth, Go
 // crypto/tls and ghostunnel as the server.
 import { execFile } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { WorkloadX509Source } from '@shop/auth/workloadapi';
@@ -17,6 +18,7 @@ import type { HttpServerConfig, HttpServerStats } from '../servers/http-server.t
 import { ChildServer } from '../support/child-server.ts';
 import type { Cleanup } from '../support/cleanup.ts';
 import { BENCH_DIR, serverScript, type BenchContext, type Scenario, type ScenarioOutcome } from '../support/context.ts';
+import { profileSelf, readNewestProfile, summarizeProfile, type ProfileSummary } from '../support/cpu-profile.ts';
 import { processCpuMeter, selfCpuMeter, type CpuMeter } from '../support/cpu-meter.ts';
 import { compare, variantFigures, type Check, type Group, type VariantFigures } from '../support/figures.ts';
 import { authClient, plainClient, rawTlsClient } from '../support/http-clients.ts';
@@ -120,6 +122,8 @@ export interface SidecarFigures {
   };
   rssMiB: Record<string, Record<string, number>>;
   loadAverage: number[];
+  /** profile says where @shop/auth's hop spends CPU at 1000 req/s, when the goal was missed. */
+  profile?: { server: ProfileSummary; client: ProfileSummary };
 }
 
 const VARIANTS = [
@@ -490,6 +494,39 @@ export const sidecar: Scenario = {
         addedP99PairMs: round(addedPair),
         p99Ratio: round(p99Ratio),
         met: cpuRatio <= 0.2 && p99Ratio <= 1 / 3,
+      };
+    }
+    if (figures.goal && !figures.goal.met) {
+      progress('sidecar: goal missed; profiling @shop/auth’s hop (server and client) at 1000 req/s');
+      const dir = await mkdtemp(join(ctx.tmp, 'prof-'));
+      const saved = process.env.NODE_OPTIONS;
+      // ChildServer forks with this process's environment: the profiled server inherits --cpu-prof from it.
+      process.env.NODE_OPTIONS = `${saved ?? ''} --cpu-prof --cpu-prof-interval=100 --cpu-prof-dir=${dir}`.trim();
+      let profiled: ChildServer;
+      try {
+        profiled = await child('auth (profiled)', { security: 'mtls-auth', source: 'workload' });
+      } finally {
+        if (saved === undefined) delete process.env.NODE_OPTIONS;
+        else process.env.NODE_OPTIONS = saved;
+      }
+      const attempt = httpAttempt({
+        url: `https://127.0.0.1:${profiled.port}/trivial`,
+        dispatcher: authClient(cleanup, clientSource, o),
+      });
+      const clientProfile = await profileSelf(() =>
+        runOpenLoop(attempt, {
+          rate: 1000,
+          warmupMs: s.warmupMs,
+          durationMs: s.durationMs,
+          maxInFlight: s.maxInFlight,
+        }),
+      );
+      await profiled.stop();
+      // The measured window only: the server's profile also holds its start-up (module loading) and shutdown.
+      const window = { fromEndMs: s.durationMs, toEndMs: 200 };
+      figures.profile = {
+        server: summarizeProfile(await readNewestProfile(dir), 8, window),
+        client: summarizeProfile(clientProfile, 8, window),
       };
     }
     return {
