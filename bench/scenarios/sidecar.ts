@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { WorkloadX509Source } from '@shop/auth/workloadapi';
 import type { Agent } from 'undici';
-import { getGhostunnel } from '../../scripts/sidecar/get-ghostunnel.ts';
+import { GHOSTUNNEL_VERSION, getGhostunnel } from '../../scripts/sidecar/get-ghostunnel.ts';
 import { runClosedLoop, type LoadResult } from '../load/closed-loop.ts';
 import { httpAttempt } from '../load/http-load.ts';
 import { runOpenLoop, type OpenLoopResult } from '../load/open-loop.ts';
@@ -293,7 +293,7 @@ export const sidecar: Scenario = {
         const r = (runs.get(v.id) ?? []) as OpenLoopResult[];
         const procs = [{ side: 'client', pid: process.pid }, ...(targets[v.id]?.procs ?? [])];
         const f = variantFigures(v.id, v.label, r);
-        f.extra = openLoopExtra(r, procs, rss.get(v.id) ?? new Map());
+        f.extra = openLoopExtra(r, procs, rss.get(v.id) ?? new Map<string, number[]>());
         const achieved = median(r.map((x) => x.throughput));
         const p99 = median(r.map((x) => x.p99));
         const overflow = r.reduce((sum, x) => sum + x.overflow, 0);
@@ -548,7 +548,7 @@ export const sidecar: Scenario = {
         ...notes,
         'Open loop (bench/load/open-loop.ts): requests leave on a constant schedule and latency runs from the intended send time, so queueing behind a slow request counts. Throughput is the achieved rate; `overflow` counts requests not sent because 256 were outstanding.',
         'CPU per request is every process on the path: `client` is the bench process (load generator + client-side TLS for raw and @shop/auth; plaintext for the pair), `server` the fastify child, the sidecars read from /proc/<pid>/stat; `total` is their sum. The fake Workload API agents run in the bench process and are idle during a run.',
-        `ghostunnel ${'1.8.4'} (npm run sidecar:get), default GOMAXPROCS (all cores), --quiet=conns; identities from FakeWorkloadApi over --use-workload-api-addr; the server sidecar allows only ${CLIENT_ID} (--allow-uri), the client sidecar only ${SERVER_ID} (--verify-uri).`,
+        `ghostunnel ${GHOSTUNNEL_VERSION} (npm run sidecar:get), default GOMAXPROCS (all cores), --quiet=conns; identities from FakeWorkloadApi over --use-workload-api-addr; the server sidecar allows only ${CLIENT_ID} (--allow-uri), the client sidecar only ${SERVER_ID} (--verify-uri).`,
         `A variant keeps up with a rate when its median achieved rate is ≥ ${KEEPING_UP.minAchieved * 100} % of it, its p99 ≤ ${KEEPING_UP.maxP99Ms} ms, and nothing overflowed or failed.`,
         'Handshakes: one raw Node client (undici, no session cache) for every server, so the server side differs; the ghostunnel row also opens a plaintext connection to the app per handshake, as a sidecar does.',
         'One machine, loopback, the load generator on the same 2 cores as everything it measures, other work running: the figures compare variants measured side by side, they are not capacity numbers.',

@@ -109,16 +109,16 @@ export async function profileSelf(work: () => Promise<unknown>): Promise<CpuProf
     await session.post('Profiler.enable');
     await session.post('Profiler.setSamplingInterval', { interval: 100 });
     await session.post('Profiler.start');
-    let failure: unknown;
+    let failure: Error | undefined;
     try {
       await work();
     } catch (err) {
-      failure = err;
+      failure = err instanceof Error ? err : new Error(String(err));
     }
     const { profile } = await session.post('Profiler.stop');
     await session.post('Profiler.disable');
-    if (failure !== undefined) throw failure;
-    return profile as unknown as CpuProfile;
+    if (failure) throw failure;
+    return profile;
   } finally {
     session.disconnect();
   }
