@@ -6,10 +6,11 @@
 // crypto/tls and ghostunnel as the server.
 import { execFile } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { WorkloadX509Source } from '@shop/auth/workloadapi';
-import type { Agent } from 'undici';
+import { Agent, request } from 'undici';
 import { GHOSTUNNEL_VERSION, getGhostunnel } from '../../scripts/sidecar/get-ghostunnel.ts';
 import { runClosedLoop, type LoadResult } from '../load/closed-loop.ts';
 import { httpAttempt } from '../load/http-load.ts';
@@ -182,7 +183,7 @@ export const sidecar: Scenario = {
   async run(ctx: BenchContext, cleanup: Cleanup): Promise<ScenarioOutcome> {
     const { pki } = ctx;
     const s = ctx.profile.name === 'full' ? SIDECAR_FULL : SIDECAR_QUICK;
-    const loadAverage = (await import('node:os')).loadavg().map((x) => round(x));
+    const loadAverage = loadavg().map((x) => round(x));
     if (!goVersion()) {
       return {
         settings: {},
@@ -425,8 +426,7 @@ export const sidecar: Scenario = {
     const checks: Check[] = [];
     const intruder = await pki.issue('spiffe://example.org/intruder');
     const probe = async (pair: { certPem: string; keyPem: string }): Promise<string> => {
-      const { Agent: UndiciAgent, request } = await import('undici');
-      const agent = new UndiciAgent({
+      const agent = new Agent({
         connect: {
           ca: pki.caPem,
           cert: pair.certPem,
