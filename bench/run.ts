@@ -12,6 +12,7 @@ import { chain } from './scenarios/chain.ts';
 import { rotation } from './scenarios/rotation.ts';
 import { goPeer } from './scenarios/go-peer.ts';
 import { scale } from './scenarios/scale.ts';
+import { sidecar } from './scenarios/sidecar.ts';
 import { Cleanup, withCleanup } from './support/cleanup.ts';
 import { BENCH_DIR, type BenchContext, type Scenario } from './support/context.ts';
 import type { ScenarioResult } from './support/figures.ts';
@@ -20,7 +21,9 @@ import { createBenchPki } from './support/pki.ts';
 import { FULL, QUICK } from './support/profile.ts';
 import { progress } from './support/progress.ts';
 
-const SCENARIOS: Scenario[] = [keepAlive, newConnection, grpcUnary, chain, rotation, goPeer, scale];
+const SCENARIOS: Scenario[] = [keepAlive, newConnection, grpcUnary, chain, rotation, goPeer, scale, sidecar];
+// --quick (CI) leaves these out unless --only names them: sidecar builds ghostunnel (minutes, once per machine).
+const NOT_IN_QUICK = new Set(['sidecar']);
 
 /** RunResult is the whole JSON file. */
 export interface RunResult {
@@ -55,8 +58,8 @@ async function main(): Promise<number> {
     );
     return 2;
   }
-  const selected = SCENARIOS.filter((s) => !only || only.includes(s.id));
   const profile = values.quick ? QUICK : FULL;
+  const selected = SCENARIOS.filter((s) => (only ? only.includes(s.id) : !(values.quick && NOT_IN_QUICK.has(s.id))));
   // Only a complete full run goes to bench/results; anything else to a temporary folder unless --out says.
   const complete = profile === FULL && selected.length === SCENARIOS.length;
   const outDir = values.out ?? (complete ? join(BENCH_DIR, 'results') : join(tmpdir(), 'shop-bench'));

@@ -4,6 +4,7 @@ import { WINDOW_AFTER_MS, WINDOW_BEFORE_MS, type RotationFigures } from '../scen
 import type { ScenarioResult } from '../support/figures.ts';
 import { SCENARIO_NUMBERS } from './markdown.ts';
 import { COLORS, barChart, type Bar } from './svg-chart.ts';
+import { sidecarChart } from './sidecar-report.ts';
 
 /** colorOf picks a variant's color: baselines grey, Node blue, @shop/auth orange, Go green. */
 export function colorOf(id: string): string {
@@ -17,6 +18,7 @@ export function colorOf(id: string): string {
 export function scenarioChart(s: ScenarioResult): string | undefined {
   if (s.skipped || s.groups.length === 0) return undefined;
   const title = `${SCENARIO_NUMBERS[s.id] ?? ''}. ${s.title}`;
+  if (s.extra?.sidecar) return sidecarChart(title, s);
   const rot = s.extra?.rotation as RotationFigures | undefined;
   if (rot) {
     const bar = (label: string, value: number, color: string): Bar => ({ label, value, color });

@@ -5,6 +5,8 @@ import type { Comparison, Group, ScenarioResult, VariantFigures } from '../suppo
 import type { Spread } from '../support/stats.ts';
 import type { RotationFigures } from '../scenarios/rotation.ts';
 import { formatValue } from './svg-chart.ts';
+import { sidecarSection } from './sidecar-report.ts';
+import type { SidecarFigures } from '../scenarios/sidecar.ts';
 
 /** SCENARIO_NUMBERS number the scenarios as docs/performance.md does. */
 export const SCENARIO_NUMBERS: Record<string, number> = {
@@ -15,6 +17,7 @@ export const SCENARIO_NUMBERS: Record<string, number> = {
   rotation: 5,
   'go-peer': 6,
   scale: 7,
+  sidecar: 8,
 };
 
 /** ratio prints a paired ratio as "0.93× [0.90–0.95]". */
@@ -211,6 +214,8 @@ function scenarioSection(s: ScenarioResult, chart: string | undefined): string[]
   }
   const rot = s.extra?.rotation as RotationFigures | undefined;
   if (rot) out.push(...rotationSection(rot), '');
+  const side = s.extra?.sidecar as SidecarFigures | undefined;
+  if (side) out.push(...sidecarSection(side), '');
   if (s.checks.length > 0) {
     out.push('Checks (correctness, asserted on this run):', '');
     for (const c of s.checks) out.push(`- ${c.ok ? '✅' : '❌'} ${c.name} — ${c.detail}`);
