@@ -12,7 +12,7 @@ import { request, type Dispatcher } from 'undici';
 import { authorizeId, FileIdentitySource } from '@shop/auth';
 import { createMtlsDispatcher } from '@shop/auth/undici';
 import { createDevCerts, freePorts, Shop } from '../scripts/shop.ts';
-import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './support/otlp-receiver.ts';
+import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '@shop/service-kit/testing';
 
 const ORDER = 'spiffe://example.org/order';
 const PAYMENT = 'spiffe://example.org/payment';

@@ -39,7 +39,7 @@ export function tracingSettings(env: NodeJS.ProcessEnv = process.env): TracingSe
 
 /** Tracing is a started SDK. */
 export interface Tracing {
-  /** shutdown exports the spans still buffered and stops the SDK. */
+  /** shutdown exports the spans still buffered and stops the SDK; a failed export is logged, never thrown. */
   shutdown(): Promise<void>;
 }
 
@@ -51,7 +51,7 @@ export interface StartTracingOptions {
   selfId?: string;
   /** env decides whether tracing is on (tracingSettings); the SDK itself reads process.env. Default: process.env. */
   env?: NodeJS.ProcessEnv;
-  log?: Pick<Logger, 'info'>;
+  log?: Pick<Logger, 'info' | 'warn'>;
 }
 
 /**
@@ -85,5 +85,11 @@ export async function startTracing(o: StartTracingOptions): Promise<Tracing | un
   });
   sdk.start();
   o.log?.info({ tracing: settings.reason }, 'tracing on');
-  return { shutdown: () => sdk.shutdown() };
+  // A collector that is gone must not turn a clean shutdown into a failed one.
+  return {
+    shutdown: () =>
+      sdk.shutdown().catch((err: unknown) => {
+        o.log?.warn({ err: { message: err instanceof Error ? err.message : String(err) } }, 'last spans not exported');
+      }),
+  };
 }

@@ -1,6 +1,6 @@
 // A minimal OTLP/HTTP receiver for tests: takes JSON export requests on
 // /v1/traces and keeps the spans, flattened, with their resource's
-// attributes. Protobuf bodies are refused (415), so a test proves http/json.
+// attributes. Protobuf bodies are acknowledged and only counted.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -55,12 +55,14 @@ export interface OtlpReceiver {
   spans: ReceivedSpan[];
   /** requests counts the export requests received (any path). */
   requests: number;
+  /** contentTypes are the content types of the requests to /v1/traces, in order. */
+  contentTypes: string[];
   close(): Promise<void>;
 }
 
 /** startOtlpReceiver listens on a free loopback port. */
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
-  const receiver: OtlpReceiver = { url: '', spans: [], requests: 0, close: () => Promise.resolve() };
+  const receiver: OtlpReceiver = { url: '', spans: [], requests: 0, contentTypes: [], close: () => Promise.resolve() };
   const server: Server = createServer((req, res) => {
     receiver.requests++;
     const chunks: Buffer[] = [];
@@ -70,8 +72,10 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         res.writeHead(404).end();
         return;
       }
+      receiver.contentTypes.push(String(req.headers['content-type']));
+      // Protobuf is acknowledged (its content type is kept) but not decoded.
       if (!String(req.headers['content-type']).startsWith('application/json')) {
-        res.writeHead(415).end();
+        res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
         return;
       }
       const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as ExportRequest;
