@@ -3,7 +3,16 @@
 // parent taken from the W3C `traceparent` the caller sent, and active for
 // the rest of the request so calls its handler makes are its children.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { context, propagation, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
+import {
+  context,
+  isSpanContextValid,
+  propagation,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Context,
+  type Span,
+} from '@opentelemetry/api';
 import { authTracer } from './tracer.ts';
 
 /** HttpServerSpan is a request's span and the context it is active in. */
@@ -41,6 +50,8 @@ export function httpServerSpan(req: IncomingMessage, res: ServerResponse, facts:
     parent,
   );
   const entry = { span, context: trace.setSpan(parent, span) };
+  // No SDK (or nothing to record or pass on): nothing more to do for this request.
+  if (!span.isRecording() && !isSpanContextValid(span.spanContext())) return entry;
   spans.set(req, entry);
   let ended = false;
   const end = (): void => {

@@ -1,7 +1,7 @@
 // Client spans for undici requests over the mTLS dispatcher. The undici
 // instrumentation (@opentelemetry/instrumentation-undici) sees requests but
 // not the connection's verified server, so the dispatcher traces its own.
-import { context, propagation, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import { context, isSpanContextValid, propagation, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import type { Dispatcher } from 'undici';
 import type { VerifiedPeer } from '../verify/x509-verify.ts';
 import { serverAttributes, SPAN_ATTRIBUTES, tlsAttributes, type HandshakeInfo } from './attributes.ts';
@@ -57,6 +57,8 @@ export function traceDispatch(
     },
     ctx,
   );
+  // No SDK (or nothing to record or pass on): the request goes as it is.
+  if (!span.isRecording() && !isSpanContextValid(span.spanContext())) return [opts, handler];
   const carrier: Record<string, string> = {};
   propagation.inject(trace.setSpan(ctx, span), carrier);
   const key = originKey(opts.origin);
