@@ -11,6 +11,9 @@ import { after, before, test } from 'node:test';
 import { request, type Dispatcher } from 'undici';
 import { authorizeId, FileIdentitySource } from '@shop/auth';
 import { createMtlsDispatcher } from '@shop/auth/undici';
+import { grpcChannelCredentials } from '@shop/auth/grpc';
+import * as grpc from '@grpc/grpc-js';
+import { createInventoryGrpcClient } from '@shop/contracts';
 import { createDevCerts, freePorts, Shop } from '../scripts/shop.ts';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '@shop/service-kit/testing';
 
@@ -49,8 +52,8 @@ before(async () => {
     env: { inventory: { ...otel, SEED_FILE: seedFile }, payment: otel, order: otel },
   });
   await shop.startAll();
-  // Callers the test plays: order (allowed by payment) and inventory (not).
-  for (const name of ['order', 'inventory']) {
+  // Callers the test plays: order (allowed everywhere), inventory (not by payment), payment (not by inventory's Reserve).
+  for (const name of ['order', 'inventory', 'payment']) {
     sources.push(
       await FileIdentitySource.create({
         certFile: join(certsDir, `${name}.crt.pem`),
@@ -85,7 +88,11 @@ async function spansOf(traceId: string, ok: (spans: ReceivedSpan[]) => boolean):
 
 function one(spans: ReceivedSpan[], service: string, kind: number, name: RegExp): ReceivedSpan {
   const found = spans.filter((s) => s.resource['service.name'] === service && s.kind === kind && name.test(s.name));
-  assert.equal(found.length, 1, `one ${service} span ${String(name)} of kind ${String(kind)}: ${JSON.stringify(spans)}`);
+  assert.equal(
+    found.length,
+    1,
+    `one ${service} span ${String(name)} of kind ${String(kind)}: ${JSON.stringify(spans)}`,
+  );
   return found[0] as ReceivedSpan;
 }
 
@@ -162,7 +169,7 @@ function traceparent(): { traceId: string; header: string } {
   return { traceId, header: `00-${traceId}-${randomBytes(8).toString('hex')}-01` };
 }
 
-async function callPaymentAs(index: 0 | 1): Promise<{ status: number; body: { code?: string }; traceId: string }> {
+async function callPaymentAs(index: 0 | 1 | 2): Promise<{ status: number; body: { code?: string }; traceId: string }> {
   const source = sources[index] as FileIdentitySource;
   const d = createMtlsDispatcher({ source, authorize: authorizeId(PAYMENT) });
   dispatchers.push(d);
@@ -207,4 +214,44 @@ test('TLS handshakes are counted by side, version, group, cipher and resumption'
   assert.ok(Number(client[2]) >= 1);
   const paymentText = await (await request(`${shop.opsUrl('payment')}/metrics`)).body.text();
   assert.match(paymentText, /^shop_tls_handshakes_total\{[^}]*side="server"[^}]*protocol="1\.3"[^}]*\} [1-9]/m);
+});
+
+async function reserveAs(index: 0 | 1 | 2): Promise<{ code: grpc.status; traceId: string }> {
+  const source = sources[index] as FileIdentitySource;
+  const client = createInventoryGrpcClient(
+    `127.0.0.1:${String(shop.ports.inventoryGrpc)}`,
+    grpcChannelCredentials(source, authorizeId(INVENTORY)),
+  );
+  const { traceId, header } = traceparent();
+  const metadata = new grpc.Metadata();
+  metadata.set('traceparent', header);
+  try {
+    await client.reserve({ order_id: `o-${traceId.slice(0, 8)}`, product_id: 'sku-a', quantity: 1 }, { metadata });
+    return { code: grpc.status.OK, traceId };
+  } catch (err) {
+    return { code: (err as grpc.ServiceError).code, traceId };
+  } finally {
+    client.close();
+  }
+}
+
+test("gRPC: order's Reserve leaves an allow span (positive control), a Reserve by payment a deny span with the reason", async () => {
+  const allowed = await reserveAs(0);
+  assert.equal(allowed.code, grpc.status.OK);
+  const [allowSpan] = await spansOf(allowed.traceId, (s) => s.length > 0);
+  assert.ok(allowSpan);
+  assert.equal(allowSpan.resource['service.name'], 'inventory');
+  assert.equal(allowSpan.attributes['spiffe.peer.id'], ORDER);
+  assert.equal(allowSpan.attributes['spiffe.authz.decision'], 'allow');
+  assert.equal(allowSpan.attributes['rpc.grpc.status_code'], grpc.status.OK);
+
+  const denied = await reserveAs(2);
+  assert.equal(denied.code, grpc.status.PERMISSION_DENIED);
+  const [denySpan] = await spansOf(denied.traceId, (s) => s.length > 0);
+  assert.ok(denySpan);
+  assert.equal(denySpan.attributes['spiffe.peer.id'], PAYMENT);
+  assert.equal(denySpan.attributes['spiffe.authz.decision'], 'deny');
+  assert.equal(denySpan.attributes['spiffe.authz.reason'], 'AUTH_ERR_PEER_UNAUTHORIZED');
+  assert.equal(denySpan.attributes['rpc.grpc.status_code'], grpc.status.PERMISSION_DENIED);
+  assert.equal(denySpan.status.code, ERROR);
 });

@@ -45,7 +45,15 @@ async function startSink(cleanup: Cleanup): Promise<{ url: string; requests: () 
     req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanup.add('OTLP sink', () => new Promise<void>((resolve) => server.close(() => resolve())));
+  cleanup.add(
+    'OTLP sink',
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => {
+          resolve();
+        });
+      }),
+  );
   return { url: `http://127.0.0.1:${String((server.address() as AddressInfo).port)}`, requests: () => requests };
 }
 

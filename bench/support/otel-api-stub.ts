@@ -35,6 +35,7 @@ export const trace = { getTracer: () => ({ startSpan: () => span }), setSpan: (c
 export const propagation = { extract: (c: object) => c, inject: (): void => {} };
 export const context = {
   active: () => ROOT,
-  with: (_c: object, fn: (...a: unknown[]) => unknown, thisArg?: unknown, ...args: unknown[]) => fn.apply(thisArg, args),
+  with: (_c: object, fn: (...a: unknown[]) => unknown, thisArg?: unknown, ...args: unknown[]) =>
+    fn.apply(thisArg, args),
   bind: <T>(_c: object, target: T): T => target,
 };

@@ -30,7 +30,13 @@ if (!hasPromtool()) {
 
 const steps: string[][] = [
   ['check', 'config', join(DIR, 'prometheus.yml')],
-  ['test', 'rules', ...readdirSync(join(DIR, 'tests')).filter((f) => f.endsWith('.yaml')).map((f) => join(DIR, 'tests', f))],
+  [
+    'test',
+    'rules',
+    ...readdirSync(join(DIR, 'tests'))
+      .filter((f) => f.endsWith('.yaml'))
+      .map((f) => join(DIR, 'tests', f)),
+  ],
 ];
 for (const args of steps) {
   log(`promtool ${args.join(' ')}`);

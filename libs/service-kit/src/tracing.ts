@@ -21,7 +21,8 @@ const TRUE = /^\s*true\s*$/i;
  * SDK itself, as the OpenTelemetry specification defines it.
  */
 export function tracingSettings(env: NodeJS.ProcessEnv = process.env): TracingSettings {
-  if (TRUE.test(env.OTEL_SDK_DISABLED ?? '')) return Object.freeze({ enabled: false, reason: 'OTEL_SDK_DISABLED=true' });
+  if (TRUE.test(env.OTEL_SDK_DISABLED ?? ''))
+    return Object.freeze({ enabled: false, reason: 'OTEL_SDK_DISABLED=true' });
   const traces = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim();
   const base = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
   if (!traces && !base) {

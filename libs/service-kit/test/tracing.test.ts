@@ -44,7 +44,10 @@ async function probe(otel: Record<string, string>): Promise<{ started: boolean; 
 
 test('tracingSettings: on with an OTLP endpoint (positive control), off without one or when disabled', () => {
   assert.equal(tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318' }).enabled, true);
-  assert.equal(tracingSettings({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://127.0.0.1:4318/v1/traces' }).enabled, true);
+  assert.equal(
+    tracingSettings({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://127.0.0.1:4318/v1/traces' }).enabled,
+    true,
+  );
   assert.equal(tracingSettings({}).enabled, false);
   assert.equal(tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: ' ' }).enabled, false);
   assert.equal(tracingSettings({ OTEL_SERVICE_NAME: 'x', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }).enabled, false);
@@ -95,9 +98,9 @@ test('without an endpoint no SDK starts, spans are no-ops and nothing is sent, w
     started: false,
     recording: false,
   });
-  assert.deepEqual(
-    await probe({ OTEL_SDK_DISABLED: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url }),
-    { started: false, recording: false },
-  );
+  assert.deepEqual(await probe({ OTEL_SDK_DISABLED: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url }), {
+    started: false,
+    recording: false,
+  });
   assert.equal(receiver.requests, before);
 });

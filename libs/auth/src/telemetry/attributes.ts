@@ -59,12 +59,14 @@ export interface HandshakeInfo {
 /** handshakeInfoOf reads what the handshake of `socket` negotiated. */
 export function handshakeInfoOf(socket: TLSSocket, side: HandshakeInfo['side']): HandshakeInfo {
   const protocol = socket.getProtocol();
+  // Node's types say never null, but a socket already torn down has no cipher.
+  const cipher = socket.getCipher() as ReturnType<TLSSocket['getCipher']> | null;
   const key = side === 'client' ? socket.getEphemeralKeyInfo() : null;
   const name = key && 'name' in key && typeof key.name === 'string' ? key.name : null;
   return {
     side,
     protocol: protocol ? protocol.replace(/^TLSv/, '') : 'unknown',
-    cipher: socket.getCipher()?.name ?? 'unknown',
+    cipher: cipher?.name ?? 'unknown',
     group: name,
     resumed: socket.isSessionReused(),
   };

@@ -48,7 +48,11 @@ export function startGrpcServerSpan(path: string, carrier: grpc.Metadata | Heade
     carrier instanceof grpc.Metadata
       ? propagation.extract(ROOT_CONTEXT, carrier, metadataGetter)
       : propagation.extract(ROOT_CONTEXT, carrier);
-  return authTracer().startSpan(path.slice(1) || 'grpc', { kind: SpanKind.SERVER, attributes: rpcAttributes(path) }, parent);
+  return authTracer().startSpan(
+    path.slice(1) || 'grpc',
+    { kind: SpanKind.SERVER, attributes: rpcAttributes(path) },
+    parent,
+  );
 }
 
 /** endGrpcSpan ends a call's span with its gRPC status (ERROR unless OK; a refusal already set its own). */
@@ -71,11 +75,7 @@ export function grpcClientSpans(serverOf: ServerOf): grpc.Interceptor {
   return (options, nextCall) => {
     const path = options.method_definition.path;
     const ctx = context.active();
-    const span = authTracer().startSpan(
-      path.slice(1),
-      { kind: SpanKind.CLIENT, attributes: rpcAttributes(path) },
-      ctx,
-    );
+    const span = authTracer().startSpan(path.slice(1), { kind: SpanKind.CLIENT, attributes: rpcAttributes(path) }, ctx);
     let ended = false;
     const end = (code: grpc.status, details?: string): void => {
       if (ended) return;

@@ -1,7 +1,15 @@
 // Client spans for undici requests over the mTLS dispatcher. The undici
 // instrumentation (@opentelemetry/instrumentation-undici) sees requests but
 // not the connection's verified server, so the dispatcher traces its own.
-import { context, isSpanContextValid, propagation, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import {
+  context,
+  isSpanContextValid,
+  propagation,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Span,
+} from '@opentelemetry/api';
 import type { Dispatcher } from 'undici';
 import type { VerifiedPeer } from '../verify/x509-verify.ts';
 import { serverAttributes, SPAN_ATTRIBUTES, tlsAttributes, type HandshakeInfo } from './attributes.ts';
@@ -29,7 +37,7 @@ export function originKey(origin: string | URL | undefined): string {
 function withTraceHeaders(headers: Dispatcher.DispatchOptions['headers'], extra: Record<string, string>) {
   if (Object.keys(extra).length === 0) return headers;
   if (headers == null) return extra;
-  if (Array.isArray(headers)) return [...(headers as string[]), ...Object.entries(extra).flat()];
+  if (Array.isArray(headers)) return [...headers, ...Object.entries(extra).flat()];
   if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
     return [...(headers as Iterable<[string, string]>), ...Object.entries(extra)];
   }
