@@ -37,6 +37,15 @@ export type MtlsConnectorOptions = SourceOptions &
     onVerified?: (key: string, facts: OriginFacts) => void;
   };
 
+// Our SPIFFE ID for a span, or undefined while the source has none (withdrawn).
+function ownId(source: { getX509Svid(): { id: { toString(): string } } }): string | undefined {
+  try {
+    return source.getX509Svid().id.toString();
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * createMtlsConnector returns an undici connector that presents the SVID
  * source's current SVID on every new connection and verifies and authorizes
@@ -83,9 +92,11 @@ export function createMtlsConnector(o: MtlsConnectorOptions): buildConnector.con
           : undefined,
     }).then(
       ({ socket, peer }) => {
-        const handshake = handshakeInfoOf(socket, 'client');
-        o.onHandshake?.(handshake);
-        if (o.onVerified) o.onVerified(key, { server: peer, handshake, self: svidSource.getX509Svid().id.toString() });
+        // Read once, and only when asked for: metrics now, a recording span later.
+        let handshake: HandshakeInfo | undefined;
+        const handshakeOf = (): HandshakeInfo => (handshake ??= handshakeInfoOf(socket, 'client'));
+        if (o.onHandshake) o.onHandshake(handshakeOf());
+        o.onVerified?.(key, { server: peer, handshake: handshakeOf, self: () => ownId(svidSource) });
         callback(null, socket);
       },
       (err: unknown) => {

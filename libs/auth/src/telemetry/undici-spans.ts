@@ -18,9 +18,10 @@ import { authTracer } from './tracer.ts';
 /** OriginFacts are what the connector last verified for an origin ("host:port"). */
 export interface OriginFacts {
   server: VerifiedPeer;
-  handshake: HandshakeInfo;
-  /** self is our SPIFFE ID on that connection. */
-  self: string;
+  /** handshake reads what that connection's handshake negotiated (once). */
+  handshake: () => HandshakeInfo;
+  /** self returns our SPIFFE ID (undefined while we have none). */
+  self: () => string | undefined;
 }
 
 type Handler = Dispatcher.DispatchHandler;
@@ -78,8 +79,9 @@ export function traceDispatch(
       const facts = factsOf(key);
       if (facts) {
         span.setAttributes(serverAttributes(facts.server));
-        span.setAttributes(tlsAttributes(facts.handshake));
-        span.setAttribute(SPAN_ATTRIBUTES.selfId, facts.self);
+        span.setAttributes(tlsAttributes(facts.handshake()));
+        const self = facts.self();
+        if (self !== undefined) span.setAttribute(SPAN_ATTRIBUTES.selfId, self);
       }
       if (status !== undefined) span.setAttribute('http.response.status_code', status);
       if (error) {
