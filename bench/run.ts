@@ -13,6 +13,7 @@ import { rotation } from './scenarios/rotation.ts';
 import { goPeer } from './scenarios/go-peer.ts';
 import { scale } from './scenarios/scale.ts';
 import { sidecar } from './scenarios/sidecar.ts';
+import { otel } from './scenarios/otel.ts';
 import { Cleanup, withCleanup } from './support/cleanup.ts';
 import { BENCH_DIR, type BenchContext, type Scenario } from './support/context.ts';
 import type { ScenarioResult } from './support/figures.ts';
@@ -21,7 +22,7 @@ import { createBenchPki } from './support/pki.ts';
 import { FULL, QUICK } from './support/profile.ts';
 import { progress } from './support/progress.ts';
 
-const SCENARIOS: Scenario[] = [keepAlive, newConnection, grpcUnary, chain, rotation, goPeer, scale, sidecar];
+const SCENARIOS: Scenario[] = [keepAlive, newConnection, grpcUnary, chain, rotation, goPeer, scale, otel, sidecar];
 // --quick (CI) leaves these out unless --only names them: sidecar builds ghostunnel (minutes, once per machine).
 const NOT_IN_QUICK = new Set(['sidecar']);
 

@@ -34,6 +34,8 @@ export interface HttpServerConfig {
   allow: string;
   /** verdictCacheSize bounds the `mtls-auth` server's VerdictCache (0 turns it off). Default: the library's. */
   verdictCacheSize?: number;
+  /** otlpEndpoint, when set, starts tracing (service-kit's startTracing) exporting every span there. */
+  otlpEndpoint?: string;
 }
 
 /** HttpServerStats are the child's counters since start (or the last `stats` with reset). */
@@ -66,6 +68,13 @@ runChild(async (c: HttpServerConfig) => {
     ca: readFileSync(c.files.caFile, 'utf8'),
   };
   const stats: HttpServerStats = { connections: 0, resumed: 0, allowed: 0, denied: 0, denyCodes: [] };
+  // As a shop service does it: the standard variables, then runService's startTracing.
+  let tracing: { shutdown(): Promise<void> } | undefined;
+  if (c.otlpEndpoint) {
+    process.env.OTEL_EXPORTER_OTLP_ENDPOINT = c.otlpEndpoint;
+    const { startTracing } = await import('@shop/service-kit');
+    tracing = await startTracing({ serviceName: 'bench-http' });
+  }
   let app: FastifyInstance;
   let source: IdentitySource | undefined;
   const verdicts = new VerdictCache(c.verdictCacheSize === undefined ? {} : { maxEntries: c.verdictCacheSize });
@@ -144,6 +153,7 @@ runChild(async (c: HttpServerConfig) => {
       app.server.closeAllConnections();
       await Promise.race([app.close(), once(app.server, 'close')]);
       await source?.close();
+      await tracing?.shutdown();
     },
   };
 });

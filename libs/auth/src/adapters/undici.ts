@@ -1,9 +1,11 @@
-import { Agent, type buildConnector } from 'undici';
+import { Agent, type buildConnector, type Dispatcher } from 'undici';
 import type { Authorizer } from '../authorize/authorizer.ts';
 import { AuthError, isAuthError } from '../errors.ts';
 import { resolveSources, type SourceOptions } from '../source/x509-sources.ts';
 import { connectMtls, type ResumableSession } from '../tls/client-connect.ts';
 import { VerdictCache } from '../verify/verdict-cache.ts';
+import { handshakeInfoOf, type HandshakeInfo } from '../telemetry/attributes.ts';
+import { traceDispatch, type OriginFacts } from '../telemetry/undici-spans.ts';
 
 /**
  * MtlsDispatcherOptions configure createMtlsDispatcher: its sources
@@ -28,14 +30,28 @@ export interface MtlsDispatcherSettings extends Omit<Agent.Options, 'connect'> {
    * its stats() count hits and misses. Default: a VerdictCache of 1024 per connector.
    */
   verdicts?: VerdictCache;
+  /** onHandshake is called once per completed and verified TLS handshake (for metrics). */
+  onHandshake?: (info: HandshakeInfo) => void;
 }
 
 /** MtlsConnectorOptions configure createMtlsConnector: MtlsDispatcherOptions without undici's own. */
 export type MtlsConnectorOptions = SourceOptions &
   Pick<
     MtlsDispatcherSettings,
-    'authorize' | 'maxCachedSessions' | 'connectTimeoutMs' | 'onHandshakeError' | 'verdicts'
-  >;
+    'authorize' | 'maxCachedSessions' | 'connectTimeoutMs' | 'onHandshakeError' | 'onHandshake' | 'verdicts'
+  > & {
+    /** onVerified receives each verified connection's facts, keyed "host:port" (the dispatcher's client spans read them). */
+    onVerified?: (key: string, facts: OriginFacts) => void;
+  };
+
+// Our SPIFFE ID for a span, or undefined while the source has none (withdrawn).
+function ownId(source: { getX509Svid(): { id: { toString(): string } } }): string | undefined {
+  try {
+    return source.getX509Svid().id.toString();
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * createMtlsConnector returns an undici connector that presents the SVID
@@ -84,7 +100,12 @@ export function createMtlsConnector(o: MtlsConnectorOptions): buildConnector.con
             }
           : undefined,
     }).then(
-      ({ socket }) => {
+      ({ socket, peer }) => {
+        // Read once, and only when asked for: metrics now, a recording span later.
+        let handshake: HandshakeInfo | undefined;
+        const handshakeOf = (): HandshakeInfo => (handshake ??= handshakeInfoOf(socket, 'client'));
+        if (o.onHandshake) o.onHandshake(handshakeOf());
+        o.onVerified?.(key, { server: peer, handshake: handshakeOf, self: () => ownId(svidSource) });
         callback(null, socket);
       },
       (err: unknown) => {
@@ -96,6 +117,25 @@ export function createMtlsConnector(o: MtlsConnectorOptions): buildConnector.con
       },
     );
   };
+}
+
+/**
+ * TracingAgent is an undici Agent that starts a client span per request
+ * (W3C trace context in its headers, the server's verified SPIFFE ID on the
+ * span); a no-op unless the application registered an OpenTelemetry SDK.
+ */
+class TracingAgent extends Agent {
+  readonly #facts: Map<string, OriginFacts>;
+
+  constructor(options: Agent.Options, facts: Map<string, OriginFacts>) {
+    super(options);
+    this.#facts = facts;
+  }
+
+  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const [tracedOpts, tracedHandler] = traceDispatch(opts, handler, (key) => this.#facts.get(key));
+    return super.dispatch(tracedOpts, tracedHandler);
+  }
 }
 
 /**
@@ -117,18 +157,21 @@ export function createMtlsDispatcher(options: MtlsDispatcherOptions): Agent {
     connectTimeoutMs,
     onHandshakeError,
     verdicts,
+    onHandshake,
     ...agentOptions
   } = options;
   /* eslint-enable @typescript-eslint/no-unused-vars */
-  return new Agent({
-    ...agentOptions,
-    connect: createMtlsConnector({
-      ...sources,
-      authorize,
-      maxCachedSessions,
-      connectTimeoutMs,
-      onHandshakeError,
-      verdicts,
-    }),
+  // One entry per origin: the server a client span names is the one its origin's latest connection verified.
+  const facts = new Map<string, OriginFacts>();
+  const connect = createMtlsConnector({
+    ...sources,
+    authorize,
+    maxCachedSessions,
+    connectTimeoutMs,
+    onHandshakeError,
+    onHandshake,
+    verdicts,
+    onVerified: (key, f) => facts.set(key, f),
   });
+  return new TracingAgent({ ...agentOptions, connect }, facts);
 }

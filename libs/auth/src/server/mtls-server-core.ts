@@ -1,4 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
+import { SpanStatusCode, type Span } from '@opentelemetry/api';
 import type { Server as TlsServer, TlsOptions, TLSSocket } from 'node:tls';
 import { toAuthorizer, type AllowRule } from '../authorize/allow-rule.ts';
 import { applyAuthorizer, authorizeMemberOf, type Authorizer } from '../authorize/authorizer.ts';
@@ -8,6 +9,13 @@ import { ConnectionVerifier, recycleAt, type PeerResult } from '../tls/connectio
 import { keepServerIdentityCurrent } from '../tls/server-options.ts';
 import type { VerdictCache } from '../verify/verdict-cache.ts';
 import type { VerifiedPeer } from '../verify/x509-verify.ts';
+import {
+  handshakeInfoOf,
+  peerAttributes,
+  SPAN_ATTRIBUTES,
+  tlsAttributes,
+  type HandshakeInfo,
+} from '../telemetry/attributes.ts';
 import { claimedIdOf, type AuditLevel, type AuditLogger } from './audit.ts';
 import type { AuthzDecision, GrpcDecision, HttpDecision } from './authz-decision.ts';
 
@@ -30,6 +38,8 @@ export interface MtlsServerCoreSettings {
    * Default: a VerdictCache of 1024 per core.
    */
   verdicts?: VerdictCache;
+  /** onHandshake is called once per completed TLS handshake, verified or not (for metrics). */
+  onHandshake?: (info: HandshakeInfo) => void;
 }
 
 /** MtlsServerCoreOptions configure createMtlsServerCore: its sources and settings. */
@@ -47,6 +57,8 @@ interface RequestFacts {
   remote?: string;
   /** method is the HTTP method or the gRPC method path (see GrpcDecision). */
   method: string;
+  /** span of the request or call, if the transport started one: the decision and the peer go on it. */
+  span?: Span;
 }
 
 /** HttpDecisionRequest is one HTTP request to decide. */
@@ -143,6 +155,29 @@ export function createMtlsServerCore(options: MtlsServerCoreOptions): MtlsServer
   const auditLevel = options.auditLevel ?? 'info';
   const recycle = new WeakMap<TLSSocket, number>();
 
+  const selfId = (): string | undefined => {
+    try {
+      return svidSource.getX509Svid().id.toString();
+    } catch {
+      return undefined;
+    }
+  };
+
+  // The span says who called (verified only), over what TLS, which rule
+  // decided and how; a refusal is an error with its code as the reason.
+  const annotate = (span: Span, request: DecisionRequest, judged: Judged): void => {
+    const self = selfId();
+    if (self !== undefined) span.setAttribute(SPAN_ATTRIBUTES.selfId, self);
+    if (judged.outcome !== 'unauthenticated') span.setAttributes(peerAttributes(judged.peer));
+    if (request.socket) span.setAttributes(tlsAttributes(handshakeInfoOf(request.socket, 'server')));
+    span.setAttribute(SPAN_ATTRIBUTES.authzRule, request.authorizer.rule);
+    span.setAttribute(SPAN_ATTRIBUTES.authzDecision, judged.outcome === 'allow' ? 'allow' : 'deny');
+    if (judged.outcome !== 'allow') {
+      span.setAttribute(SPAN_ATTRIBUTES.authzReason, judged.error.code);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: `${judged.error.code}: ${judged.error.message}` });
+    }
+  };
+
   const handshakeFailed = (error: AuthError, fields: object, msg: string): void => {
     options.log?.warn({ err: { code: error.code, message: error.message }, ...fields }, msg);
     options.onHandshakeError?.(error);
@@ -154,6 +189,7 @@ export function createMtlsServerCore(options: MtlsServerCoreOptions): MtlsServer
     serve(server, handlers = {}) {
       const stopIdentity = events ? keepServerIdentityCurrent(server, events, handlers.extra) : () => undefined;
       const onSecure = (socket: TLSSocket): void => {
+        options.onHandshake?.(handshakeInfoOf(socket, 'server'));
         const result = verifier.verify(socket);
         if (result.ok) {
           handlers.onVerified?.(socket, result.peer);
@@ -178,6 +214,7 @@ export function createMtlsServerCore(options: MtlsServerCoreOptions): MtlsServer
     // Each overload's decision is built for its request's transport.
     decide: ((request: DecisionRequest, log: AuditLogger | undefined = options.log): Decided => {
       const judged = judge(request.result, request.authorizer);
+      if (request.span?.isRecording()) annotate(request.span, request, judged);
       const refusal = judged.outcome === 'allow' ? {} : { code: judged.error.code, reason: judged.error.message };
       const claimed =
         judged.outcome === 'unauthenticated' ? { claimed: request.socket ? claimedIdOf(request.socket) : null } : {};
