@@ -18,7 +18,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { localImageNames, SHOP_TAG, SHOP_TARGETS } from '../containers/local-images.ts';
 import {
-  COREDNS_VERSION,
+  COREDNS_BUILD,
   getCoreDns,
   getSpireControllerManager,
   SPIRE_CONTROLLER_MANAGER_VERSION,
@@ -36,7 +36,7 @@ export const NETCHECK_VERSION = '1.0';
 /** CLUSTER_IMAGES are the images the cluster itself needs, by role. */
 export const CLUSTER_IMAGES = {
   pause: `spiffe-shop-local/pause:${PAUSE_VERSION}`,
-  coredns: `spiffe-shop-local/coredns:${COREDNS_VERSION}`,
+  coredns: `spiffe-shop-local/coredns:${COREDNS_BUILD}`,
   spireControllerManager: `spiffe-shop-local/spire-controller-manager:${SPIRE_CONTROLLER_MANAGER_VERSION}`,
   netcheck: `spiffe-shop-local/netcheck:${NETCHECK_VERSION}`,
 } as const;
