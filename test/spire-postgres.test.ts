@@ -86,7 +86,7 @@ async function loginWith(
   });
   try {
     await client.connect();
-    return (await client.query(sql)).rows;
+    return (await client.query<Record<string, unknown>>(sql)).rows;
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -157,7 +157,7 @@ describe('the shop on PostgreSQL under SPIRE (npm start -- --spiffe --db postgre
     // The prepared CA is in the bundle: the database trusts it before any SVID carries it.
     await until(
       'the database to reload the bundle',
-      async () => db!.reloads,
+      () => Promise.resolve(db!.reloads),
       (n) => n > reloadsBefore,
       15_000,
     );
