@@ -8,7 +8,7 @@
 //   npm start -- --duration 60      run for 60 s, then print a summary and stop
 //   npm run start:spiffe            the same, with identities from a real SPIRE
 //                                   server and one agent per service (--spiffe)
-//   npm start -- --replicas 3 --db postgres
+//   npm start -- --replicas 3 --db postgres  (with --spiffe: SVID logins, see shop-postgres.ts)
 //                                   three replicas of each service on one
 //                                   throwaway PostgreSQL, behind round-robin
 //                                   TCP balancers on the usual ports
@@ -17,7 +17,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { createDevCerts, MAX_REPLICAS, ROOT, Shop, type ServiceName } from './shop.ts';
-import { startShopPostgres, type ShopPostgres } from './shop-postgres.ts';
+import { startShopPostgres, startShopPostgresOnSpire, type ShopPostgres } from './shop-postgres.ts';
 import { getSpire } from './spire/get-spire.ts';
 import { applyEntries, loadEntries } from './spire/register.ts';
 import { agentSocketPath, makeSocketDir } from './spire/socket-dir.ts';
@@ -94,12 +94,6 @@ if (args.db !== 'sqlite' && args.db !== 'postgres') {
 if (replicas > 1 && args.db === 'sqlite') {
   console.error(
     `npm start: --replicas ${replicas} needs --db postgres: with SQLite each replica would keep its own file (charges twice, oversells)`,
-  );
-  process.exit(2);
-}
-if (args.spiffe && args.db === 'postgres') {
-  console.error(
-    'npm start: --db postgres logs the services in with their dev-certs certificates; it does not run with --spiffe yet',
   );
   process.exit(2);
 }
@@ -228,7 +222,12 @@ async function main(): Promise<void> {
     // With Postgres, the server gets a certificate from the same development CA.
     await createDevCerts(certsDir, false, usePostgres ? [...SERVICES, 'postgres'] : SERVICES);
   }
-  if (usePostgres) {
+  if (usePostgres && spire) {
+    console.log(
+      "== PostgreSQL (throwaway cluster: TLS, one role and database per service, SVID logins; client CA = SPIRE's bundle, reloaded when it changes)",
+    );
+    pg = await startShopPostgresOnSpire({ spire, replicas });
+  } else if (usePostgres) {
     console.log('== PostgreSQL (throwaway cluster: TLS, one role and database per service, certificate logins)');
     pg = await startShopPostgres({ certsDir, replicas });
   }

@@ -209,7 +209,6 @@ describe('npm start: --replicas and --db', () => {
       [['--db', 'mysql'], /--db must be sqlite or postgres, got "mysql"/],
       [['--replicas', '3'], /--replicas 3 needs --db postgres/],
       [['--replicas', '2', '--db', 'sqlite'], /--replicas 2 needs --db postgres/],
-      [['--spiffe', '--db', 'postgres'], /--db postgres .* does not run with --spiffe yet/],
     ] as const) {
       const r = await start([...args]);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);

@@ -25,6 +25,26 @@ export function corefile(): string {
 `;
 }
 
+/**
+ * corefilePlugins names the plugins the Corefile uses (the directives of its
+ * server blocks), in the order they appear. The CoreDNS build compiles in
+ * exactly these, so a plugin added to the Corefile is also added to the binary.
+ */
+export function corefilePlugins(text: string = corefile()): string[] {
+  const names: string[] = [];
+  let depth = 0;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    if (depth === 1 && line !== '}') {
+      const name = line.split(/\s+/)[0] as string;
+      if (!names.includes(name)) names.push(name);
+    }
+    depth += (line.match(/\{/g)?.length ?? 0) - (line.match(/\}/g)?.length ?? 0);
+  }
+  return names;
+}
+
 /** corednsManifests are the objects to apply, as one List (JSON, which kubectl reads as YAML). */
 export function corednsManifests(image: string): object {
   const labels = { 'k8s-app': 'kube-dns' };

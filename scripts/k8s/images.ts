@@ -18,7 +18,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { localImageNames, SHOP_TAG, SHOP_TARGETS } from '../containers/local-images.ts';
 import {
-  COREDNS_VERSION,
+  COREDNS_BUILD,
   getCoreDns,
   getSpireControllerManager,
   SPIRE_CONTROLLER_MANAGER_VERSION,
@@ -36,7 +36,7 @@ export const NETCHECK_VERSION = '1.0';
 /** CLUSTER_IMAGES are the images the cluster itself needs, by role. */
 export const CLUSTER_IMAGES = {
   pause: `spiffe-shop-local/pause:${PAUSE_VERSION}`,
-  coredns: `spiffe-shop-local/coredns:${COREDNS_VERSION}`,
+  coredns: `spiffe-shop-local/coredns:${COREDNS_BUILD}`,
   spireControllerManager: `spiffe-shop-local/spire-controller-manager:${SPIRE_CONTROLLER_MANAGER_VERSION}`,
   netcheck: `spiffe-shop-local/netcheck:${NETCHECK_VERSION}`,
 } as const;
@@ -169,8 +169,30 @@ export async function importImages(names: string[], opts: { force?: boolean } = 
     return [];
   }
   const t0 = Date.now();
+  // containerd 1.6 can garbage-collect a parent layer's snapshot while an
+  // import unpacks a child onto it (an earlier image with the same base was
+  // just replaced): "parent snapshot … does not exist". The content is in
+  // the store by then, so a second import unpacks it again and succeeds
+  // (https://github.com/containerd/containerd/issues/3787).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await saveAndImport(todo);
+      break;
+    } catch (err) {
+      if (attempt >= 3 || !/parent snapshot .* does not exist/.test((err as Error).message)) throw err;
+      log(`import attempt ${attempt} met a collected parent snapshot; importing again`);
+    }
+  }
+  await mkdir(resolve(paths.imagesRecord, '..'), { recursive: true });
+  await writeFile(paths.imagesRecord, JSON.stringify(record, null, 2) + '\n');
+  log(`imported ${todo.join(', ')} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  return todo;
+}
+
+/** saveAndImport streams `docker save` of `names` into the cluster's containerd. */
+function saveAndImport(names: string[]): Promise<void> {
   // One pipe, no temporary tarball: `docker save` streams, `ctr import` unpacks for the overlayfs snapshotter.
-  await new Promise<void>((ok, fail) => {
+  return new Promise<void>((ok, fail) => {
     const p = spawn(
       'bash',
       [
@@ -179,7 +201,7 @@ export async function importImages(names: string[], opts: { force?: boolean } = 
         '-c',
         'docker save "$@" | ctr --address "$SOCK" --namespace k8s.io images import -',
         'import',
-        ...todo,
+        ...names,
       ],
       { env: { ...process.env, SOCK: paths.containerdSock }, stdio: ['ignore', 'ignore', 'pipe'] },
     );
@@ -191,10 +213,6 @@ export async function importImages(names: string[], opts: { force?: boolean } = 
       else fail(new Error(`docker save | ctr images import failed: ${err}`));
     });
   });
-  await mkdir(resolve(paths.imagesRecord, '..'), { recursive: true });
-  await writeFile(paths.imagesRecord, JSON.stringify(record, null, 2) + '\n');
-  log(`imported ${todo.join(', ')} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-  return todo;
 }
 
 /** availableShopImages are the shop's and SPIRE's images that Docker has now. */

@@ -29,7 +29,9 @@ export async function loadEntries(vars: EntryVars, file = join(ROOT, 'spire', 'e
   return doc.entries.map((e) => ({
     ...e,
     selectors: [...e.selectors].sort(),
-    dns_names: [...(e.dns_names ?? [])].sort(),
+    // In the file's order, not sorted: SPIRE puts the first DNS name into the
+    // SVID's subject CN, which PostgreSQL's cert login maps to a role.
+    dns_names: [...(e.dns_names ?? [])],
     federates_with: [...(e.federates_with ?? [])].sort(),
     x509_svid_ttl: e.x509_svid_ttl === undefined ? undefined : Number(e.x509_svid_ttl),
   }));

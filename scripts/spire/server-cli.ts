@@ -92,7 +92,8 @@ function fromRaw(r: RawEntry): Entry {
     parent_id: idOf(r.parent_id),
     selectors: r.selectors.map((s) => `${s.type}:${s.value}`).sort(),
     x509_svid_ttl: r.x509_svid_ttl,
-    dns_names: [...(r.dns_names ?? [])].sort(),
+    // As SPIRE keeps them: the first is the SVID's subject CN, so order matters.
+    dns_names: [...(r.dns_names ?? [])],
     federates_with: [...(r.federates_with ?? [])].sort(),
   };
 }

@@ -63,6 +63,13 @@ export interface PostgresCluster {
   admin(database?: string): Promise<pg.Client>;
   /** log returns what the server logged so far. */
   log(): string;
+  /**
+   * reloadTls replaces the server's TLS files given (certificate and key,
+   * client CA bundle) and has the server reload them (`pg_ctl reload`): new
+   * connections use them, open ones are kept. Needs a cluster started with
+   * `tls` (and `clientCaPem` to replace that).
+   */
+  reloadTls(tls: Partial<TlsOptions>): Promise<void>;
   /** halt stops the server (fast shutdown) but keeps its data, to simulate a lost database; `resume()` starts it again on the same port. */
   halt(): Promise<void>;
   /** resume starts a halted server again. */
@@ -286,6 +293,39 @@ export async function startPostgres(o: ClusterOptions = {}): Promise<PostgresClu
     },
     admin: (database = 'postgres') => adminClient(dir, port, database),
     log: readLog,
+    async reloadTls(tls) {
+      if (!o.tls) throw new Error('pg-testing: reloadTls needs a cluster started with tls');
+      if ((tls.certPem === undefined) !== (tls.keyPem === undefined))
+        throw new Error('pg-testing: reloadTls takes certPem and keyPem together');
+      if (tls.clientCaPem !== undefined && o.tls.clientCaPem === undefined)
+        throw new Error('pg-testing: reloadTls cannot add a client CA to a cluster started without one');
+      if (tls.certPem !== undefined) writeServerFile(join(dataDir, 'server.crt'), tls.certPem, user);
+      if (tls.keyPem !== undefined) writeServerFile(join(dataDir, 'server.key'), tls.keyPem, user);
+      if (tls.clientCaPem !== undefined) writeServerFile(join(dataDir, 'client-ca.crt'), tls.clientCaPem, user);
+      // pg_ctl reload only signals the postmaster: wait until a new backend
+      // sees a newer configuration load time, so the caller's next
+      // connection gets the new files.
+      const loadTime = async (): Promise<number> => {
+        const c = await adminClient(dir, port, 'postgres');
+        try {
+          const { rows } = await c.query<{ t: Date }>('SELECT pg_conf_load_time() AS t');
+          return (rows[0] as { t: Date }).t.getTime();
+        } finally {
+          await c.end();
+        }
+      };
+      const before = await loadTime();
+      const logBefore = readLog().length;
+      await asServer(join(bin, 'pg_ctl'), ['-D', dataDir, 'reload']);
+      for (let waited = 0; (await loadTime()) <= before; waited += 50) {
+        if (waited > 10_000) throw new Error(`pg-testing: the server did not reload within 10 s\n${readLog()}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // A file PostgreSQL cannot load leaves the old TLS settings in force, with only a log line to say so.
+      const logged = readLog().slice(logBefore);
+      if (logged.includes('SSL configuration was not reloaded'))
+        throw new Error(`pg-testing: the server kept its old TLS files:\n${logged}`);
+    },
     async halt() {
       await asServer(join(bin, 'pg_ctl'), ['-D', dataDir, '-m', 'fast', '-w', 'stop']);
     },

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
+import { createTestTrustDomain } from '@shop/auth-testing';
 import { findPostgresBin, startPostgres, type PostgresCluster } from '../src/index.ts';
 
 describe('startPostgres', () => {
@@ -53,6 +54,56 @@ describe('startPostgres', () => {
       await c.end();
     }
   });
+});
+
+test('reloadTls(): a client CA added while running is trusted by new connections, without a restart', async () => {
+  const a = await createTestTrustDomain('a.example');
+  const b = await createTestTrustDomain('b.example');
+  const server = await a.ca.issue({ subject: 'CN=localhost', dnsNames: ['localhost'] });
+  const cluster = await startPostgres({
+    roles: [{ name: 'payment' }],
+    tls: { certPem: server.certPem, keyPem: server.keyPem, clientCaPem: a.ca.cert.toString('pem') },
+    clientAuth: 'cert',
+    identMap: { payment: 'payment' },
+  });
+  try {
+    const login = async (client: { certPem: string; keyPem: string }): Promise<void> => {
+      const c = new pg.Client({
+        host: 'localhost',
+        port: cluster.port,
+        user: 'payment',
+        database: 'payment',
+        ssl: { ca: a.ca.cert.toString('pem'), cert: client.certPem, key: client.keyPem },
+      });
+      try {
+        await c.connect();
+        await c.query('SELECT 1');
+      } finally {
+        await c.end().catch(() => undefined);
+      }
+    };
+    const fromA = await a.ca.issue({ subject: 'CN=payment', dnsNames: ['payment'] });
+    const fromB = await b.ca.issue({ subject: 'CN=payment', dnsNames: ['payment'] });
+    await login(fromA); // positive control
+    await assert.rejects(login(fromB));
+    const pid = cluster.log().match(/database system is ready/g)?.length;
+    // A file PostgreSQL cannot read (two PEM blocks run together) is an error, and the old CA stays.
+    await assert.rejects(
+      cluster.reloadTls({ clientCaPem: a.ca.cert.toString('pem').trim() + b.ca.cert.toString('pem') }),
+      /kept its old TLS files/,
+    );
+    await assert.rejects(login(fromB));
+    await cluster.reloadTls({ clientCaPem: `${a.ca.cert.toString('pem').trim()}\n${b.ca.cert.toString('pem')}` });
+    await login(fromB);
+    await login(fromA);
+    // Reloaded, not restarted: the server came up once.
+    assert.equal(cluster.log().match(/database system is ready/g)?.length, pid);
+    // And back: B removed again is refused again.
+    await cluster.reloadTls({ clientCaPem: a.ca.cert.toString('pem') });
+    await assert.rejects(login(fromB));
+  } finally {
+    await cluster.stop();
+  }
 });
 
 test('stop() removes the cluster and its directory', async () => {

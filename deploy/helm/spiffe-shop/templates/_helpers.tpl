@@ -120,6 +120,85 @@ subPath: only then does the kubelet update them in place (it swaps the
 {{- end -}}
 
 {{/*
+shop.databaseEnv: the DATABASE_* variables from services.<name>.database.
+Nothing when neither url nor urlSecret is set: the service keeps SQLite under
+DATA_DIR. Numbers are passed only when set (hasKey, so 0 is passed too).
+*/}}
+{{- define "shop.databaseEnv" -}}
+{{- $db := (index .root.Values.services .name).database | default dict -}}
+{{- if or $db.url $db.urlSecret }}
+- name: DATABASE_URL
+{{- if $db.urlSecret }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $db.urlSecret }}
+      key: url
+{{- else }}
+  value: {{ $db.url | quote }}
+{{- end }}
+{{- if $db.auth }}
+- name: DATABASE_AUTH
+  value: {{ $db.auth | quote }}
+{{- end }}
+{{- if $db.caSecret }}
+- name: DATABASE_CA_FILE
+  value: /etc/shop/database-ca/ca.crt
+{{- end }}
+{{- if $db.passwordSecret }}
+- name: DATABASE_PASSWORD_FILE
+  value: /etc/shop/database-password/password
+{{- end }}
+{{- range $key, $var := dict "poolMax" "DATABASE_POOL_MAX" "statementTimeoutMs" "DATABASE_STATEMENT_TIMEOUT_MS" "connectWaitSeconds" "DATABASE_CONNECT_WAIT_SECONDS" }}
+{{- if hasKey $db $key }}
+- name: {{ $var }}
+  value: {{ index $db $key | toString | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+shop.databaseMounts and shop.databaseVolumes: the Secrets holding the CA that
+verifies the database server (ca.crt) and the password (password), as
+directories like the identity Secrets, so a replaced Secret is followed.
+*/}}
+{{- define "shop.databaseMounts" -}}
+{{- $db := (index .root.Values.services .name).database | default dict -}}
+{{- if or $db.url $db.urlSecret }}
+{{- if $db.caSecret }}
+- name: database-ca
+  mountPath: /etc/shop/database-ca
+  readOnly: true
+{{- end }}
+{{- if $db.passwordSecret }}
+- name: database-password
+  mountPath: /etc/shop/database-password
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "shop.databaseVolumes" -}}
+{{- $db := (index .root.Values.services .name).database | default dict -}}
+{{- if or $db.url $db.urlSecret }}
+{{- if $db.caSecret }}
+- name: database-ca
+  secret:
+    secretName: {{ $db.caSecret }}
+    items: [{ key: ca.crt, path: ca.crt }]
+    defaultMode: 0444
+{{- end }}
+{{- if $db.passwordSecret }}
+- name: database-password
+  secret:
+    secretName: {{ $db.passwordSecret }}
+    items: [{ key: password, path: password }]
+    defaultMode: 0440
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
 shop.extraEnv: services.<name>.env as a list, sorted by name.
 */}}
 {{- define "shop.extraEnv" -}}
@@ -211,6 +290,9 @@ spec:
             - name: DATA_DIR
               value: /data/{{ .name }}
             {{- include "shop.identityEnv" . | trim | nindent 12 }}
+            {{- with include "shop.databaseEnv" . | trim }}
+            {{- . | nindent 12 }}
+            {{- end }}
             {{- .env | trim | nindent 12 }}
             {{- with include "shop.extraEnv" $svc | trim }}
             {{- . | nindent 12 }}
@@ -237,6 +319,9 @@ spec:
             - name: tmp
               mountPath: /tmp
             {{- include "shop.identityMounts" . | trim | nindent 12 }}
+            {{- with include "shop.databaseMounts" . | trim }}
+            {{- . | nindent 12 }}
+            {{- end }}
       volumes:
         # The SQLite store: with the pod, or on a claim that a replacement pod
         # (on the same node: SQLite locks are per host) opens too.
@@ -250,6 +335,9 @@ spec:
         - name: tmp
           emptyDir: { medium: Memory, sizeLimit: 16Mi }
         {{- include "shop.identityVolumes" . | trim | nindent 8 }}
+        {{- with include "shop.databaseVolumes" . | trim }}
+        {{- . | nindent 8 }}
+        {{- end }}
 ---
 apiVersion: v1
 kind: Service

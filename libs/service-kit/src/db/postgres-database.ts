@@ -96,7 +96,19 @@ export function poolConfig(c: PostgresConfig, clientCertificate?: () => ClientCe
   const tls = c.caFile !== undefined || (sslmode !== null && !['disable', 'prefer', 'allow'].includes(sslmode));
   let ssl: ConnectionOptions | undefined;
   if (tls) {
-    ssl = { rejectUnauthorized: true, ...(c.caFile !== undefined ? { ca: readFileSync(c.caFile, 'utf8') } : {}) };
+    ssl = { rejectUnauthorized: true };
+    if (c.caFile !== undefined) {
+      const caFile = c.caFile;
+      // Read once now (a missing file fails at start), then again for each
+      // new connection, like the client certificate below: a CA bundle
+      // rewritten in place (SPIRE's bundle after a CA rotation) is followed.
+      readFileSync(caFile, 'utf8');
+      Object.defineProperty(ssl, 'ca', {
+        enumerable: true,
+        configurable: true,
+        get: () => readFileSync(caFile, 'utf8'),
+      });
+    }
     if (c.auth === 'identity') {
       if (!clientCertificate)
         throw new Error('DATABASE_AUTH=identity needs the service identity as client certificate');
