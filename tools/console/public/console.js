@@ -280,8 +280,13 @@ function peerOf(span) {
   return null;
 }
 
+// Traces are redrawn only when one arrives or grows, so a reader's place stays put.
+let drawnTraces = '';
 function drawTraces(model) {
   document.getElementById('trace-source').textContent = `From ${model.traceSource}.`;
+  const key = JSON.stringify(model.traces.map((t) => [t.traceId, t.spans.length]));
+  if (key === drawnTraces) return;
+  drawnTraces = key;
   const box = document.getElementById('traces');
   if (!model.traces.length) {
     box.replaceChildren(

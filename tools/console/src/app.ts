@@ -93,7 +93,8 @@ export function buildConsoleApp(c: ShopConsole): FastifyInstance {
       return reply.code(err.statusCode).send({ code: err.code, message: err.message, hint: hintOf(err.code) });
     const status = typeof err.statusCode === 'number' && err.statusCode < 500 ? err.statusCode : 500;
     const code = status === 413 ? 'CONSOLE_OTLP_INVALID' : 'CONSOLE_INVALID_REQUEST';
-    if (status >= 500) return reply.code(500).send({ code: 'INTERNAL', message: 'internal error' });
+    if (status >= 500)
+      return reply.code(500).send({ code: 'INTERNAL', message: 'internal error', hint: hintOf('INTERNAL') });
     return reply.code(status === 413 ? 413 : 400).send({ code, message: err.message, hint: hintOf(code) });
   });
   return app;

@@ -25,6 +25,7 @@ export const CONSOLE_ERRORS = {
     hint: 'The service or the orchestrator refused; the message says which and why.',
   },
   NOT_FOUND: { http: 404, hint: 'Check the method and path.' },
+  INTERNAL: { http: 500, hint: 'A bug in the console: its log has the details.' },
 } as const;
 
 /** ConsoleErrorCode is a code of CONSOLE_ERRORS. */
