@@ -198,5 +198,6 @@ describe('the console in chromium (files mode)', () => {
     assert.match(await textOf(deniedRow), /deny ID is one of .* \(caller is not allowed\)/);
     await traces.scrollIntoViewIfNeeded();
     await b.screenshot('trace');
+    await b.screenshot('trace-section', page.getByRole('region', { name: 'Recent orders as traces' }));
   });
 });

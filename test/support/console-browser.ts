@@ -24,8 +24,8 @@ export const CHROMIUM_ARGS = [
 export interface ConsoleBrowser {
   page: Page;
   context: BrowserContext;
-  /** screenshot saves the full page as test-results/console/<name>.png and returns its path. */
-  screenshot(name: string): Promise<string>;
+  /** screenshot saves the full page (or only `part`) as test-results/console/<name>.png and returns its path. */
+  screenshot(name: string, part?: Locator): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -44,10 +44,11 @@ export async function openConsole(url: string): Promise<ConsoleBrowser> {
   return {
     page,
     context,
-    screenshot: async (name) => {
+    screenshot: async (name, part) => {
       await mkdir(SCREENSHOT_DIR, { recursive: true });
       const path = join(SCREENSHOT_DIR, `${name}.png`);
-      await page.screenshot({ path, fullPage: true });
+      if (part) await part.screenshot({ path });
+      else await page.screenshot({ path, fullPage: true });
       return path;
     },
     close: async () => {

@@ -33,6 +33,8 @@ export class ShopConsole {
   readonly #toggles: Toggle[];
   readonly #last = new Map<string, { at: string; ok: boolean; message: string }>();
   readonly #mode: string | null;
+  /** receiverUrl is where spans are POSTed, once listening (the port may have been picked free). */
+  receiverUrl: string;
   #timer: NodeJS.Timeout | undefined;
   #polling: Promise<void> | undefined;
 
@@ -40,6 +42,7 @@ export class ShopConsole {
     this.config = config;
     this.traces = new TraceStore(config.traceLimit);
     this.#mode = options.mode ?? null;
+    this.receiverUrl = `http://${config.host}:${config.port}`;
     this.#toggles = [
       forgedCertificateToggle({ inventoryUrl: config.inventoryUrl, spiffeId: `spiffe://${config.trustDomain}/order` }),
       paymentFaultsToggle(config.paymentAdminUrl),
@@ -76,7 +79,7 @@ export class ShopConsole {
       this.config.services.map((s) => s.name),
       this.traces.recent(TRACES_SHOWN),
       this.config.pollMs,
-      `spans POSTed to http://${this.config.host}:${this.config.port}/v1/traces (OTLP/HTTP JSON), the last ${this.config.traceLimit} traces kept`,
+      `spans POSTed to ${this.receiverUrl}/v1/traces (OTLP/HTTP JSON), the last ${this.config.traceLimit} traces kept`,
     );
     return {
       ...m,

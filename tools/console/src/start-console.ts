@@ -24,8 +24,10 @@ export async function startConsole(
   c.start();
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  const url = `http://${config.host}:${port}`;
+  c.receiverUrl = url;
   return {
-    url: `http://${config.host}:${port}`,
+    url,
     console: c,
     app,
     close: async () => {
