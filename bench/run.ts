@@ -12,6 +12,7 @@ import { chain } from './scenarios/chain.ts';
 import { rotation } from './scenarios/rotation.ts';
 import { goPeer } from './scenarios/go-peer.ts';
 import { scale } from './scenarios/scale.ts';
+import { otel } from './scenarios/otel.ts';
 import { Cleanup, withCleanup } from './support/cleanup.ts';
 import { BENCH_DIR, type BenchContext, type Scenario } from './support/context.ts';
 import type { ScenarioResult } from './support/figures.ts';
@@ -20,7 +21,7 @@ import { createBenchPki } from './support/pki.ts';
 import { FULL, QUICK } from './support/profile.ts';
 import { progress } from './support/progress.ts';
 
-const SCENARIOS: Scenario[] = [keepAlive, newConnection, grpcUnary, chain, rotation, goPeer, scale];
+const SCENARIOS: Scenario[] = [keepAlive, newConnection, grpcUnary, chain, rotation, goPeer, scale, otel];
 
 /** RunResult is the whole JSON file. */
 export interface RunResult {

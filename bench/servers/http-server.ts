@@ -25,6 +25,8 @@ export interface HttpServerConfig {
   workloadAddress?: string;
   /** allow is the client ID the `mtls-auth` server accepts. */
   allow: string;
+  /** otlpEndpoint, when set, starts tracing (service-kit's startTracing) exporting every span there. */
+  otlpEndpoint?: string;
 }
 
 /** HttpServerStats are the child's counters since start (or the last `stats` with reset). */
@@ -55,6 +57,13 @@ runChild(async (c: HttpServerConfig) => {
     ca: readFileSync(c.files.caFile, 'utf8'),
   };
   const stats: HttpServerStats = { connections: 0, resumed: 0, allowed: 0, denied: 0, denyCodes: [] };
+  // As a shop service does it: the standard variables, then runService's startTracing.
+  let tracing: { shutdown(): Promise<void> } | undefined;
+  if (c.otlpEndpoint) {
+    process.env.OTEL_EXPORTER_OTLP_ENDPOINT = c.otlpEndpoint;
+    const { startTracing } = await import('@shop/service-kit');
+    tracing = await startTracing({ serviceName: 'bench-http' });
+  }
   let app: FastifyInstance;
   let source: IdentitySource | undefined;
   switch (c.security) {
@@ -127,6 +136,7 @@ runChild(async (c: HttpServerConfig) => {
       app.server.closeAllConnections();
       await Promise.race([app.close(), once(app.server, 'close')]);
       await source?.close();
+      await tracing?.shutdown();
     },
   };
 });

@@ -44,10 +44,21 @@ export class ChildServer {
     });
   }
 
-  /** start forks `script` with `config` (JSON), waits for its port, and registers its stop with `cleanup`. */
-  static async start(cleanup: Cleanup, name: string, script: string, config: unknown): Promise<ChildServer> {
+  /**
+   * start forks `script` with `config` (JSON) and Node options `execArgv`
+   * (e.g. a module to preload), waits for its port, and registers its stop
+   * with `cleanup`.
+   */
+  static async start(
+    cleanup: Cleanup,
+    name: string,
+    script: string,
+    config: unknown,
+    execArgv: string[] = [],
+  ): Promise<ChildServer> {
     const child = fork(script, [JSON.stringify(config)], {
       execPath: process.execPath,
+      execArgv: [...process.execArgv, ...execArgv],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const detach = cleanup.onExit(() => child.kill('SIGKILL'));

@@ -5,6 +5,7 @@
 //   spiffe-shop-local/spire-server:<spire>  FROM scratch + the static SPIRE build (get-spire)
 //   spiffe-shop-local/spire-agent:<spire>
 //   spiffe-shop-local/postgres:15           Debian's postgresql-15 package (compose.postgres.yaml)
+//   spiffe-shop-local/prometheus:2          Debian's prometheus package (compose.yaml, profile observability)
 // and then the shop's own images (Dockerfile) on top of that Node image:
 //   spiffe-shop/{order,payment,inventory,console,tools}:dev
 // Stand-ins already present are kept (--rebuild replaces them); the shop's
@@ -54,6 +55,7 @@ export async function localImageNames(): Promise<{
   spireServer: string;
   spireAgent: string;
   postgres: string;
+  prometheus: string;
 }> {
   return {
     debian: `spiffe-shop-local/debian:${DEBIAN_SUITE}`,
@@ -61,6 +63,7 @@ export async function localImageNames(): Promise<{
     spireServer: `spiffe-shop-local/spire-server:${SPIRE_VERSION}`,
     spireAgent: `spiffe-shop-local/spire-agent:${SPIRE_VERSION}`,
     postgres: `spiffe-shop-local/postgres:${POSTGRES_MAJOR}`,
+    prometheus: 'spiffe-shop-local/prometheus:2',
   };
 }
 
@@ -242,6 +245,20 @@ async function buildPostgres(name: string, debian: string): Promise<void> {
   }
 }
 
+async function buildPrometheus(name: string, debian: string): Promise<void> {
+  const ctx = join(tmpdir(), `spiffe-shop-prometheus-ctx-${process.pid}`);
+  await mkdir(ctx, { recursive: true });
+  try {
+    log("Prometheus from Debian's prometheus package (apt inside the build)");
+    await dockerBuild(
+      ['-f', join(HERE, 'local', 'prometheus.Dockerfile'), '--build-arg', `DEBIAN_IMAGE=${debian}`, '-t', name, '.'],
+      ctx,
+    );
+  } finally {
+    await rm(ctx, { recursive: true, force: true });
+  }
+}
+
 /** buildShopImages builds the Dockerfile's targets as spiffe-shop/<target>:<tag>. */
 export async function buildShopImages(nodeImage: string, spireServerImage: string, tag = SHOP_TAG): Promise<void> {
   for (const target of SHOP_TARGETS) {
@@ -272,6 +289,7 @@ export async function composeEnv(): Promise<Record<string, string>> {
     SPIRE_SERVER_IMAGE: names.spireServer,
     SPIRE_AGENT_IMAGE: names.spireAgent,
     POSTGRES_IMAGE: names.postgres,
+    PROMETHEUS_IMAGE: names.prometheus,
     SHOP_TAG,
   };
 }
@@ -297,6 +315,7 @@ export async function buildLocalImages(rebuild = false): Promise<Record<string, 
     log(`${names.spireServer}, ${names.spireAgent}: built (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
   } else log(`${names.spireServer}, ${names.spireAgent}: present`);
   await step(names.postgres, () => buildPostgres(names.postgres, names.debian));
+  await step(names.prometheus, () => buildPrometheus(names.prometheus, names.debian));
   await buildShopImages(names.node, names.spireServer);
   const env = await composeEnv();
   await mkdir(resolve(composeEnvFile(), '..'), { recursive: true });

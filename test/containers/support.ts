@@ -49,7 +49,14 @@ export async function startShop(files: string[], profiles: string[] = [], replic
     ORDER_PORT: String(port),
     ORDER_PORT_LAST: String(port + replicas - 1),
   };
-  for (const k of ['NODE_IMAGE', 'SPIRE_SERVER_IMAGE', 'SPIRE_AGENT_IMAGE', 'POSTGRES_IMAGE', 'SHOP_TAG']) {
+  for (const k of [
+    'NODE_IMAGE',
+    'SPIRE_SERVER_IMAGE',
+    'SPIRE_AGENT_IMAGE',
+    'POSTGRES_IMAGE',
+    'PROMETHEUS_IMAGE',
+    'SHOP_TAG',
+  ]) {
     const v = process.env[k];
     if (v) environment[k] = v;
   }

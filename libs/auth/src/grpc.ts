@@ -4,6 +4,7 @@ export type { AllowRule } from './authorize/allow-rule.ts';
 export type { AuditLevel, AuditLogger } from './server/audit.ts';
 export {
   grpcChannelCredentials,
+  grpcClientInterceptor,
   createGrpcMtls,
   type GrpcMtls,
   type GrpcServerOptions,

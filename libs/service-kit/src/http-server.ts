@@ -9,6 +9,7 @@ import type {
   FastifyRequest,
   FastifyServerOptions,
 } from 'fastify';
+import { traceRequests } from '@shop/auth/telemetry';
 import { cutInput, ServiceError } from './errors.ts';
 import type { ServiceMetrics } from './metrics.ts';
 
@@ -211,11 +212,14 @@ export function serviceFastifyOptions(extra: FastifyServerOptions = {}): Fastify
  * (a Host-less HTTP/1.1 request, two Host headers or a request line without a
  * version are refused with HTTP_PROTOCOL_ERRORS), `{ code, message }` error
  * bodies (ServiceError as is, fastify's own 4xx with their code, 500s without
- * internals), the headers timeout, and per-request metrics labelled with the
+ * internals), the headers timeout, a server span per request (@shop/auth's
+ * traceRequests), and per-request metrics labelled with the
  * route pattern and the caller's SPIFFE ID. Call it before registering other
  * hooks (the auth plugin), so a malformed request is refused as such first.
  */
 export function installHttpBasics(app: FastifyInstance, metrics: ServiceMetrics): void {
+  // First of all hooks: a server span per request (a no-op with tracing off), a refusal's included.
+  traceRequests(app);
   app.server.headersTimeout = HTTP_LIMITS.headersTimeout;
   // Node answers a Host-less HTTP/1.1 request itself, with an empty body; the
   // hook below answers it with a code instead.

@@ -77,6 +77,13 @@ export {
   IDENTITY_WAIT_ENV,
   type WaitForIdentityOptions,
 } from './startup.ts';
+export {
+  tracingSettings,
+  startTracing,
+  type Tracing,
+  type TracingSettings,
+  type StartTracingOptions,
+} from './tracing.ts';
 export { onSignals, runSteps, type ShutdownStep, type Shutdown } from './shutdown.ts';
 export {
   runService,

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AuthError, AuthzDecision, BundleWarning, IdentitySource } from '@shop/auth';
+import type { HandshakeInfo } from '@shop/auth/telemetry';
 
 /** ServiceMetrics are the Prometheus series every service exports on its ops port. */
 export interface ServiceMetrics {
@@ -10,6 +11,7 @@ export interface ServiceMetrics {
   /** authzDecisions counts every decision, allow and deny, with the rule that made it (the console's edge labels and rates). */
   authzDecisions: Counter<'protocol' | 'route' | 'caller' | 'rule' | 'decision'>;
   handshakeFailures: Counter<'code'>;
+  tlsHandshakes: Counter<'side' | 'protocol' | 'group' | 'cipher' | 'resumed'>;
   breakerState: Gauge<'breaker'>;
   breakerEvents: Counter<'breaker' | 'event'>;
   certExpirySeconds: Gauge;
@@ -57,6 +59,12 @@ export function createServiceMetrics(service: string): ServiceMetrics {
       name: 'shop_tls_handshake_failures_total',
       help: 'TLS handshakes that failed or presented an unverifiable peer.',
       labelNames: ['code'],
+      registers: r,
+    }),
+    tlsHandshakes: new Counter({
+      name: 'shop_tls_handshakes_total',
+      help: 'Completed TLS handshakes, by side (server, client), TLS version, key-exchange group ("unknown" on the server side: Node does not expose it), cipher and whether the session was resumed.',
+      labelNames: ['side', 'protocol', 'group', 'cipher', 'resumed'],
       registers: r,
     }),
     breakerState: new Gauge({
@@ -176,6 +184,19 @@ export function observeIdentity(source: IdentitySource, metrics: ServiceMetrics,
       }
     },
   });
+  // With the expiry above, says when an SVID is past half its life (the
+  // rotation alert in deploy/prometheus/rules/identity.yaml).
+  new Gauge({
+    name: 'shop_identity_cert_lifetime_seconds',
+    help: 'Total lifetime (not after minus not before) of the current X.509-SVID.',
+    registers: [metrics.registry],
+    collect() {
+      this.reset();
+      if (!source.isReady) return;
+      const leaf = source.getX509Svid().leaf;
+      this.set((leaf.validToDate.getTime() - leaf.validFromDate.getTime()) / 1000);
+    },
+  });
   metrics.registry.removeSingleMetric('shop_identity_cert_expiry_seconds');
   metrics.certExpirySeconds = new Gauge({
     name: 'shop_identity_cert_expiry_seconds',
@@ -192,6 +213,7 @@ export function observeIdentity(source: IdentitySource, metrics: ServiceMetrics,
 export function authHooks(metrics: ServiceMetrics): {
   onDecision: (d: AuthzDecision) => void;
   onHandshakeError: (e: AuthError) => void;
+  onHandshake: (info: HandshakeInfo) => void;
 } {
   return {
     onDecision: (d) => {
@@ -219,6 +241,16 @@ export function authHooks(metrics: ServiceMetrics): {
     },
     onHandshakeError: (e) => {
       metrics.handshakeFailures.inc({ code: e.code });
+    },
+    // Every label is bounded: versions, groups and ciphers are the few both ends support.
+    onHandshake: (info) => {
+      metrics.tlsHandshakes.inc({
+        side: info.side,
+        protocol: info.protocol,
+        group: info.group ?? 'unknown',
+        cipher: info.cipher,
+        resumed: String(info.resumed),
+      });
     },
   };
 }

@@ -13,6 +13,7 @@ import { IdentityHistory } from './identity-view.ts';
 import { identityCheck, startOpsServer, type ReadinessCheck } from './ops-server.ts';
 import { onSignals, runSteps, type ShutdownStep } from './shutdown.ts';
 import { StartupGate, waitForIdentity } from './startup.ts';
+import { startTracing, type Tracing } from './tracing.ts';
 
 /**
  * ServiceStore is what runService needs of a service's store: the `store`
@@ -104,7 +105,13 @@ export async function runService<C extends ProcessConfig, S extends ServiceStore
   }
   const log = createLogger(name, config.logLevel);
   const metrics = createServiceMetrics(name);
-  const running: { source?: IdentitySource; store?: S; ops?: FastifyInstance; steps: ShutdownStep[] } = { steps: [] };
+  const running: {
+    source?: IdentitySource;
+    store?: S;
+    ops?: FastifyInstance;
+    tracing?: Tracing;
+    steps: ShutdownStep[];
+  } = { steps: [] };
   // Built when a signal arrives, from what is running by then.
   const steps: ShutdownStep[] = [];
   const refreshSteps = (): void => {
@@ -112,6 +119,8 @@ export async function runService<C extends ProcessConfig, S extends ServiceStore
       0,
       steps.length,
       ...running.steps,
+      // After the listeners drained: the last requests' spans go out too.
+      { name: 'flush traces', run: async () => running.tracing?.shutdown() },
       {
         name: 'close store',
         run: async () => {
@@ -150,6 +159,8 @@ export async function runService<C extends ProcessConfig, S extends ServiceStore
     const opsUrl = httpUrl(ops, config.host);
     log.info({ ops: opsUrl }, 'ops port open; waiting for the identity');
     await waitForIdentity(source, { log, waitSeconds: config.identityWaitSeconds });
+    // Off unless an OTLP endpoint is set (OTEL_* variables); before any listener, so every request is traced.
+    running.tracing = await startTracing({ serviceName: name, selfId: source.getX509Svid().id.toString(), log });
 
     const store = await parts.openStore({ config, log, metrics, source });
     running.store = store;

@@ -2,7 +2,7 @@
 // clients behind their breakers, the public API and the reconciler.
 import { authorizeId } from '@shop/auth';
 import { createMtlsDispatcher } from '@shop/auth/undici';
-import { grpcChannelCredentials } from '@shop/auth/grpc';
+import { grpcChannelCredentials, grpcClientInterceptor } from '@shop/auth/grpc';
 import { authHooks, httpUrl, listen, runService } from '@shop/service-kit';
 import { buildApp } from './app.ts';
 import { createInventoryGrpcClientAdapter } from './clients/inventory-grpc.ts';
@@ -20,14 +20,17 @@ await runService<OrderConfig, OrderStore>({
     OrderStore.open(config.database, { leaseMs: config.leaseMs, open: { source, log } }),
   async start({ config, log, metrics, source, store }) {
     const hooks = authHooks(metrics);
+    const inventoryCredentials = grpcChannelCredentials(source, authorizeId(config.inventoryId), {
+      onHandshakeError: hooks.onHandshakeError,
+    });
     const inventory =
       config.inventoryProtocol === 'grpc'
         ? createInventoryGrpcClientAdapter(
             config.inventoryGrpcTarget,
-            grpcChannelCredentials(source, authorizeId(config.inventoryId), {
-              onHandshakeError: hooks.onHandshakeError,
-            }),
+            inventoryCredentials,
             config.upstreamTimeoutMs,
+            // A client span per call, and the trace context in its metadata.
+            { interceptors: [grpcClientInterceptor(inventoryCredentials)] },
           )
         : createInventoryHttpClient(
             config.inventoryUrl,
@@ -35,6 +38,7 @@ await runService<OrderConfig, OrderStore>({
               source,
               authorize: authorizeId(config.inventoryId),
               onHandshakeError: hooks.onHandshakeError,
+              onHandshake: hooks.onHandshake,
             }),
             config.upstreamTimeoutMs,
           );
@@ -44,6 +48,7 @@ await runService<OrderConfig, OrderStore>({
         source,
         authorize: authorizeId(config.paymentId),
         onHandshakeError: hooks.onHandshakeError,
+        onHandshake: hooks.onHandshake,
       }),
       config.upstreamTimeoutMs,
     );

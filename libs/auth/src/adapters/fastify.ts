@@ -8,6 +8,9 @@ import { AuthError } from '../errors.ts';
 import { createMtlsServerCore } from '../server/mtls-server-core.ts';
 import type { HttpDecision } from '../server/authz-decision.ts';
 import type { SourceOptions } from '../source/x509-sources.ts';
+import type { HandshakeInfo } from '../telemetry/attributes.ts';
+import { traceRequests } from '../telemetry/fastify-tracing.ts';
+import { activeHttpServerSpan } from '../telemetry/http-server-span.ts';
 import type { SpiffeId } from '../spiffeid/spiffe-id.ts';
 import type { TrustDomain } from '../spiffeid/trust-domain.ts';
 import type { X509SvidSource } from '../svid/x509-svid-source.ts';
@@ -56,6 +59,8 @@ export interface SpiffeAuthSettings {
   onDecision?: (decision: HttpDecision) => void;
   /** onHandshakeError is called when a TLS handshake fails or a client's certificate is rejected. */
   onHandshakeError?: (error: AuthError) => void;
+  /** onHandshake is called once per completed TLS handshake (for metrics). */
+  onHandshake?: (info: HandshakeInfo) => void;
   /**
    * resolvePeer replaces reading the peer from the TLS socket. For tests with
    * `app.inject()`, which has no socket; never set it in production.
@@ -104,6 +109,8 @@ const plugin: FastifyPluginAsync<SpiffeAuthOptions> = (app: FastifyInstance, opt
     });
   }
 
+  // Every request gets a server span (a no-op unless the application registered an OpenTelemetry SDK).
+  traceRequests(app);
   app.decorateRequest('peer', null);
 
   app.addHook('onRequest', async (request, reply) => {
@@ -127,6 +134,7 @@ const plugin: FastifyPluginAsync<SpiffeAuthOptions> = (app: FastifyInstance, opt
         method: request.method,
         route: request.routeOptions.url ?? UNMATCHED_ROUTE,
         url: request.url.slice(0, MAX_AUDIT_URL),
+        span: activeHttpServerSpan(request.raw),
       },
       request.log,
     );

@@ -6,6 +6,7 @@ import {
 } from 'node:http2';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import type { Span } from '@opentelemetry/api';
 import type { DetailedPeerCertificate } from 'node:tls';
 import type { AllowRule } from '../authorize/allow-rule.ts';
 import { toAuthorizer } from '../authorize/allow-rule.ts';
@@ -16,6 +17,9 @@ import { cutText, type AuditLevel, type AuditLogger } from '../server/audit.ts';
 import type { GrpcDecision } from '../server/authz-decision.ts';
 import { createMtlsServerCore } from '../server/mtls-server-core.ts';
 import type { RotatedEvent } from '../source/identity-lifecycle.ts';
+import type { HandshakeInfo } from '../telemetry/attributes.ts';
+import { endGrpcSpan, grpcClientSpans, startGrpcServerSpan, type ServerOf } from '../telemetry/grpc-spans.ts';
+import type { VerifiedPeer } from '../verify/x509-verify.ts';
 import { resolveSources, type SourceOptions, type X509Source, type X509Sources } from '../source/x509-sources.ts';
 import type { X509Svid } from '../svid/x509-svid.ts';
 import { verifyServerChain } from '../tls/client-connect.ts';
@@ -134,6 +138,21 @@ export interface GrpcClientOptions {
   onHandshakeError?: (error: AuthError) => void;
 }
 
+// The verified server of each credentials' channel, for its client spans.
+const serverOfCredentials = new WeakMap<grpc.ChannelCredentials, ServerOf>();
+
+/**
+ * grpcClientInterceptor returns the client interceptor that traces calls
+ * made with `credentials` (from grpcChannelCredentials): one client span per
+ * call carrying the server's verified SPIFFE ID, and the W3C trace context
+ * in the call's metadata. Pass it as `new grpc.Client(target, credentials,
+ * { interceptors: [grpcClientInterceptor(credentials)] })`. Spans are
+ * no-ops unless the application registered an OpenTelemetry SDK.
+ */
+export function grpcClientInterceptor(credentials: grpc.ChannelCredentials): grpc.Interceptor {
+  return grpcClientSpans(serverOfCredentials.get(credentials) ?? (() => ({})));
+}
+
 /**
  * grpcChannelCredentials returns channel credentials that present the SVID
  * source's current SVID, verify the server as an X.509-SVID of its own trust
@@ -148,15 +167,29 @@ export function grpcChannelCredentials(
 ): grpc.ChannelCredentials {
   const resolved = resolveSources(sources);
   const provider = new SourceCertificateProvider(resolved);
-  return grpc.experimental.createCertificateProviderChannelCredentials(provider, provider, {
+  let server: VerifiedPeer | undefined;
+  const credentials = grpc.experimental.createCertificateProviderChannelCredentials(provider, provider, {
     checkServerIdentity: (_host, cert) => {
       const chain = peerChainFromCertificate(cert as DetailedPeerCertificate);
       const result = verifyServerChain(chain, resolved.bundleSource, authorize);
-      if (result.ok) return undefined;
+      if (result.ok) {
+        server = result.peer;
+        return undefined;
+      }
       options.onHandshakeError?.(result.error);
       return result.error;
     },
   });
+  serverOfCredentials.set(credentials, () => {
+    let self: string | undefined;
+    try {
+      self = resolved.svidSource.getX509Svid().id.toString();
+    } catch {
+      self = undefined;
+    }
+    return { server, self };
+  });
+  return credentials;
 }
 
 /**
@@ -176,6 +209,8 @@ export interface GrpcServerSettings {
   onDecision?: (decision: GrpcDecision) => void;
   /** onHandshakeError is called when a TLS handshake fails or a client's certificate is rejected. */
   onHandshakeError?: (error: AuthError) => void;
+  /** onHandshake is called once per completed TLS handshake (for metrics). */
+  onHandshake?: (info: HandshakeInfo) => void;
   /**
    * log receives one audit line per call (`{ authz: decision }`, "authz allow"
    * or "authz deny", as the fastify plugin writes them) and a warning per
@@ -261,6 +296,8 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
       stream.resume();
       const path = String(headers[h2.HTTP2_HEADER_PATH] ?? '');
       const own = methodAllow.get(path);
+      // The caller chooses the path: the span is named by the rule's method or "*".
+      const span = startGrpcServerSpan(own ? path : '/*', headers);
       core.decide({
         transport: 'grpc',
         result,
@@ -269,8 +306,10 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
         remote: socket.remoteAddress,
         method: own ? path : '*',
         path: cutText(path, PATH_LOG_LIMIT),
+        span,
       });
       sendUnauthenticated(stream, error);
+      endGrpcSpan(span, grpc.status.UNAUTHENTICATED, `${error.code}: ${error.message}`);
     });
     h2Server.on('session', (session) => {
       refused.set(socket, session);
@@ -285,12 +324,20 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
     error: new AuthError('AUTH_ERR_PEER_NO_CERTIFICATE', 'call did not arrive over a verified TLS connection'),
   };
 
-  const interceptor: grpc.ServerInterceptor = (methodDescriptor, call) =>
-    new grpc.ServerInterceptingCall(call, {
+  const interceptor: grpc.ServerInterceptor = (methodDescriptor, call) => {
+    // The call's server span: started with its metadata, ended with its status.
+    let span: Span | undefined;
+    const endSpan = (code: grpc.status, details?: string): void => {
+      if (!span) return;
+      endGrpcSpan(span, code, details);
+      span = undefined;
+    };
+    return new grpc.ServerInterceptingCall(call, {
       start: (next) => {
         next({
           onReceiveMetadata: (metadata, mdNext) => {
             const socket = socketOf(call);
+            span = startGrpcServerSpan(methodDescriptor.path, metadata);
             const decided = core.decide({
               transport: 'grpc',
               result: socket ? core.verify(socket) : NOT_VERIFIED,
@@ -298,17 +345,21 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
               socket,
               remote: socket?.remoteAddress,
               method: methodDescriptor.path,
+              span,
             });
             if (decided.ok) {
               mdNext(metadata);
               return;
             }
             const { error } = decided;
+            const details = `${error.code}: ${error.message}`;
             if (decided.decision.status === 'PERMISSION_DENIED') {
-              call.sendStatus({ code: grpc.status.PERMISSION_DENIED, details: `${error.code}: ${error.message}` });
+              call.sendStatus({ code: grpc.status.PERMISSION_DENIED, details });
+              endSpan(grpc.status.PERMISSION_DENIED, details);
               return;
             }
-            call.sendStatus({ code: grpc.status.UNAUTHENTICATED, details: `${error.code}: ${error.message}` });
+            call.sendStatus({ code: grpc.status.UNAUTHENTICATED, details });
+            endSpan(grpc.status.UNAUTHENTICATED, details);
             // The connection verified at its handshake but no longer does
             // (its certificate expired, or its CA left the bundle): close
             // it, so the caller's next connection is checked afresh.
@@ -320,7 +371,12 @@ export function createGrpcMtls(options: GrpcServerOptions): GrpcMtls {
           },
         });
       },
+      sendStatus: (status, next) => {
+        endSpan(status.code, status.details);
+        next(status);
+      },
     });
+  };
 
   return {
     interceptor,

@@ -1,8 +1,10 @@
-import { Agent, type buildConnector } from 'undici';
+import { Agent, type buildConnector, type Dispatcher } from 'undici';
 import type { Authorizer } from '../authorize/authorizer.ts';
 import { AuthError, isAuthError } from '../errors.ts';
 import { resolveSources, type SourceOptions } from '../source/x509-sources.ts';
 import { connectMtls, type ResumableSession } from '../tls/client-connect.ts';
+import { handshakeInfoOf, type HandshakeInfo } from '../telemetry/attributes.ts';
+import { traceDispatch, type OriginFacts } from '../telemetry/undici-spans.ts';
 
 /**
  * MtlsDispatcherOptions configure createMtlsDispatcher: its sources
@@ -21,11 +23,19 @@ export interface MtlsDispatcherSettings extends Omit<Agent.Options, 'connect'> {
   connectTimeoutMs?: number;
   /** onHandshakeError is called when a connection fails verification or authorization. */
   onHandshakeError?: (error: AuthError) => void;
+  /** onHandshake is called once per completed and verified TLS handshake (for metrics). */
+  onHandshake?: (info: HandshakeInfo) => void;
 }
 
 /** MtlsConnectorOptions configure createMtlsConnector: MtlsDispatcherOptions without undici's own. */
 export type MtlsConnectorOptions = SourceOptions &
-  Pick<MtlsDispatcherSettings, 'authorize' | 'maxCachedSessions' | 'connectTimeoutMs' | 'onHandshakeError'>;
+  Pick<
+    MtlsDispatcherSettings,
+    'authorize' | 'maxCachedSessions' | 'connectTimeoutMs' | 'onHandshakeError' | 'onHandshake'
+  > & {
+    /** onVerified receives each verified connection's facts, keyed "host:port" (the dispatcher's client spans read them). */
+    onVerified?: (key: string, facts: OriginFacts) => void;
+  };
 
 /**
  * createMtlsConnector returns an undici connector that presents the SVID
@@ -72,7 +82,10 @@ export function createMtlsConnector(o: MtlsConnectorOptions): buildConnector.con
             }
           : undefined,
     }).then(
-      ({ socket }) => {
+      ({ socket, peer }) => {
+        const handshake = handshakeInfoOf(socket, 'client');
+        o.onHandshake?.(handshake);
+        if (o.onVerified) o.onVerified(key, { server: peer, handshake, self: svidSource.getX509Svid().id.toString() });
         callback(null, socket);
       },
       (err: unknown) => {
@@ -84,6 +97,25 @@ export function createMtlsConnector(o: MtlsConnectorOptions): buildConnector.con
       },
     );
   };
+}
+
+/**
+ * TracingAgent is an undici Agent that starts a client span per request
+ * (W3C trace context in its headers, the server's verified SPIFFE ID on the
+ * span); a no-op unless the application registered an OpenTelemetry SDK.
+ */
+class TracingAgent extends Agent {
+  readonly #facts: Map<string, OriginFacts>;
+
+  constructor(options: Agent.Options, facts: Map<string, OriginFacts>) {
+    super(options);
+    this.#facts = facts;
+  }
+
+  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const [tracedOpts, tracedHandler] = traceDispatch(opts, handler, (key) => this.#facts.get(key));
+    return super.dispatch(tracedOpts, tracedHandler);
+  }
 }
 
 /**
@@ -104,11 +136,20 @@ export function createMtlsDispatcher(options: MtlsDispatcherOptions): Agent {
     maxCachedSessions,
     connectTimeoutMs,
     onHandshakeError,
+    onHandshake,
     ...agentOptions
   } = options;
   /* eslint-enable @typescript-eslint/no-unused-vars */
-  return new Agent({
-    ...agentOptions,
-    connect: createMtlsConnector({ ...sources, authorize, maxCachedSessions, connectTimeoutMs, onHandshakeError }),
+  // One entry per origin: the server a client span names is the one its origin's latest connection verified.
+  const facts = new Map<string, OriginFacts>();
+  const connect = createMtlsConnector({
+    ...sources,
+    authorize,
+    maxCachedSessions,
+    connectTimeoutMs,
+    onHandshakeError,
+    onHandshake,
+    onVerified: (key, f) => facts.set(key, f),
   });
+  return new TracingAgent({ ...agentOptions, connect }, facts);
 }

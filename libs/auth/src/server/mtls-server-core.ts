@@ -1,4 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
+import { SpanStatusCode, type Span } from '@opentelemetry/api';
 import type { Server as TlsServer, TlsOptions, TLSSocket } from 'node:tls';
 import { toAuthorizer, type AllowRule } from '../authorize/allow-rule.ts';
 import { applyAuthorizer, authorizeMemberOf, type Authorizer } from '../authorize/authorizer.ts';
@@ -7,6 +8,13 @@ import { resolveSources, type SourceOptions } from '../source/x509-sources.ts';
 import { ConnectionVerifier, recycleAt, type PeerResult } from '../tls/connection-verifier.ts';
 import { keepServerIdentityCurrent } from '../tls/server-options.ts';
 import type { VerifiedPeer } from '../verify/x509-verify.ts';
+import {
+  handshakeInfoOf,
+  peerAttributes,
+  SPAN_ATTRIBUTES,
+  tlsAttributes,
+  type HandshakeInfo,
+} from '../telemetry/attributes.ts';
 import { claimedIdOf, type AuditLevel, type AuditLogger } from './audit.ts';
 import type { AuthzDecision, GrpcDecision, HttpDecision } from './authz-decision.ts';
 
@@ -22,6 +30,8 @@ export interface MtlsServerCoreSettings {
   onDecision?: (decision: AuthzDecision) => void;
   /** onHandshakeError is called when a TLS handshake fails or a client's certificate is rejected. */
   onHandshakeError?: (error: AuthError) => void;
+  /** onHandshake is called once per completed TLS handshake, verified or not (for metrics). */
+  onHandshake?: (info: HandshakeInfo) => void;
 }
 
 /** MtlsServerCoreOptions configure createMtlsServerCore: its sources and settings. */
@@ -39,6 +49,8 @@ interface RequestFacts {
   remote?: string;
   /** method is the HTTP method or the gRPC method path (see GrpcDecision). */
   method: string;
+  /** span of the request or call, if the transport started one: the decision and the peer go on it. */
+  span?: Span;
 }
 
 /** HttpDecisionRequest is one HTTP request to decide. */
@@ -135,6 +147,29 @@ export function createMtlsServerCore(options: MtlsServerCoreOptions): MtlsServer
   const auditLevel = options.auditLevel ?? 'info';
   const recycle = new WeakMap<TLSSocket, number>();
 
+  const selfId = (): string | undefined => {
+    try {
+      return svidSource.getX509Svid().id.toString();
+    } catch {
+      return undefined;
+    }
+  };
+
+  // The span says who called (verified only), over what TLS, which rule
+  // decided and how; a refusal is an error with its code as the reason.
+  const annotate = (span: Span, request: DecisionRequest, judged: Judged): void => {
+    const self = selfId();
+    if (self !== undefined) span.setAttribute(SPAN_ATTRIBUTES.selfId, self);
+    if (judged.outcome !== 'unauthenticated') span.setAttributes(peerAttributes(judged.peer));
+    if (request.socket) span.setAttributes(tlsAttributes(handshakeInfoOf(request.socket, 'server')));
+    span.setAttribute(SPAN_ATTRIBUTES.authzRule, request.authorizer.rule);
+    span.setAttribute(SPAN_ATTRIBUTES.authzDecision, judged.outcome === 'allow' ? 'allow' : 'deny');
+    if (judged.outcome !== 'allow') {
+      span.setAttribute(SPAN_ATTRIBUTES.authzReason, judged.error.code);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: `${judged.error.code}: ${judged.error.message}` });
+    }
+  };
+
   const handshakeFailed = (error: AuthError, fields: object, msg: string): void => {
     options.log?.warn({ err: { code: error.code, message: error.message }, ...fields }, msg);
     options.onHandshakeError?.(error);
@@ -146,6 +181,7 @@ export function createMtlsServerCore(options: MtlsServerCoreOptions): MtlsServer
     serve(server, handlers = {}) {
       const stopIdentity = events ? keepServerIdentityCurrent(server, events, handlers.extra) : () => undefined;
       const onSecure = (socket: TLSSocket): void => {
+        options.onHandshake?.(handshakeInfoOf(socket, 'server'));
         const result = verifier.verify(socket);
         if (result.ok) {
           handlers.onVerified?.(socket, result.peer);
@@ -170,6 +206,7 @@ export function createMtlsServerCore(options: MtlsServerCoreOptions): MtlsServer
     // Each overload's decision is built for its request's transport.
     decide: ((request: DecisionRequest, log: AuditLogger | undefined = options.log): Decided => {
       const judged = judge(request.result, request.authorizer);
+      if (request.span?.isRecording()) annotate(request.span, request, judged);
       const refusal = judged.outcome === 'allow' ? {} : { code: judged.error.code, reason: judged.error.message };
       const claimed =
         judged.outcome === 'unauthenticated' ? { claimed: request.socket ? claimedIdOf(request.socket) : null } : {};

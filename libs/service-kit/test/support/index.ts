@@ -3,3 +3,4 @@ export * from './raw-http.ts';
 export * from './error-table.ts';
 export * from './service-process.ts';
 export * from './database.ts';
+export * from './otlp-receiver.ts';

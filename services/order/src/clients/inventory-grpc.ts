@@ -28,8 +28,9 @@ export function createInventoryGrpcClientAdapter(
   target: string,
   credentials: grpc.ChannelCredentials,
   timeoutMs: number,
+  options?: grpc.ClientOptions,
 ): InventoryClient {
-  const c = createInventoryGrpcClient(target, credentials);
+  const c = createInventoryGrpcClient(target, credentials, options);
   const opts = (): { deadline: number } => ({ deadline: Date.now() + timeoutMs });
   const guard = async <T>(p: () => Promise<T>): Promise<T> => {
     try {
