@@ -302,12 +302,14 @@ function drawTraces(model) {
     ...model.traces.map((t) => {
       const root = t.spans.find((s) => s.parentSpanId === null) ?? t.spans[0];
       const hops = t.spans.filter((s) => s.kind === 'server' || s.kind === 'client');
+      const denied = t.spans.some((s) => s.attributes['spiffe.authz.decision'] === 'deny');
       return h(
         'article',
         { class: 'trace', 'aria-label': `trace ${t.traceId}` },
         h(
           'h3',
           null,
+          denied ? h('span', { class: 'deny' }, 'denied · ') : '',
           `${root ? `${root.service}: ${root.name}` : t.traceId} `,
           h(
             'span',

@@ -7,8 +7,10 @@ import { readService } from './service-reader.ts';
 import { forgedCertificateToggle, paymentFaultsToggle, type Toggle, type ToggleState } from './toggles.ts';
 import { TraceStore } from './trace-store.ts';
 
-/** TRACES_SHOWN is how many of the kept traces the model carries. */
-export const TRACES_SHOWN = 10;
+/** TRACES_SHOWN is how many of the kept traces the model carries: the latest across services… */
+export const TRACES_SHOWN = 8;
+/** DENIED_TRACES_SHOWN …and, kept apart so traffic does not push them out, the latest with a denied hop. */
+export const DENIED_TRACES_SHOWN = 4;
 
 /** ConsoleModelWithToggles is GET /api/model's body. */
 export interface PageModel extends ConsoleModel {
@@ -77,7 +79,7 @@ export class ShopConsole {
   model(): PageModel {
     const m = this.#model.build(
       this.config.services.map((s) => s.name),
-      this.traces.recent(TRACES_SHOWN),
+      this.traces.shown(TRACES_SHOWN, DENIED_TRACES_SHOWN),
       this.config.pollMs,
       `spans POSTed to ${this.receiverUrl}/v1/traces (OTLP/HTTP JSON), the last ${this.config.traceLimit} traces kept`,
     );

@@ -1,7 +1,7 @@
 // Public API of @shop/console: start the console in-process (scripts/start.ts does) or build its parts.
 export { loadConsoleConfig, type ConsoleConfig, type ServiceTarget } from './config.ts';
 export { CONSOLE_ERRORS, consoleError, type ConsoleErrorCode } from './errors.ts';
-export { ShopConsole, TRACES_SHOWN, type ConsoleOptions, type PageModel } from './console.ts';
+export { ShopConsole, TRACES_SHOWN, DENIED_TRACES_SHOWN, type ConsoleOptions, type PageModel } from './console.ts';
 export { buildConsoleApp, PUBLIC_DIR, OTLP_BODY_LIMIT } from './app.ts';
 export { startConsole, type RunningConsole } from './start-console.ts';
 export {

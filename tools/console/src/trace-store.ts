@@ -116,10 +116,18 @@ export function spansOfExport(body: unknown): SpanView[] | undefined {
   return out;
 }
 
-/** TraceStore keeps the `limit` most recently updated traces. */
+/** DENIED_KEPT is how many traces with a denied hop are kept apart, so busy traffic does not push them out. */
+export const DENIED_KEPT = 10;
+
+function hasDeny(t: TraceView): boolean {
+  return t.spans.some((s) => s.attributes['spiffe.authz.decision'] === 'deny');
+}
+
+/** TraceStore keeps the `limit` most recently updated traces, and the last DENIED_KEPT with a denied hop. */
 export class TraceStore {
   readonly #limit: number;
   readonly #traces = new Map<string, TraceView>();
+  readonly #denied = new Map<string, TraceView>();
   #spansReceived = 0;
 
   constructor(limit: number) {
@@ -140,13 +148,42 @@ export class TraceStore {
       if (t.spans.length < MAX_SPANS_PER_TRACE && !t.spans.some((s) => s.spanId === span.spanId)) t.spans.push(span);
       t.spans.sort((a, b) => a.start - b.start);
       this.#traces.set(span.traceId, t);
+      if (this.#denied.has(span.traceId) || hasDeny(t)) {
+        this.#denied.delete(span.traceId);
+        this.#denied.set(span.traceId, t);
+      }
       this.#spansReceived++;
+    }
+    while (this.#denied.size > DENIED_KEPT) {
+      const oldest = this.#denied.keys().next().value;
+      if (oldest === undefined) break;
+      this.#denied.delete(oldest);
     }
     while (this.#traces.size > this.#limit) {
       const oldest = this.#traces.keys().next().value;
       if (oldest === undefined) break;
       this.#traces.delete(oldest);
     }
+  }
+
+  /**
+   * shown returns the traces the page lists: up to `denied` with a denied
+   * hop (`spiffe.authz.decision` deny; kept even once older than the last
+   * `limit`), then up to `n` others that cross a
+   * service boundary (a span with a peer's or a server's SPIFFE ID), the most
+   * recently updated first.
+   */
+  shown(n: number, denied: number): TraceView[] {
+    const all = this.recent(this.#limit);
+    const withDeny = [...this.#denied.values()].reverse();
+    const hops = all.filter(
+      (t) =>
+        !withDeny.includes(t) &&
+        t.spans.some(
+          (s) => s.attributes['spiffe.peer.id'] !== undefined || s.attributes['spiffe.server.id'] !== undefined,
+        ),
+    );
+    return [...withDeny.slice(0, denied), ...hops.slice(0, n)];
   }
 
   /** recent returns up to `n` traces, the most recently updated first. */

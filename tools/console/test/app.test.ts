@@ -5,6 +5,8 @@ import { loadConsoleConfig } from '../src/config.ts';
 import { ShopConsole } from '../src/console.ts';
 import type { Toggle } from '../src/toggles.ts';
 
+const ORDER_ID = 'spiffe://example.org/order';
+
 function app(toggles: Toggle[] = []) {
   // Nothing listens on these ports: the services read as unreachable, which is itself a reading.
   const config = loadConsoleConfig({ CONSOLE_SERVICES: 'order=http://127.0.0.1:1', CONSOLE_TRACE_LIMIT: '2' });
@@ -109,20 +111,51 @@ describe('console app', () => {
     assert.equal(notJson.json<{ code: string }>().code, 'CONSOLE_INVALID_REQUEST');
   });
 
-  test('only the last CONSOLE_TRACE_LIMIT traces are kept, the most recent first', async () => {
+  test('only the last CONSOLE_TRACE_LIMIT traces are kept, the most recent first; one without a hop between services is not listed; denied ones stay listed first', async () => {
     const { app: a } = app();
     for (const t of ['01', '02', '03']) {
       await a.inject({
         method: 'POST',
         url: '/v1/traces',
         headers: { 'content-type': 'application/json' },
-        payload: otlp(t.repeat(16), t.repeat(8), {}),
+        payload: otlp(t.repeat(16), t.repeat(8), { 'spiffe.peer.id': ORDER_ID }),
       });
     }
     const model = (await a.inject({ url: '/api/model' })).json<{ traces: { traceId: string }[] }>();
     assert.deepEqual(
       model.traces.map((t) => t.traceId),
       ['03'.repeat(16), '02'.repeat(16)],
+    );
+    await a.inject({
+      method: 'POST',
+      url: '/v1/traces',
+      headers: { 'content-type': 'application/json' },
+      payload: otlp('04'.repeat(16), '04'.repeat(8), { 'http.route': '/products' }),
+    });
+    const after = (await a.inject({ url: '/api/model' })).json<{ traces: { traceId: string }[] }>();
+    assert.deepEqual(
+      after.traces.map((t) => t.traceId),
+      ['03'.repeat(16)],
+    );
+    // A trace with a denied hop stays listed, first, after busier traffic has pushed it out of the last two.
+    await a.inject({
+      method: 'POST',
+      url: '/v1/traces',
+      headers: { 'content-type': 'application/json' },
+      payload: otlp('05'.repeat(16), '05'.repeat(8), { 'spiffe.authz.decision': 'deny' }),
+    });
+    for (const t of ['06', '07']) {
+      await a.inject({
+        method: 'POST',
+        url: '/v1/traces',
+        headers: { 'content-type': 'application/json' },
+        payload: otlp(t.repeat(16), t.repeat(8), { 'spiffe.peer.id': ORDER_ID }),
+      });
+    }
+    const denied = (await a.inject({ url: '/api/model' })).json<{ traces: { traceId: string }[] }>();
+    assert.deepEqual(
+      denied.traces.map((t) => t.traceId),
+      ['05'.repeat(16), '07'.repeat(16), '06'.repeat(16)],
     );
   });
 
