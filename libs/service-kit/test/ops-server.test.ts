@@ -3,6 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { request } from 'undici';
+import type { IdentityView } from '../src/identity-view.ts';
 import { createServiceMetrics } from '../src/metrics.ts';
 import { startOpsServer } from '../src/ops-server.ts';
 
@@ -115,7 +116,7 @@ describe('GET /identity', () => {
       source.set(second, [td.bundle, new X509Bundle('partner.example', [partner.ca.certDer])]);
       const res = await request(url(app));
       assert.equal(res.statusCode, 200);
-      const view = (await res.body.json()) as import('../src/identity-view.ts').IdentityView;
+      const view = (await res.body.json()) as IdentityView;
       assert.equal(view.mode, 'files');
       assert.equal(view.ready, true);
       assert.equal(view.spiffeId, 'spiffe://example.org/svc');
