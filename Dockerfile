@@ -21,12 +21,14 @@ COPY libs/auth-testing/package.json libs/auth-testing/
 COPY libs/service-kit/package.json libs/service-kit/
 COPY libs/contracts/package.json libs/contracts/
 COPY tools/spiffe-auth/package.json tools/spiffe-auth/
+COPY tools/console/package.json tools/console/
 COPY services/order/package.json services/order/
 COPY services/payment/package.json services/payment/
 COPY services/inventory/package.json services/inventory/
 COPY bench/package.json bench/
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
       --workspace libs/auth --workspace libs/service-kit --workspace libs/contracts --workspace tools/spiffe-auth \
+      --workspace tools/console \
       --workspace services/order --workspace services/payment --workspace services/inventory \
       --include-workspace-root \
  && npm cache clean --force
@@ -68,6 +70,15 @@ FROM runtime AS order
 ENV SERVICE=order PORT=8080 OPS_PORT=9080 DATA_DIR=/data/order
 EXPOSE 8080 9080
 CMD ["node", "services/order/src/server.ts"]
+
+# The console (tools/console): the live page, reading the services' ops ports
+# and receiving their spans (OTLP/HTTP JSON) on the same port.
+FROM runtime AS console
+ENV SERVICE=console PORT=3000
+EXPOSE 3000
+HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.PORT}/api/model`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+CMD ["node", "tools/console/src/server.ts"]
 
 # The tools image adds the spire-server CLI (SPIRE's images have no shell, so
 # compose's registration step runs from here). Last in the file: the classic

@@ -12,11 +12,18 @@
 //                                   three replicas of each service on one
 //                                   throwaway PostgreSQL, behind round-robin
 //                                   TCP balancers on the usual ports
+//
+// The console (tools/console) serves http://127.0.0.1:3000 (--console-port),
+// and the services export their spans to it (OTEL_EXPORTER_OTLP_ENDPOINT,
+// OTEL_EXPORTER_OTLP_PROTOCOL=http/json) unless the environment names
+// another OTLP endpoint.
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
+import type { RunningConsole } from '@shop/console';
 import { createDevCerts, MAX_REPLICAS, ROOT, Shop, type ServiceName } from './shop.ts';
+import { CONSOLE_PORT, otelEnv, startShopConsole } from './shop-console.ts';
 import { startShopPostgres, startShopPostgresOnSpire, type ShopPostgres } from './shop-postgres.ts';
 import { getSpire } from './spire/get-spire.ts';
 import { applyEntries, loadEntries } from './spire/register.ts';
@@ -38,12 +45,13 @@ function readArgs() {
         'svid-ttl': { type: 'string', default: '60' },
         replicas: { type: 'string', default: '1' },
         db: { type: 'string', default: 'sqlite' },
+        'console-port': { type: 'string', default: String(CONSOLE_PORT) },
       },
     }).values;
   } catch (err) {
     console.error(`npm start: ${(err as Error).message}`);
     console.error(
-      'options: --duration <s> --concurrency <n> --inventory-protocol grpc|http --payment-failure-rate <0..1> --spiffe --svid-ttl <s> --replicas <1..8> --db sqlite|postgres --data-dir <dir> --certs-dir <dir>',
+      'options: --duration <s> --concurrency <n> --inventory-protocol grpc|http --payment-failure-rate <0..1> --spiffe --svid-ttl <s> --replicas <1..8> --db sqlite|postgres --data-dir <dir> --certs-dir <dir> --console-port <port>',
     );
     process.exit(2);
   }
@@ -63,6 +71,8 @@ function positive(name: string, value: string | undefined, max: number): void {
 positive('duration', args.duration, 86_400);
 positive('concurrency', args.concurrency, 256);
 positive('svid-ttl', args['svid-ttl'], 86_400);
+positive('console-port', args['console-port'], 65_535);
+const consolePort = Number(args['console-port']);
 const failureRate = Number(args['payment-failure-rate']);
 if (!(failureRate >= 0 && failureRate <= 1)) {
   console.error(
@@ -114,6 +124,14 @@ const socketOf = (name: ServiceName): Record<string, string> =>
   socketDir === undefined ? {} : { SPIFFE_ENDPOINT_SOCKET: `unix://${agentSocketPath(socketDir, name)}` };
 // The shop is made once the database (if any) is up: its URL is in the services' environment.
 let shop: Shop | undefined;
+let consoleServer: RunningConsole | undefined;
+const consoleUrl = `http://127.0.0.1:${consolePort}`;
+// Spans go to the console unless the user named their own OTLP endpoint.
+const otel = otelEnv(consoleUrl);
+const otelOf = (name: ServiceName): Record<string, string> =>
+  Object.keys(otel).length === 0 || process.env.OTEL_SERVICE_NAME !== undefined
+    ? otel
+    : { ...otel, OTEL_SERVICE_NAME: name };
 function makeShop(): Shop {
   const dbEnv = (name: ServiceName): Record<string, string> => pg?.env(name) ?? {};
   const s: Shop = new Shop({
@@ -127,9 +145,15 @@ function makeShop(): Shop {
         SEED_FILE: join(ROOT, 'scripts', 'demo-catalogue.json'),
         ...socketOf('inventory'),
         ...dbEnv('inventory'),
+        ...otelOf('inventory'),
       },
-      payment: { PAYMENT_FAILURE_RATE: args['payment-failure-rate'], ...socketOf('payment'), ...dbEnv('payment') },
-      order: { INVENTORY_PROTOCOL: inventoryProtocol, ...socketOf('order'), ...dbEnv('order') },
+      payment: {
+        PAYMENT_FAILURE_RATE: args['payment-failure-rate'],
+        ...socketOf('payment'),
+        ...dbEnv('payment'),
+        ...otelOf('payment'),
+      },
+      order: { INVENTORY_PROTOCOL: inventoryProtocol, ...socketOf('order'), ...dbEnv('order'), ...otelOf('order') },
     },
     onExit: (name, code, signal, replica) => {
       if (!stopping)
@@ -166,6 +190,7 @@ function line(t: Tally, rate: number, breakers: string): string {
 
 async function stopAll(): Promise<void> {
   stopping = true;
+  await consoleServer?.close();
   await shop?.stopAll();
   await pg?.stop();
   await spire?.stop();
@@ -232,6 +257,16 @@ async function main(): Promise<void> {
     pg = await startShopPostgres({ certsDir, replicas });
   }
   shop = makeShop();
+  // The console first, so the services' first spans have somewhere to go.
+  consoleServer = await startShopConsole({
+    shop,
+    mode: args.spiffe ? 'spiffe' : 'files',
+    certsDir,
+    spire,
+    port: consolePort,
+    trustDomain: spire?.trustDomain ?? 'example.org',
+  });
+  console.log(`== console on ${consoleServer.url}`);
   console.log(
     `== starting inventory, payment, order${replicas > 1 ? ` (${replicas} replicas each)` : ''} (logs in ${join(dataDir, 'logs')})`,
   );
@@ -246,6 +281,7 @@ The shop is up (mTLS between services, identities from ${args.spiffe ? 'SPIRE ag
   order ops      http://${host}:9080/metrics    /health/ready
   payment ops    http://${host}:9443/metrics    inventory ops http://${host}:9444/metrics
   payment faults curl -XPOST http://${host}:9543/admin/faults -H 'content-type: application/json' -d '{"latency_ms":1500}'${balanced}
+  console        ${consoleServer.url}   (spans: ${Object.keys(otel).length > 0 ? `exported here as OTLP/HTTP JSON` : `to ${process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? ''}, as you set`})
 Ctrl-C stops everything.
 `);
   const controller = new AbortController();

@@ -7,7 +7,7 @@
 //   spiffe-shop-local/postgres:15           Debian's postgresql-15 package (compose.postgres.yaml)
 //   spiffe-shop-local/prometheus:2          Debian's prometheus package (compose.yaml, profile observability)
 // and then the shop's own images (Dockerfile) on top of that Node image:
-//   spiffe-shop/{order,payment,inventory,tools}:dev
+//   spiffe-shop/{order,payment,inventory,console,tools}:dev
 // Stand-ins already present are kept (--rebuild replaces them); the shop's
 // images are rebuilt every time (the layer cache makes that quick).
 // Writes the variables that point compose.yaml at them to an env file:
@@ -26,7 +26,7 @@ const ROOT = resolve(import.meta.dirname, '../..');
 const HERE = import.meta.dirname;
 
 /** SHOP_IMAGES are the targets of the repository's Dockerfile, as image names. */
-export const SHOP_TARGETS = ['inventory', 'payment', 'order', 'tools'] as const;
+export const SHOP_TARGETS = ['inventory', 'payment', 'order', 'console', 'tools'] as const;
 /** SHOP_TAG is the tag compose.yaml uses for the shop's images by default. */
 export const SHOP_TAG = 'dev';
 const DEBIAN_SUITE = 'bookworm';

@@ -44,6 +44,8 @@ export async function startShop(files: string[], profiles: string[] = [], replic
   const project = `${TEST_PROJECT_PREFIX}${randomBytes(3).toString('hex')}`;
   const port = await freePort();
   const environment: Record<string, string> = {
+    // The console's published port too: never 3000, which `npm start` may hold.
+    CONSOLE_PORT: String(await freePort()),
     ORDER_PORT: String(port),
     ORDER_PORT_LAST: String(port + replicas - 1),
   };

@@ -44,6 +44,13 @@ export { openDatabase, type OpenDatabaseOptions } from './db/open-database.ts';
 export { SqliteDatabase } from './db/sqlite-database.ts';
 export { PostgresDatabase, isConnectionError, type ClientCertificate } from './db/postgres-database.ts';
 export { createServiceMetrics, observeIdentity, authHooks, type ServiceMetrics, type Logger } from './metrics.ts';
+export {
+  IdentityHistory,
+  IDENTITY_HISTORY_LIMIT,
+  type IdentityEvent,
+  type IdentityView,
+  type TrustRoot,
+} from './identity-view.ts';
 export { createBreaker, retry, type BreakerOptions, type RetryOptions } from './breaker.ts';
 export {
   serviceFastifyOptions,

@@ -8,6 +8,8 @@ export interface ServiceMetrics {
   requests: Counter<'protocol' | 'route' | 'method' | 'status' | 'caller'>;
   requestSeconds: Histogram<'protocol' | 'route'>;
   authzDenials: Counter<'protocol' | 'route' | 'caller' | 'code'>;
+  /** authzDecisions counts every decision, allow and deny, with the rule that made it (the console's edge labels and rates). */
+  authzDecisions: Counter<'protocol' | 'route' | 'caller' | 'rule' | 'decision'>;
   handshakeFailures: Counter<'code'>;
   tlsHandshakes: Counter<'side' | 'protocol' | 'group' | 'cipher' | 'resumed'>;
   breakerState: Gauge<'breaker'>;
@@ -45,6 +47,12 @@ export function createServiceMetrics(service: string): ServiceMetrics {
       name: 'shop_authz_denials_total',
       help: 'Requests refused by SPIFFE authentication or authorization.',
       labelNames: ['protocol', 'route', 'caller', 'code'],
+      registers: r,
+    }),
+    authzDecisions: new Counter({
+      name: 'shop_authz_decisions_total',
+      help: 'Authorization decisions (allow and deny), by route, calling SPIFFE ID and the rule that decided.',
+      labelNames: ['protocol', 'route', 'caller', 'rule', 'decision'],
       registers: r,
     }),
     handshakeFailures: new Counter({
@@ -212,9 +220,17 @@ export function authHooks(metrics: ServiceMetrics): {
       // Every label is bounded whoever calls: the route is a route pattern
       // or "unmatched" (never the URL), a gRPC method one with a rule or "*"
       // (the gRPC front never reports a path an unverified caller made up);
-      // the caller is "none" or a verified SPIFFE ID; the code is one of ours.
+      // the caller is "none" or a verified SPIFFE ID; the code is one of ours;
+      // the rule is the description of one of the service's own authorizers.
+      const route = d.transport === 'http' ? d.route : d.method;
+      metrics.authzDecisions.inc({
+        protocol: d.transport,
+        route,
+        caller: d.caller ?? 'none',
+        rule: d.rule,
+        decision: d.decision,
+      });
       if (d.decision === 'deny') {
-        const route = d.transport === 'http' ? d.route : d.method;
         metrics.authzDenials.inc({
           protocol: d.transport,
           route,

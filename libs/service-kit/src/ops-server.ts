@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { IdentitySource } from '@shop/auth';
 import { listen } from './http-server.ts';
+import type { IdentityHistory } from './identity-view.ts';
 import type { ServiceMetrics } from './metrics.ts';
 
 /** ReadinessResult is a check's outcome with, when it fails, the reason /health/ready shows. */
@@ -22,13 +23,16 @@ export interface OpsServerOptions {
   checks: Record<string, ReadinessCheck>;
   /** reusePort lets a new instance bind the same port before this one drains (zero-downtime handover). Default: false. */
   reusePort?: boolean;
+  /** identity, when given, is served as GET /identity (mode, SPIFFE ID, serial, expiry, rotations, trust roots). */
+  identity?: IdentityHistory;
 }
 
 /**
  * startOpsServer serves the ops port, plaintext and separate from the API:
  * `/health/live` (the process answers), `/health/ready` (every check passes;
  * 503 with the failing ones otherwise, and `reasons` saying why where a
- * check gives one) and `/metrics` (Prometheus text). A service starts it
+ * check gives one), `/metrics` (Prometheus text) and, given `identity`,
+ * `/identity` (the identity held now and its history, as JSON). A service starts it
  * first, before its identity, so an orchestrator sees "not ready, because …"
  * rather than a refused connection.
  */
@@ -50,6 +54,8 @@ export async function startOpsServer(o: OpsServerOptions): Promise<FastifyInstan
   app.get('/metrics', async (_req, reply) => {
     return reply.type(o.metrics.registry.contentType).send(await o.metrics.registry.metrics());
   });
+  const identity = o.identity;
+  if (identity) app.get('/identity', () => identity.view());
   await listen(app, { host: o.host, port: o.port, reusePort: o.reusePort });
   return app;
 }

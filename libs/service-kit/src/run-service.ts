@@ -9,6 +9,7 @@ import { createIdentitySource, type IdentitySource } from '@shop/auth';
 import type { ProcessConfig } from './config.ts';
 import { createLogger } from './logger.ts';
 import { createServiceMetrics, observeIdentity, type ServiceMetrics } from './metrics.ts';
+import { IdentityHistory } from './identity-view.ts';
 import { identityCheck, startOpsServer, type ReadinessCheck } from './ops-server.ts';
 import { onSignals, runSteps, type ShutdownStep } from './shutdown.ts';
 import { StartupGate, waitForIdentity } from './startup.ts';
@@ -142,6 +143,7 @@ export async function runService<C extends ProcessConfig, S extends ServiceStore
     });
     running.source = source;
     observeIdentity(source, metrics, log);
+    const identity = new IdentityHistory(source);
     // Ops port first: until the identity arrives, /health/ready says why not.
     const startup = new StartupGate();
     const checks: Record<string, ReadinessCheck> = { identity: identityCheck(source), started: startup.check };
@@ -151,6 +153,7 @@ export async function runService<C extends ProcessConfig, S extends ServiceStore
       port: config.opsPort,
       metrics,
       checks,
+      identity,
     });
     running.ops = ops;
     const opsUrl = httpUrl(ops, config.host);

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { request } from 'undici';
+import type { IdentityView } from '../src/identity-view.ts';
 import { createServiceMetrics } from '../src/metrics.ts';
 import { startOpsServer } from '../src/ops-server.ts';
 
@@ -85,6 +87,86 @@ describe('observeIdentity gauges', () => {
     assert.match(
       await spiffeMetrics.registry.metrics(),
       /shop_identity_info\{source="spiffe",spiffe_id="spiffe:\/\/example\.org\/svc"/,
+    );
+  });
+});
+
+describe('GET /identity', () => {
+  test('absent without an identity (positive control for the route); with one: mode, ID, serial, expiry, history of rotations, trust roots', async () => {
+    const { createTestTrustDomain, MemorySource } = await import('@shop/auth-testing');
+    const { X509Bundle } = await import('@shop/auth');
+    const { IdentityHistory } = await import('../src/identity-view.ts');
+    const td = await createTestTrustDomain('example.org');
+    const partner = await createTestTrustDomain('partner.example');
+    const source = new MemorySource({ kind: 'files' });
+    const identity = new IdentityHistory(source);
+    const metrics = createServiceMetrics('svc');
+    const bare = await startOpsServer({ host: '127.0.0.1', port: 0, metrics, checks: {} });
+    const app = await startOpsServer({ host: '127.0.0.1', port: 0, metrics, checks: {}, identity });
+    const url = (a: typeof app): string => `http://127.0.0.1:${(a.server.address() as AddressInfo).port}/identity`;
+    try {
+      assert.equal((await request(url(bare))).statusCode, 404);
+      const before = (await (await request(url(app))).body.json()) as { ready: boolean; spiffeId: unknown };
+      assert.equal(before.ready, false);
+      assert.equal(before.spiffeId, null);
+
+      const first = await td.svid('/svc');
+      source.set(first, [td.bundle]);
+      const second = await td.svid('/svc');
+      source.set(second, [td.bundle, new X509Bundle('partner.example', [partner.ca.certDer])]);
+      const res = await request(url(app));
+      assert.equal(res.statusCode, 200);
+      const view = (await res.body.json()) as IdentityView;
+      assert.equal(view.mode, 'files');
+      assert.equal(view.ready, true);
+      assert.equal(view.spiffeId, 'spiffe://example.org/svc');
+      assert.equal(view.serial, second.leaf.serialNumber);
+      assert.notEqual(view.serial, first.leaf.serialNumber);
+      assert.equal(view.notAfter, second.expiresAt.toISOString());
+      assert.ok((view.secondsToExpiry ?? 0) > 0);
+      assert.equal(view.rotations, 1);
+      assert.deepEqual(
+        view.history.map((e) => [e.kind, e.serial]),
+        [
+          ['loaded', first.leaf.serialNumber],
+          ['rotated', second.leaf.serialNumber],
+        ],
+      );
+      assert.deepEqual(Object.keys(view.trustRoots).sort(), ['example.org', 'partner.example']);
+      assert.equal(
+        view.trustRoots['partner.example']?.[0]?.sha256,
+        new X509Certificate(partner.ca.certDer).fingerprint256,
+      );
+    } finally {
+      await bare.close();
+      await app.close();
+    }
+  });
+});
+
+describe('shop_authz_decisions_total', () => {
+  test('counts allows (positive control) and denies, with caller and rule', async () => {
+    const { authHooks } = await import('../src/metrics.ts');
+    const metrics = createServiceMetrics('svc');
+    const hooks = authHooks(metrics);
+    const base = {
+      transport: 'http',
+      route: '/stock',
+      url: '/stock',
+      method: 'GET',
+      rule: 'id spiffe://example.org/order',
+    } as const;
+    hooks.onDecision({ ...base, decision: 'allow', status: 200, caller: 'spiffe://example.org/order' });
+    hooks.onDecision({ ...base, decision: 'allow', status: 200, caller: 'spiffe://example.org/order' });
+    hooks.onDecision({ ...base, decision: 'deny', status: 401, caller: null, code: 'AUTH_ERR_PEER_UNVERIFIED' });
+    const text = await metrics.registry.metrics();
+    assert.match(
+      text,
+      /shop_authz_decisions_total\{protocol="http",route="\/stock",caller="spiffe:\/\/example\.org\/order",rule="id spiffe:\/\/example\.org\/order",decision="allow",service="svc"\} 2/,
+    );
+    assert.match(
+      text,
+      /shop_authz_decisions_total\{protocol="http",route="\/stock",caller="none",rule="id spiffe:\/\/example\.org\/order",decision="deny",service="svc"\} 1/,
     );
   });
 });
