@@ -5,10 +5,9 @@
 // and npm's download cache are kept under ~/.cache/spiffe-shop, so only the
 // first run downloads them.
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { exists } from './path-exists.ts';
 
 /** ROOT is the repository's root folder. */
 export const ROOT = join(import.meta.dirname, '..');
@@ -65,6 +64,15 @@ export function run(
       },
     );
   });
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -6,13 +6,22 @@
 //
 //   node scripts/console/get-chromium.ts     # prints the path of the binary
 import { execFile } from 'node:child_process';
+import { access } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { exists } from '../path-exists.ts';
 
 const run = promisify(execFile);
 
 /** CHROMIUM_PATH is where Debian's chromium package puts the browser. */
 export const CHROMIUM_PATH = '/usr/bin/chromium';
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** ensureChromium returns CHROMIUM_PATH, installing Debian's chromium first when it is missing (root only). */
 export async function ensureChromium(): Promise<string> {

@@ -12,7 +12,7 @@
 //   await cluster.stop();
 import { execFile, spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
-import { mkdir, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -32,7 +32,6 @@ import {
 import { availableShopImages, buildClusterImages, CLUSTER_IMAGES, ctr, importImages } from './images.ts';
 import { NETWORK, NODE_NAME, paths } from './layout.ts';
 import { makePki, writeKubeconfig, type ClientCert } from './pki.ts';
-import { exists } from '../path-exists.ts';
 
 const run = promisify(execFile);
 
@@ -70,6 +69,15 @@ const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 
 function log(msg: string): void {
   process.stderr.write(`k8s: ${msg}\n`);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

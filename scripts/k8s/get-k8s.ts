@@ -13,12 +13,11 @@
 //
 //   node scripts/k8s/get-k8s.ts [--only helm] [--crictl]
 import { spawn } from 'node:child_process';
-import { cp, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { access, cp, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { corefilePlugins } from './coredns.ts';
-import { exists } from '../path-exists.ts';
 
 /** KUBERNETES_VERSION is the pinned Kubernetes release (k8s.io/kubernetes module). */
 export const KUBERNETES_VERSION = '1.34.4';
@@ -62,6 +61,15 @@ export function cacheRoot(): string {
 /** toolDir is the cache directory of one tool at one version. */
 export function toolDir(tool: string, version: string): string {
   return join(cacheRoot(), tool, `v${version}`);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function goEnv(): NodeJS.ProcessEnv {

@@ -5,10 +5,9 @@
 // create. snapshotHost() is also what the smoke run diffs to prove that
 // `down` leaves the host as it found it.
 import { execFile } from 'node:child_process';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { exists } from '../path-exists.ts';
 
 const run = promisify(execFile);
 
@@ -64,6 +63,15 @@ export interface HostState {
   paths: Record<string, boolean>;
   /** cgroups maps each v1 controller to whether its kubepods cgroup exists. */
   cgroups: Record<string, boolean>;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function sysctlPath(name: string): string {

@@ -8,11 +8,10 @@
 //
 //   node scripts/spire/get-spire.ts          # prints the bin dir on the last line
 import { execFile } from 'node:child_process';
-import { chmod, cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
-import { exists } from '../path-exists.ts';
 
 const run = promisify(execFile);
 
@@ -31,6 +30,15 @@ export function cacheDir(): string {
     process.env.SPIRE_CACHE_DIR ??
     join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'spiffe-shop', 'spire');
   return join(base, `v${SPIRE_VERSION}`);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function versionOf(bin: string): Promise<string | undefined> {
