@@ -1,4 +1,5 @@
 import { ConfigError } from './errors.ts';
+import { requireLoopback, TRANSPORT_ENV, TRANSPORTS, type Transport } from './transport.ts';
 
 /**
  * Env reads typed configuration from environment variables, once, at start:
@@ -105,6 +106,12 @@ export interface ProcessConfig {
   readonly logLevel: LogLevel;
   /** identityWaitSeconds bounds the wait for the first identity; 0 waits as long as it takes (IDENTITY_WAIT_SECONDS). */
   readonly identityWaitSeconds: number;
+  /**
+   * transport is "mtls" (the default: mTLS in-process, an identity required)
+   * or "sidecar": plaintext API listeners on a loopback HOST only, no identity
+   * in the process, callers authorized by the sidecar in front (SHOP_TRANSPORT).
+   */
+  readonly transport: Transport;
 }
 
 /** MAX_IDENTITY_WAIT_SECONDS is the largest IDENTITY_WAIT_SECONDS: setTimeout's limit is about 24.8 days. */
@@ -112,12 +119,18 @@ export const MAX_IDENTITY_WAIT_SECONDS = 2_000_000;
 
 /**
  * readProcessConfig reads the ProcessConfig variables (HOST, OPS_PORT,
- * LISTEN_REUSE_PORT, LOG_LEVEL, IDENTITY_WAIT_SECONDS) with `env`; a service's
- * loadConfig spreads it into its own, so they are validated with the rest.
+ * LISTEN_REUSE_PORT, LOG_LEVEL, IDENTITY_WAIT_SECONDS, SHOP_TRANSPORT) with
+ * `env`; a service's loadConfig spreads it into its own, so they are
+ * validated with the rest. With SHOP_TRANSPORT=sidecar a HOST that is not a
+ * loopback address throws SVC_ERR_SIDECAR_NOT_LOOPBACK.
  */
 export function readProcessConfig(env: Env, defaults: { opsPort: number }): ProcessConfig {
+  const host = env.string('HOST', '127.0.0.1');
+  const transport = env.oneOf(TRANSPORT_ENV, TRANSPORTS, 'mtls');
+  if (transport === 'sidecar') requireLoopback('HOST', host, 'every API listener');
   return {
-    host: env.string('HOST', '127.0.0.1'),
+    host,
+    transport,
     opsPort: env.port('OPS_PORT', defaults.opsPort),
     reusePort: env.oneOf('LISTEN_REUSE_PORT', ['true', 'false'] as const, 'false') === 'true',
     logLevel: env.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),

@@ -75,14 +75,27 @@ export function quoteInput(value: unknown): string {
   return cutInput(json ?? String(value));
 }
 
+/**
+ * CONFIG_ERROR_CODES are the codes a ConfigError has: SVC_ERR_CONFIG_INVALID
+ * for a value that is wrong in itself, SVC_ERR_SIDECAR_NOT_LOOPBACK for an
+ * address that is fine but must be a loopback one because SHOP_TRANSPORT is
+ * "sidecar" (plaintext must not leave the machine).
+ */
+export const CONFIG_ERROR_CODES = ['SVC_ERR_CONFIG_INVALID', 'SVC_ERR_SIDECAR_NOT_LOOPBACK'] as const;
+
+/** ConfigErrorCode is one of CONFIG_ERROR_CODES. */
+export type ConfigErrorCode = (typeof CONFIG_ERROR_CODES)[number];
+
 /** ConfigError names the environment variable that is wrong and what it must be. */
 export class ConfigError extends Error {
-  readonly code = 'SVC_ERR_CONFIG_INVALID';
+  /** code is SVC_ERR_CONFIG_INVALID unless the constructor was given another of CONFIG_ERROR_CODES. */
+  readonly code: ConfigErrorCode;
   /** variable is the environment variable at fault. */
   readonly variable: string;
 
-  constructor(variable: string, message: string) {
+  constructor(variable: string, message: string, code: ConfigErrorCode = 'SVC_ERR_CONFIG_INVALID') {
     super(`${variable}: ${message}`);
+    this.code = code;
     this.name = 'ConfigError';
     this.variable = variable;
   }

@@ -2,6 +2,8 @@
 export {
   ServiceError,
   ConfigError,
+  CONFIG_ERROR_CODES,
+  type ConfigErrorCode,
   IdentityWaitError,
   cutInput,
   quoteInput,
@@ -19,6 +21,18 @@ export {
   type ProcessConfig,
 } from './config.ts';
 export { loggerOptions, createLogger } from './logger.ts';
+export {
+  TRANSPORT_ENV,
+  TRANSPORTS,
+  SIDECAR_CALLER,
+  SIDECAR_AUTHORIZATION,
+  isLoopbackHost,
+  requireLoopback,
+  requireLoopbackUrl,
+  sidecarIdentityView,
+  auditSidecarCallers,
+  type Transport,
+} from './transport.ts';
 export {
   DATABASE_UNAVAILABLE,
   DatabaseUnavailableError,

@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { IdentitySource } from '@shop/auth';
 import { listen } from './http-server.ts';
-import type { IdentityHistory } from './identity-view.ts';
+import type { IdentityView } from './identity-view.ts';
 import type { ServiceMetrics } from './metrics.ts';
 
 /** ReadinessResult is a check's outcome with, when it fails, the reason /health/ready shows. */
@@ -24,7 +24,7 @@ export interface OpsServerOptions {
   /** reusePort lets a new instance bind the same port before this one drains (zero-downtime handover). Default: false. */
   reusePort?: boolean;
   /** identity, when given, is served as GET /identity (mode, SPIFFE ID, serial, expiry, rotations, trust roots). */
-  identity?: IdentityHistory;
+  identity?: { view(): IdentityView };
 }
 
 /**

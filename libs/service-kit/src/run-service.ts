@@ -14,6 +14,7 @@ import { identityCheck, startOpsServer, type ReadinessCheck } from './ops-server
 import { onSignals, runSteps, type ShutdownStep } from './shutdown.ts';
 import { StartupGate, waitForIdentity } from './startup.ts';
 import { startTracing, type Tracing } from './tracing.ts';
+import { SIDECAR_AUTHORIZATION, sidecarIdentityView } from './transport.ts';
 
 /**
  * ServiceStore is what runService needs of a service's store: the `store`
@@ -32,8 +33,11 @@ export interface ServiceContext<C extends ProcessConfig, S extends ServiceStore>
   /** log is the process's one logger; give it to fastify as `loggerInstance`. */
   log: PinoLogger;
   metrics: ServiceMetrics;
-  /** source has its first identity. */
-  source: IdentitySource;
+  /**
+   * source has its first identity; undefined exactly when
+   * `config.transport` is "sidecar" (the process holds no identity).
+   */
+  source: IdentitySource | undefined;
   store: S;
 }
 
@@ -89,7 +93,9 @@ function errorFields(err: unknown): { code: string | undefined; message: string 
  * SIGINT/SIGTERM run the shutdown steps and exit 0 (1 if a step failed); a
  * failed start logs "<name> failed to start", writes
  * "<name>: failed to start: CODE: message" to stderr, closes what was opened
- * and exits 1.
+ * and exits 1. With SHOP_TRANSPORT=sidecar there is no identity source:
+ * no identity check, `/identity` says mode "sidecar", and `source` is
+ * undefined in the ServiceContext.
  */
 export async function runService<C extends ProcessConfig, S extends ServiceStore>(
   parts: ServiceParts<C, S>,
@@ -135,18 +141,24 @@ export async function runService<C extends ProcessConfig, S extends ServiceStore
   const shutdown = onSignals(steps, log);
 
   try {
-    const source = await createIdentitySource({
-      wait: false,
-      log: (line) => {
-        log.info({ identity: line }, line);
-      },
-    });
+    const sidecar = config.transport === 'sidecar';
+    // In sidecar mode the process needs no identity: no files, no Workload API.
+    const source = sidecar
+      ? undefined
+      : await createIdentitySource({
+          wait: false,
+          log: (line) => {
+            log.info({ identity: line }, line);
+          },
+        });
     running.source = source;
-    observeIdentity(source, metrics, log);
-    const identity = new IdentityHistory(source);
+    if (source) observeIdentity(source, metrics, log);
+    const identity = source ? new IdentityHistory(source) : { view: sidecarIdentityView };
     // Ops port first: until the identity arrives, /health/ready says why not.
     const startup = new StartupGate();
-    const checks: Record<string, ReadinessCheck> = { identity: identityCheck(source), started: startup.check };
+    const checks: Record<string, ReadinessCheck> = source
+      ? { identity: identityCheck(source), started: startup.check }
+      : { started: startup.check };
     const ops = await startOpsServer({
       reusePort: config.reusePort,
       host: config.host,
@@ -157,10 +169,21 @@ export async function runService<C extends ProcessConfig, S extends ServiceStore
     });
     running.ops = ops;
     const opsUrl = httpUrl(ops, config.host);
-    log.info({ ops: opsUrl }, 'ops port open; waiting for the identity');
-    await waitForIdentity(source, { log, waitSeconds: config.identityWaitSeconds });
+    if (source) {
+      log.info({ ops: opsUrl }, 'ops port open; waiting for the identity');
+      await waitForIdentity(source, { log, waitSeconds: config.identityWaitSeconds });
+    } else {
+      log.info(
+        { ops: opsUrl, transport: 'sidecar' },
+        'ops port open; no identity in this process (SHOP_TRANSPORT=sidecar)',
+      );
+    }
     // Off unless an OTLP endpoint is set (OTEL_* variables); before any listener, so every request is traced.
-    running.tracing = await startTracing({ serviceName: name, selfId: source.getX509Svid().id.toString(), log });
+    running.tracing = await startTracing({
+      serviceName: name,
+      ...(source ? { selfId: source.getX509Svid().id.toString() } : {}),
+      log,
+    });
 
     const store = await parts.openStore({ config, log, metrics, source });
     running.store = store;
@@ -169,7 +192,10 @@ export async function runService<C extends ProcessConfig, S extends ServiceStore
     running.steps = started.steps;
     refreshSteps();
     startup.open();
-    log.info({ spiffeId: source.getX509Svid().id.toString(), ops: opsUrl, ...started.info }, `${name} started`);
+    const who = source
+      ? { transport: 'mtls', spiffeId: source.getX509Svid().id.toString() }
+      : { transport: 'sidecar', authorization: SIDECAR_AUTHORIZATION };
+    log.info({ ...who, ops: opsUrl, ...started.info }, `${name} started`);
   } catch (err) {
     // A signal during start-up closed what the start was waiting on; its handler exits.
     if (shutdown.stopping) return undefined;

@@ -4,12 +4,12 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { DATABASE_UNAVAILABLE, DatabaseStartError } from '../src/db/database.ts';
-import { ConfigError, IdentityWaitError } from '../src/errors.ts';
+import { CONFIG_ERROR_CODES, IdentityWaitError } from '../src/errors.ts';
 
 const ERRORS_MD = new URL('../../../docs/errors.md', import.meta.url);
 
 const CODES = [
-  new ConfigError('X', 'm').code,
+  ...CONFIG_ERROR_CODES,
   new IdentityWaitError('m', 'r').code,
   new DatabaseStartError('m').code,
   DATABASE_UNAVAILABLE,

@@ -1,7 +1,13 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { fastifyMtlsOptions, spiffeAuth, type SpiffeAuthOptions } from '@shop/auth/fastify';
 import type { IdentitySource } from '@shop/auth';
-import { authHooks, installHttpBasics, serviceFastifyOptions, type ServiceMetrics } from '@shop/service-kit';
+import {
+  auditSidecarCallers,
+  authHooks,
+  installHttpBasics,
+  serviceFastifyOptions,
+  type ServiceMetrics,
+} from '@shop/service-kit';
 import {
   orderParams,
   orderReservationsReply,
@@ -15,11 +21,25 @@ import {
 import type { StockService } from './stock.ts';
 import { authorizeStockReaders } from './stock-readers.ts';
 
+/**
+ * AppSecurity is how the APIs are secured: mTLS with `source` (the default),
+ * or `transport: "sidecar"`: plaintext, no identity, callers authorized by
+ * the sidecar in front (SHOP_TRANSPORT=sidecar).
+ */
+export type AppSecurity =
+  | {
+      transport?: 'mtls';
+      /** source is our identity: the server certificate and the bundles callers are verified against. */
+      source: IdentitySource;
+    }
+  | { transport: 'sidecar'; source?: undefined };
+
 /** AppDeps is what the HTTP API is built from. */
-export interface AppDeps {
+export type AppDeps = AppSecurity & AppOptions;
+
+/** AppOptions are AppDeps beside the security. */
+export interface AppOptions {
   stock: StockService;
-  /** source is our identity: the server certificate and the bundles callers are verified against. */
-  source: IdentitySource;
   metrics: ServiceMetrics;
   /** orderId is the SPIFFE ID allowed to reserve, release and commit. */
   orderId: string;
@@ -38,10 +58,19 @@ const RESERVE_BODY_LIMIT = 1024;
  * buildApp builds the inventory HTTP API over SPIFFE mTLS without listening:
  * reads are open to any workload of our trust domain (the plugin's default
  * rule), stock reads also to `partnerStockReaders`, writes to the order
- * service only. Test it with `app.inject()`.
+ * service only. Test it with `app.inject()`. With `transport: "sidecar"` it
+ * is plaintext and every route is open: the sidecar in front decides who
+ * connects.
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { stock, source, metrics } = deps;
+  if (!source) {
+    const app = Fastify(serviceFastifyOptions(deps.log ? { loggerInstance: deps.log } : { logger: false }));
+    installHttpBasics(app, metrics);
+    auditSidecarCallers(app);
+    addRoutes(app, stock, {}, {});
+    return app;
+  }
   // serviceFastifyOptions is typed for a plain HTTP server but passes `https`
   // through; a variable (not a literal) keeps TypeScript's excess-property
   // check out of the way, and the instance keeps the type service-kit expects.
@@ -57,7 +86,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const stockReaders = {
     spiffe: { allow: authorizeStockReaders(source.getX509Svid().id.trustDomain, deps.partnerStockReaders) },
   };
+  addRoutes(app, stock, orderOnly, stockReaders);
+  return app;
+}
 
+// The routes, with the route config that carries their allow-lists (empty behind a sidecar).
+function addRoutes(app: FastifyInstance, stock: StockService, orderOnly: object, stockReaders: object): void {
   app.get('/api/products', { schema: { response: { 200: productsReply } } }, () => stock.listProducts());
 
   app.get<{ Params: { productId: string } }>(
@@ -90,6 +124,4 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     { config: orderOnly, schema: { params: orderParams, response: { 200: orderReservationsReply } } },
     (req) => stock.commit(req.params.orderId),
   );
-
-  return app;
 }

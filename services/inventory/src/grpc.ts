@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { createGrpcMtls, type AuditLogger, type GrpcMtls } from '@shop/auth/grpc';
 import type { IdentitySource } from '@shop/auth';
-import { authHooks, type ServiceMetrics } from '@shop/service-kit';
+import { authHooks, SIDECAR_CALLER, type ServiceMetrics } from '@shop/service-kit';
 import {
   INVENTORY_METHODS,
   inventoryServiceDefinition,
@@ -27,11 +27,25 @@ import { checkOrderId, checkProductId, checkQuantity } from './validation.ts';
  */
 export const MAX_GRPC_MESSAGE_BYTES = 64 * 1024;
 
+/**
+ * GrpcSecurity is how the gRPC API is secured: mTLS with `source` (the
+ * default), or `transport: "sidecar"`: plaintext h2c, no identity, callers
+ * authorized by the sidecar in front (SHOP_TRANSPORT=sidecar).
+ */
+export type GrpcSecurity =
+  | {
+      transport?: 'mtls';
+      /** source is our identity: the server certificate and the bundles callers are verified against. */
+      source: IdentitySource;
+    }
+  | { transport: 'sidecar'; source?: undefined };
+
 /** GrpcServerDeps is what the gRPC API is built from. */
-export interface GrpcServerDeps {
+export type GrpcServerDeps = GrpcSecurity & GrpcServerOptions;
+
+/** GrpcServerOptions are GrpcServerDeps beside the security. */
+export interface GrpcServerOptions {
   stock: StockService;
-  /** source is our identity: the server certificate and the bundles callers are verified against. */
-  source: IdentitySource;
   metrics: ServiceMetrics;
   /** orderId is the SPIFFE ID allowed to call Reserve, Release and Commit. */
   orderId: string;
@@ -47,7 +61,8 @@ export interface GrpcServerDeps {
 /** InventoryGrpcServer is a running gRPC API. */
 export interface InventoryGrpcServer {
   server: grpc.Server;
-  mtls: GrpcMtls;
+  /** mtls is the mTLS layer; undefined behind a sidecar. */
+  mtls: GrpcMtls | undefined;
   /** port is the bound port (useful when 0 was asked for). */
   port: number;
   /** close stops accepting calls, lets in-flight ones finish for `graceMs`, then shuts the server down. */
@@ -123,12 +138,15 @@ export function inventoryGrpcHandlers(
  * `orderId` only. Calls are counted in
  * `shop_requests_total{protocol="grpc"}`; refusals in the auth metrics; every
  * decision and refused handshake is written to `log` as an audit line.
- * Request messages above MAX_GRPC_MESSAGE_BYTES are refused unread.
+ * Request messages above MAX_GRPC_MESSAGE_BYTES are refused unread. With
+ * `transport: "sidecar"` it serves plaintext (h2c) and every method to
+ * whoever connects: the sidecar in front decides who that is.
  */
 export async function startGrpcServer(
   deps: GrpcServerDeps & { host: string; port: number; reusePort?: boolean },
 ): Promise<InventoryGrpcServer> {
   const { stock, source, metrics, orderId, log } = deps;
+  if (!source) return startPlainGrpcServer(deps);
   const orderOnly = [orderId];
   const mtls = createGrpcMtls({
     source,
@@ -166,6 +184,51 @@ export async function startGrpcServer(
     async close(graceMs = 5000) {
       await mtls.close(graceMs);
       server.forceShutdown();
+    },
+  };
+}
+
+// Behind a sidecar: plaintext h2c, no interceptor, one audit line per call
+// naming the caller as not known to the process (where mTLS writes "authz allow").
+async function startPlainGrpcServer(
+  deps: GrpcServerOptions & { host: string; port: number; reusePort?: boolean },
+): Promise<InventoryGrpcServer> {
+  const { stock, metrics, log } = deps;
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
+    'grpc.so_reuseport': deps.reusePort === true ? 1 : 0,
+  });
+  server.addService(
+    inventoryServiceDefinition(),
+    inventoryGrpcHandlers(stock, ({ method, code, seconds, err }) => {
+      const route = INVENTORY_METHODS[method];
+      log?.info({ authz: { decision: 'sidecar', caller: SIDECAR_CALLER, method: route } }, 'authz by sidecar');
+      metrics.requests.inc({ protocol: 'grpc', route, method: 'unary', status: grpc.status[code], caller: 'none' });
+      metrics.requestSeconds.observe({ protocol: 'grpc', route }, seconds);
+      if (code === grpc.status.INTERNAL) log?.error({ err, method: route, caller: SIDECAR_CALLER }, 'gRPC call failed');
+    }),
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${deps.host}:${String(deps.port)}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+      if (err) reject(err);
+      else resolve(bound);
+    });
+  });
+  return {
+    server,
+    mtls: undefined,
+    port,
+    async close(graceMs = 5000) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
     },
   };
 }

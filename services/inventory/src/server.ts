@@ -25,8 +25,8 @@ await runService<InventoryConfig, InventoryStore>({
       else if (count > 0) log.info({ count }, 'expired reservations swept');
     });
     const deps = {
+      ...(source ? { source } : { transport: 'sidecar' as const }),
       stock,
-      source,
       metrics,
       orderId: config.orderId,
       partnerStockReaders: config.partnerStockReaders,
@@ -51,7 +51,7 @@ await runService<InventoryConfig, InventoryStore>({
         },
       ],
       info: {
-        http: httpUrl(app, config.host, 'https'),
+        http: httpUrl(app, config.host, source ? 'https' : 'http'),
         grpc: `${config.host}:${String(grpc.port)}`,
         database: databaseWhere(config.database),
         orderId: config.orderId,

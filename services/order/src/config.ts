@@ -1,5 +1,12 @@
 import { resolve } from 'node:path';
-import { Env, readDatabaseConfig, readProcessConfig, type DatabaseConfig, type ProcessConfig } from '@shop/service-kit';
+import {
+  Env,
+  readDatabaseConfig,
+  readProcessConfig,
+  requireLoopbackUrl,
+  type DatabaseConfig,
+  type ProcessConfig,
+} from '@shop/service-kit';
 
 /**
  * OrderConfig is the order service's configuration, read once from the
@@ -32,22 +39,39 @@ export interface OrderConfig extends ProcessConfig {
   breakers: 'on' | 'off';
 }
 
-/** loadConfig reads and validates the environment; a bad variable is named in the error. */
+/**
+ * loadConfig reads and validates the environment; a bad variable is named in
+ * the error. With SHOP_TRANSPORT=sidecar the upstreams are the local
+ * client-side sidecars: INVENTORY_URL and PAYMENT_URL are http: URLs and,
+ * with INVENTORY_GRPC_TARGET, must be on loopback (SVC_ERR_SIDECAR_NOT_LOOPBACK).
+ */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<OrderConfig> {
   const e = new Env(env);
   const trustDomain = e.string('TRUST_DOMAIN', 'example.org');
   const dataDir = e.string('DATA_DIR', './.data/order');
+  const processConfig = readProcessConfig(e, { opsPort: 9080 });
+  const sidecar = processConfig.transport === 'sidecar';
+  const scheme = sidecar ? ['http:'] : ['https:'];
+  const upstreams = {
+    inventoryUrl: e.url('INVENTORY_URL', sidecar ? 'http://127.0.0.1:8444' : 'https://127.0.0.1:8444', scheme),
+    inventoryGrpcTarget: e.hostPort('INVENTORY_GRPC_TARGET', '127.0.0.1:50051'),
+    paymentUrl: e.url('PAYMENT_URL', sidecar ? 'http://127.0.0.1:8443' : 'https://127.0.0.1:8443', scheme),
+  };
+  if (sidecar) {
+    const what = 'the upstream is called in plaintext, through the client-side sidecar on this machine';
+    requireLoopbackUrl('INVENTORY_URL', upstreams.inventoryUrl, what);
+    requireLoopbackUrl('INVENTORY_GRPC_TARGET', upstreams.inventoryGrpcTarget, what);
+    requireLoopbackUrl('PAYMENT_URL', upstreams.paymentUrl, what);
+  }
   return Object.freeze({
-    ...readProcessConfig(e, { opsPort: 9080 }),
+    ...processConfig,
     trustDomain,
     port: e.port('PORT', 8080),
     dataDir,
     database: readDatabaseConfig(e, { dataDir: resolve(dataDir), file: 'order.db' }),
     leaseMs: e.int('ORDER_LEASE_MS', 15_000, { min: 100, max: 3_600_000 }),
-    inventoryUrl: e.url('INVENTORY_URL', 'https://127.0.0.1:8444'),
-    inventoryGrpcTarget: e.hostPort('INVENTORY_GRPC_TARGET', '127.0.0.1:50051'),
+    ...upstreams,
     inventoryProtocol: e.oneOf('INVENTORY_PROTOCOL', ['grpc', 'http'] as const, 'grpc'),
-    paymentUrl: e.url('PAYMENT_URL', 'https://127.0.0.1:8443'),
     inventoryId: e.string('INVENTORY_ID', `spiffe://${trustDomain}/inventory`),
     paymentId: e.string('PAYMENT_ID', `spiffe://${trustDomain}/payment`),
     upstreamTimeoutMs: e.int('UPSTREAM_TIMEOUT_MS', 1000, { min: 50, max: 60_000 }),

@@ -18,8 +18,10 @@ import {
 import { fastifyMtlsOptions, spiffeAuth, type SpiffeAuthOptions } from '@shop/auth/fastify';
 import type { IdentitySource } from '@shop/auth';
 import {
+  auditSidecarCallers,
   authHooks,
   createServiceMetrics,
+  SIDECAR_CALLER,
   cutInput,
   installHttpBasics,
   serviceFastifyOptions,
@@ -29,11 +31,25 @@ import type { PaymentConfig } from './config.ts';
 import { parseIdempotencyKey } from './idempotency.ts';
 import type { Answer, AuditEntry, PaymentService } from './payments.ts';
 
+/**
+ * AppSecurity is how the API is secured: mTLS with `source` (the default), or
+ * `transport: "sidecar"`: plaintext, no identity, callers authorized by the
+ * sidecar in front (SHOP_TRANSPORT=sidecar).
+ */
+export type AppSecurity =
+  | {
+      transport?: 'mtls';
+      /** source is our identity (a ready source) and the bundles callers are verified against. */
+      source: IdentitySource;
+    }
+  | { transport: 'sidecar'; source?: undefined };
+
 /** AppDeps are what the API is built from; tests pass their own peer resolver. */
-export interface AppDeps {
+export type AppDeps = AppSecurity & AppOptions;
+
+/** AppOptions are AppDeps beside the security. */
+export interface AppOptions {
   config: Pick<PaymentConfig, 'orderId'>;
-  /** source is our identity (a ready source) and the bundles callers are verified against. */
-  source: IdentitySource;
   /** payments owns the rules; the routes only read requests and send its answers. */
   payments: PaymentService;
   /** metrics the requests and auth decisions are counted in. Default: a fresh registry. */
@@ -59,8 +75,13 @@ function formatSchemaErrors(errors: FastifySchemaValidationError[], dataVar: str
   return new Error(text);
 }
 
-/** callerOf returns the verified caller's SPIFFE ID; the auth plugin has already refused requests without one. */
-function callerOf(request: FastifyRequest): string {
+/**
+ * callerOf returns the verified caller's SPIFFE ID; the auth plugin has
+ * already refused requests without one. Behind a sidecar the process does
+ * not know the caller: SIDECAR_CALLER.
+ */
+function callerOf(request: FastifyRequest, sidecar: boolean): string {
+  if (sidecar) return SIDECAR_CALLER;
   if (!request.peer) throw new Error('request reached a handler without a verified peer');
   return request.peer.id.toString();
 }
@@ -93,33 +114,43 @@ function requireIdempotencyKey(request: FastifyRequest, _reply: FastifyReply, do
  * buildApp builds the payment API (not listening): mTLS with the caller
  * verified on every request and only ORDER_ID allowed, `{ code, message }`
  * errors, and the routes: `POST /api/charge`, `POST /api/refund`,
- * `GET /api/payments/:id` and `GET /api/payments?order_id=`.
+ * `GET /api/payments/:id` and `GET /api/payments?order_id=`. With
+ * `transport: "sidecar"` it is plaintext and allows every request: the
+ * sidecar in front allows ORDER_ID only.
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const metrics = deps.metrics ?? createServiceMetrics('payment');
   const { payments } = deps;
+  const sidecar = deps.transport === 'sidecar';
   // serviceFastifyOptions is typed for plain HTTP but passes `https` through; a
   // variable (not a literal) keeps TypeScript's excess-property check out of the way.
   const options = {
-    https: fastifyMtlsOptions(deps.source),
+    ...(deps.source ? { https: fastifyMtlsOptions(deps.source) } : {}),
     ...(deps.log ? { loggerInstance: deps.log } : { logger: false }),
     schemaErrorFormatter: formatSchemaErrors,
   };
   const app = Fastify(serviceFastifyOptions(options));
   installHttpBasics(app, metrics);
-  await app.register(spiffeAuth, {
-    source: deps.source,
-    allow: [deps.config.orderId],
-    ...authHooks(metrics),
-    ...(deps.resolvePeer ? { resolvePeer: deps.resolvePeer } : {}),
-  });
+  if (deps.source) {
+    await app.register(spiffeAuth, {
+      source: deps.source,
+      allow: [deps.config.orderId],
+      ...authHooks(metrics),
+      ...(deps.resolvePeer ? { resolvePeer: deps.resolvePeer } : {}),
+    });
+  } else {
+    auditSidecarCallers(app);
+  }
 
   app.post<{ Body: ChargeBody }>(
     '/api/charge',
     { schema: { body: chargeBodySchema }, preValidation: requireIdempotencyKey },
     async (request, reply) => {
       const key = parseIdempotencyKey(request.headers[IDEMPOTENCY_KEY_HEADER]);
-      const answer = await payments.charge({ caller: callerOf(request), key, body: request.body }, auditTo(request));
+      const answer = await payments.charge(
+        { caller: callerOf(request, sidecar), key, body: request.body },
+        auditTo(request),
+      );
       return send(reply, answer);
     },
   );
@@ -129,7 +160,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     { schema: { body: refundBodySchema }, preValidation: requireIdempotencyKey },
     async (request, reply) => {
       const key = parseIdempotencyKey(request.headers[IDEMPOTENCY_KEY_HEADER]);
-      const answer = await payments.refund({ caller: callerOf(request), key, body: request.body }, auditTo(request));
+      const answer = await payments.refund(
+        { caller: callerOf(request, sidecar), key, body: request.body },
+        auditTo(request),
+      );
       return send(reply, answer);
     },
   );

@@ -15,7 +15,13 @@ await runService<PaymentConfig, PaymentStore>({
   async start({ config, log, metrics, source, store }) {
     const processor = new CardProcessor({ faults: { latencyMs: config.latencyMs, failureRate: config.failureRate } });
     const payments = new PaymentService(store, processor);
-    const app = await buildApp({ config, source, payments, metrics, log });
+    const app = await buildApp({
+      ...(source ? { source } : { transport: 'sidecar' as const }),
+      config,
+      payments,
+      metrics,
+      log,
+    });
     log.info(
       { database: databaseWhere(config.database), allow: config.orderId, faults: processor.faults },
       'payment ledger open',
@@ -28,7 +34,7 @@ await runService<PaymentConfig, PaymentStore>({
         { name: 'drain API', run: () => app.close() },
         { name: 'stop admin server', run: () => admin.close() },
       ],
-      info: { api: httpUrl(app, config.host, 'https'), admin: httpUrl(admin, ADMIN_HOST) },
+      info: { api: httpUrl(app, config.host, source ? 'https' : 'http'), admin: httpUrl(admin, ADMIN_HOST) },
     };
   },
 });
