@@ -3,6 +3,8 @@
 // rate (its throughput chart would only show the offered rates again).
 import type { Group, ScenarioResult } from '../support/figures.ts';
 import type { SidecarFigures } from '../scenarios/sidecar.ts';
+import { PATH_TOTAL, SPIRE_AGENTS, type SidecarChainFigures } from '../scenarios/sidecar-chain.ts';
+import type { Spread } from '../support/stats.ts';
 import { COLORS, barChart, formatValue, type Bar } from './svg-chart.ts';
 
 const COLOR: Record<string, string> = {
@@ -89,6 +91,7 @@ export function sidecarSection(f: SidecarFigures): string[] {
       ]),
     ),
   );
+  if (f.chain) out.push('', ...sidecarChainSection(f.chain));
   if (f.profile) {
     out.push('', '### Where @shop/auth’s hop spends CPU at 1000 req/s (V8 CPU profiles, self time, idle left out)', '');
     for (const [who, p] of [
@@ -112,6 +115,77 @@ export function sidecarSection(f: SidecarFigures): string[] {
       );
     }
   }
+  return out;
+}
+
+function ratioText(x: Spread): string {
+  return Number.isFinite(x.median) ? `${x.median.toFixed(2)}× (${x.min.toFixed(2)}–${x.max.toFixed(2)})` : '–';
+}
+
+/**
+ * sidecarChainSection is the Markdown of the chain with real SPIRE: per
+ * variant the order latencies, achieved rate, failed orders, CPU per order
+ * of the path (services + ghostunnels) and of the SPIRE agents apart, each
+ * process's CPU and memory, and the paired ratios sidecars/in-process.
+ */
+export function sidecarChainSection(c: SidecarChainFigures): string[] {
+  const out: string[] = [
+    `### The chain at ${c.rate} orders/s: mTLS in-process vs sidecars on every hop (real SPIRE)`,
+    '',
+    row([
+      'Variant',
+      'achieved orders/s',
+      'p50 ms',
+      'p99 ms',
+      'p99.9 ms',
+      'failed',
+      'overflow',
+      `CPU µs/order, ${PATH_TOTAL}`,
+      `CPU µs/order, ${SPIRE_AGENTS} (apart)`,
+    ]),
+    row(['---', '---', '---', '---', '---', '---', '---', '---', '---']),
+  ];
+  for (const v of c.variants) {
+    out.push(
+      row([
+        `\`${v.id}\``,
+        formatValue(v.achieved),
+        formatValue(v.p50),
+        formatValue(v.p99),
+        formatValue(v.p999),
+        String(v.failed),
+        String(v.overflow),
+        v.cpuUs[PATH_TOTAL] === undefined ? '–' : formatValue(v.cpuUs[PATH_TOTAL]),
+        v.cpuUs[SPIRE_AGENTS] === undefined ? '–' : formatValue(v.cpuUs[SPIRE_AGENTS]),
+      ]),
+    );
+  }
+  out.push(
+    '',
+    `Sidecars / in-process, paired round by round over ${c.rounds} rounds (median, min–max): p50 ${ratioText(c.ratio.p50)}, p99 ${ratioText(c.ratio.p99)}, p99.9 ${ratioText(c.ratio.p999)}, CPU per order of the path ${ratioText(c.ratio.pathCpu)}, achieved rate ${ratioText(c.ratio.achieved)}.`,
+    '',
+    row(['Variant', 'CPU µs/order by process', 'RSS MiB by process (largest over rounds)']),
+    row(['---', '---', '---']),
+  );
+  const skip = new Set([PATH_TOTAL, SPIRE_AGENTS]);
+  for (const v of c.variants) {
+    out.push(
+      row([
+        `\`${v.id}\``,
+        Object.entries(v.cpuUs)
+          .filter(([side]) => !skip.has(side))
+          .map(([side, us]) => `${side} ${formatValue(us)}`)
+          .join(', '),
+        Object.entries(v.rssMiB)
+          .map(([side, mib]) => `${side} ${formatValue(mib)}`)
+          .join(', '),
+      ]),
+    );
+  }
+  out.push(
+    '',
+    `Load average ${c.loadAverage.join(' / ')} when the chain started; SVID TTL ${c.svidTtl} s. One machine, loopback, 2 cores shared by the load generator, SPIRE and every process measured.`,
+  );
   return out;
 }
 
@@ -147,6 +221,28 @@ export function sidecarChart(title: string, s: ScenarioResult): string {
                     : v.id.includes('auth')
                       ? COLORS.auth
                       : COLORS.node,
+              })),
+            },
+          ]
+        : []),
+      ...(f.chain
+        ? [
+            {
+              title: `the chain at ${f.chain.rate} orders/s: CPU per order, services + ghostunnels`,
+              unit: 'µs',
+              bars: f.chain.variants.map((v) => ({
+                label: v.id,
+                value: v.cpuUs[PATH_TOTAL] ?? 0,
+                color: v.id === 'sidecars' ? COLORS.go : COLORS.auth,
+              })),
+            },
+            {
+              title: `the chain at ${f.chain.rate} orders/s: p99 per order`,
+              unit: 'ms',
+              bars: f.chain.variants.map((v) => ({
+                label: v.id,
+                value: v.p99,
+                color: v.id === 'sidecars' ? COLORS.go : COLORS.auth,
               })),
             },
           ]

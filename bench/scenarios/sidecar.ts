@@ -37,6 +37,7 @@ import {
 } from '../support/sidecar-process.ts';
 import { median, round } from '../support/stats.ts';
 import { startFakeAgent } from './keep-alive.ts';
+import { runSidecarChain, SIDECAR_CHAIN_FULL, type ChainSettings, type SidecarChainFigures } from './sidecar-chain.ts';
 
 const run = promisify(execFile);
 
@@ -51,6 +52,8 @@ export interface SidecarSettings {
   maxInFlight: number;
   handshakeDurationMs: number;
   handshakeConcurrency: number;
+  /** chain runs the shop's chain with real SPIRE, in-process vs sidecars (sidecar-chain.ts); left out of --quick. */
+  chain?: ChainSettings;
 }
 
 /** SIDECAR_FULL is the report's run: about 4 minutes on 2 cores. */
@@ -63,6 +66,7 @@ export const SIDECAR_FULL: SidecarSettings = {
   maxInFlight: 256,
   handshakeDurationMs: 2500,
   handshakeConcurrency: 8,
+  chain: SIDECAR_CHAIN_FULL,
 };
 
 /** SIDECAR_QUICK only shows the scenario runs (`--quick --only sidecar`); its figures mean nothing. */
@@ -123,6 +127,8 @@ export interface SidecarFigures {
   };
   rssMiB: Record<string, Record<string, number>>;
   loadAverage: number[];
+  /** chain is the shop's chain with real SPIRE, in-process vs sidecars on every hop (not in --quick). */
+  chain?: SidecarChainFigures;
   /** profile says where @shop/auth's hop spends CPU at 1000 req/s, when the goal was missed. */
   profile?: { server: ProfileSummary; client: ProfileSummary };
 }
@@ -470,13 +476,43 @@ export const sidecar: Scenario = {
       detail: `${errorsTotal} failed`,
     });
 
+    // The chain with real SPIRE: in-process mTLS vs sidecars on every hop (full runs only).
+    const chainSettings: Record<string, number | string> = {};
+    let chainFigures: SidecarChainFigures | undefined;
+    if (s.chain) {
+      try {
+        const part = await runSidecarChain(ctx, cleanup, ghostunnel, s.chain);
+        groups.push(part.group);
+        checks.push(...part.checks);
+        notes.push(...part.notes);
+        Object.assign(chainSettings, part.settings);
+        chainFigures = part.figures;
+      } catch (err) {
+        checks.push({
+          name: 'chain with real SPIRE, in-process vs sidecars: ran',
+          ok: false,
+          detail: (err as Error).message.slice(0, 500),
+        });
+      }
+    } else {
+      notes.push(
+        'The chain with real SPIRE (in-process vs sidecars on every hop) is left out of --quick: it needs SPIRE (npm run spire:get).',
+      );
+    }
+
     const highestKeptUp: Record<string, number> = {};
     for (const v of VARIANTS) {
       highestKeptUp[v.id] = Math.max(0, ...rates.filter((r) => r.variant === v.id && r.keptUp).map((r) => r.rate));
     }
     const at = (variant: string, rate: number): SidecarRate | undefined =>
       rates.find((r) => r.variant === variant && r.rate === rate);
-    const figures: SidecarFigures = { rates, highestKeptUp, rssMiB: rssBy, loadAverage };
+    const figures: SidecarFigures = {
+      rates,
+      highestKeptUp,
+      rssMiB: rssBy,
+      loadAverage,
+      ...(chainFigures ? { chain: chainFigures } : {}),
+    };
     const [inProc, pair, plainAt] = [at('auth', 1000), at('ghostunnel', 1000), at('http', 1000)];
     if (inProc && pair && plainAt) {
       const addedIn = inProc.p99 - plainAt.p99;
@@ -540,6 +576,7 @@ export const sidecar: Scenario = {
         handshakeDurationMs: s.handshakeDurationMs,
         handshakeConcurrency: s.handshakeConcurrency,
         'load average at start': loadAverage.join(' / '),
+        ...chainSettings,
       },
       groups,
       checks,

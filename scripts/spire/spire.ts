@@ -251,6 +251,16 @@ export class Spire extends SpireServerCli {
     );
   }
 
+  /** agentPid is the process id of a node's agent while it runs (for CPU and memory figures). */
+  agentPid(node: string): number | undefined {
+    return this.#agents.get(node)?.proc?.pid;
+  }
+
+  /** serverPid is the process id of the server while it runs. */
+  get serverPid(): number | undefined {
+    return this.#server?.pid;
+  }
+
   /** stopAgent stops a node's agent: SIGTERM, or SIGKILL to simulate a crash. */
   async stopAgent(node: string, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
     const a = this.#agents.get(node);
