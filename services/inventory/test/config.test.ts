@@ -25,6 +25,7 @@ describe('config', () => {
       seedFile: undefined,
       logLevel: 'info',
       identityWaitSeconds: 0,
+      transport: 'mtls',
     });
     assert.ok(Object.isFrozen(config));
   });

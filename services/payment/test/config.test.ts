@@ -22,6 +22,7 @@ describe('config', () => {
         failureRate: 0,
         logLevel: 'info',
         identityWaitSeconds: 0,
+        transport: 'mtls',
       },
     );
     assert.ok(Object.isFrozen(d));
