@@ -19,7 +19,9 @@ export type Transport = (typeof TRANSPORTS)[number];
 /**
  * SIDECAR_CALLER is the caller a service in sidecar mode names in its audit
  * lines and records (payment's ledger): the sidecar verified and authorized
- * the caller, but the process never sees who it was.
+ * the caller, but the process never sees who it was. (ghostunnel 1.8.4's
+ * `--proxy-protocol` sends a PROXY v2 header with the connection's
+ * addresses only, no TLV with the client certificate: proxy/proxy.go.)
  */
 export const SIDECAR_CALLER = 'unknown: authorized by the sidecar';
 
