@@ -3,7 +3,8 @@
 // (plaintext undici → ghostunnel client → mTLS → ghostunnel server →
 // plaintext fastify), every identity from a Workload API; then full
 // handshakes per second and CPU per handshake for Node raw, @shop/auth, Go
-// crypto/tls and ghostunnel as the server.
+// crypto/tls and ghostunnel as the server; in a full run, the shop's chain
+// with real SPIRE, in-process against sidecars on every hop (sidecar-chain.ts).
 import { execFile } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { loadavg } from 'node:os';
