@@ -19,7 +19,7 @@ import { cp, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { getSpire, SPIRE_VERSION } from '../spire/get-spire.ts';
+import { getSpire, SPIRE_BUILD } from '../spire/get-spire.ts';
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -60,8 +60,8 @@ export async function localImageNames(): Promise<{
   return {
     debian: `spiffe-shop-local/debian:${DEBIAN_SUITE}`,
     node: `spiffe-shop-local/node:${await nodeVersion()}-slim`,
-    spireServer: `spiffe-shop-local/spire-server:${SPIRE_VERSION}`,
-    spireAgent: `spiffe-shop-local/spire-agent:${SPIRE_VERSION}`,
+    spireServer: `spiffe-shop-local/spire-server:${SPIRE_BUILD}`,
+    spireAgent: `spiffe-shop-local/spire-agent:${SPIRE_BUILD}`,
     postgres: `spiffe-shop-local/postgres:${POSTGRES_MAJOR}`,
     prometheus: 'spiffe-shop-local/prometheus:2',
   };

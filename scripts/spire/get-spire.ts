@@ -8,15 +8,23 @@
 //
 //   node scripts/spire/get-spire.ts          # prints the bin dir on the last line
 import { execFile } from 'node:child_process';
-import { access, chmod, cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
+import { CATALOG_FILES, SPIRE_PLUGINS, trimCatalog } from './spire-catalog.ts';
 
 const run = promisify(execFile);
 
 /** SPIRE_VERSION is the pinned release. */
 export const SPIRE_VERSION = '1.15.2';
+/**
+ * SPIRE_BUILD names this project's SPIRE build (its cache folder and the
+ * local images' tag): the release with only the plugins in spire-catalog.ts
+ * compiled in. A name of its own, so a full build cached under the release's
+ * version is never taken for it, and the reverse.
+ */
+export const SPIRE_BUILD = `${SPIRE_VERSION}-shop`;
 const MODULE = 'github.com/spiffe/spire';
 const BINARIES = ['spire-server', 'spire-agent'] as const;
 
@@ -29,7 +37,7 @@ export function cacheDir(): string {
   const base =
     process.env.SPIRE_CACHE_DIR ??
     join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'spiffe-shop', 'spire');
-  return join(base, `v${SPIRE_VERSION}`);
+  return join(base, `v${SPIRE_BUILD}`);
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -70,10 +78,36 @@ async function onPath(): Promise<string | undefined> {
   return undefined;
 }
 
+/**
+ * trimPlugins edits the module copy in `src` so that only the plugins listed
+ * in spire-catalog.ts are compiled in. It refuses a catalog folder holding a
+ * file it does not know (a SPIRE upgrade that moved plugins around).
+ */
+async function trimPlugins(src: string): Promise<void> {
+  for (const side of ['server', 'agent'] as const) {
+    const folder = `pkg/${side}/catalog`;
+    for (const name of await readdir(join(src, folder))) {
+      if (!name.endsWith('.go') || name.endsWith('_test.go')) continue;
+      const file = `${folder}/${name}`;
+      const entry = CATALOG_FILES[file];
+      if (entry === undefined) {
+        throw new Error(
+          `${file} is not in scripts/spire/spire-catalog.ts: check which plugins it lists and add it there`,
+        );
+      }
+      if (entry === 'untouched') continue;
+      const keep = (SPIRE_PLUGINS[entry.side] as Record<string, readonly string[]>)[entry.type];
+      if (keep === undefined) throw new Error(`spire-catalog.ts lists no ${entry.side} ${entry.type} plugins`);
+      const path = join(src, file);
+      await writeFile(path, trimCatalog(await readFile(path, 'utf8'), keep));
+    }
+  }
+}
+
 async function buildFromModule(out: string): Promise<void> {
   const { stdout: goVersion } = await run('go', ['env', 'GOVERSION']);
   log(
-    `building SPIRE v${SPIRE_VERSION} from the ${MODULE} Go module with ${goVersion.trim()} (a few minutes, once per machine)`,
+    `building SPIRE v${SPIRE_VERSION} (the plugins in spire-catalog.ts) from the ${MODULE} Go module with ${goVersion.trim()} (a few minutes, once per machine)`,
   );
   const { stdout } = await run('go', ['mod', 'download', '-json', `${MODULE}@v${SPIRE_VERSION}`], {
     maxBuffer: 1 << 20,
@@ -84,17 +118,7 @@ async function buildFromModule(out: string): Promise<void> {
   await rm(src, { recursive: true, force: true });
   await cp(info.Dir, src, { recursive: true });
   await run('chmod', ['-R', 'u+w', src]);
-  // The EJBCA upstream-authority plugin's SDK is not served by the Go module
-  // proxy; nothing here uses that plugin, so it is left out of the catalog.
-  const catalog = join(src, 'pkg/server/catalog/upstreamauthority.go');
-  const text = await readFile(catalog, 'utf8');
-  await writeFile(
-    catalog,
-    text
-      .split('\n')
-      .filter((l) => !/upstreamauthority\/ejbca"|ejbca\.BuiltIn\(\)/.test(l))
-      .join('\n'),
-  );
+  await trimPlugins(src);
   await mkdir(out, { recursive: true });
   // cgo stays on: SPIRE's sqlite datastore (go-sqlite3) needs it. Linked
   // statically, as SPIRE's own release and images are, so the same binaries
@@ -149,7 +173,7 @@ export async function getSpire(): Promise<string> {
     log(`using the binaries on PATH in ${path}`);
     return path;
   }
-  const out = join(cacheDir(), 'bin-static');
+  const out = join(cacheDir(), 'bin');
   if (await usableDir(out, 'cache')) {
     log(`using the cached build in ${out}`);
     return out;

@@ -30,7 +30,9 @@ export function createInventoryGrpcClientAdapter(
   timeoutMs: number,
   options?: grpc.ClientOptions,
 ): InventoryClient {
-  const c = createInventoryGrpcClient(target, credentials, options);
+  // grpc-js backs off reconnects up to 120 s by default: an order pod that started before inventory had
+  // its SVID could stay without inventory for minutes (seen once on Kubernetes). 5 s bounds that wait.
+  const c = createInventoryGrpcClient(target, credentials, { 'grpc.max_reconnect_backoff_ms': 5_000, ...options });
   const opts = (): { deadline: number } => ({ deadline: Date.now() + timeoutMs });
   const guard = async <T>(p: () => Promise<T>): Promise<T> => {
     try {
