@@ -66,6 +66,17 @@ describe('readDatabaseConfig', () => {
     ],
     [{ DATABASE_URL: 'postgres://u@db.test/p', DATABASE_AUTH: 'identity' }, 'DATABASE_CA_FILE', /CA bundle/],
     [{ DATABASE_URL: 'postgres://u@db.test/p', DATABASE_PASSWORD_FILE: '/pw' }, 'DATABASE_PASSWORD_FILE', /only read/],
+    // Behind a sidecar the process has no SVID to log in with (the positive control: identity auth is read above).
+    [
+      {
+        DATABASE_URL: 'postgres://u@db.test/p',
+        DATABASE_AUTH: 'identity',
+        DATABASE_CA_FILE: '/run/ca.pem',
+        SHOP_TRANSPORT: 'sidecar',
+      },
+      'DATABASE_AUTH',
+      /must not be identity when SHOP_TRANSPORT=sidecar/,
+    ],
   ];
   for (const [env, variable, message] of bad) {
     test(`${JSON.stringify(env)} is refused, naming ${variable}`, () => {

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { Env } from '../config.ts';
 import { ConfigError } from '../errors.ts';
+import { TRANSPORT_ENV, TRANSPORTS } from '../transport.ts';
 
 /** DATABASE_AUTH_MODES are the values of DATABASE_AUTH. */
 export const DATABASE_AUTH_MODES = ['none', 'password', 'identity'] as const;
@@ -44,7 +45,8 @@ export interface PostgresConfig {
  * unset keeps SQLite at `<DATA_DIR>/<file>`; `postgres://…` selects
  * PostgreSQL with DATABASE_POOL_MAX, DATABASE_STATEMENT_TIMEOUT_MS,
  * DATABASE_CONNECT_WAIT_SECONDS, DATABASE_CA_FILE, DATABASE_AUTH and
- * DATABASE_PASSWORD_FILE. Each bad value is a ConfigError naming its variable.
+ * DATABASE_PASSWORD_FILE. Each bad value is a ConfigError naming its variable;
+ * DATABASE_AUTH=identity is refused with SHOP_TRANSPORT=sidecar (no identity in the process).
  */
 export function readDatabaseConfig(env: Env, sqlite: { dataDir: string; file: string }): DatabaseConfig {
   const raw = env.optional('DATABASE_URL');
@@ -74,6 +76,12 @@ export function readDatabaseConfig(env: Env, sqlite: { dataDir: string; file: st
   }
   if (auth !== 'password' && passwordFile !== undefined) {
     throw new ConfigError('DATABASE_PASSWORD_FILE', `is only read when DATABASE_AUTH=password (it is ${auth})`);
+  }
+  if (auth === 'identity' && env.oneOf(TRANSPORT_ENV, TRANSPORTS, 'mtls') === 'sidecar') {
+    throw new ConfigError(
+      'DATABASE_AUTH',
+      `must not be identity when ${TRANSPORT_ENV}=sidecar: the process holds no certificate to log in with (the sidecar does); use password`,
+    );
   }
   const caFile = env.optional('DATABASE_CA_FILE');
   if (auth === 'identity' && caFile === undefined) {
