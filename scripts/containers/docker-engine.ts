@@ -179,6 +179,12 @@ export async function ensureCompose(): Promise<string> {
 
 if (import.meta.main) {
   try {
+    // --compose-only (npm run compose:get): build the plugin and stop; .ci/run does it beside the suites, long
+    // before test:containers needs the engine.
+    if (process.argv.includes('--compose-only')) {
+      await ensureCompose();
+      process.exit(0);
+    }
     const engine = await ensureEngine();
     await ensureCompose();
     if (engine.startedHere)
