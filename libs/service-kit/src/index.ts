@@ -32,6 +32,7 @@ export {
   sidecarIdentityView,
   auditSidecarCallers,
   type Transport,
+  type ListenerSecurity,
 } from './transport.ts';
 export {
   DATABASE_UNAVAILABLE,

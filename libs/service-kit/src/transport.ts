@@ -3,6 +3,7 @@
 // loopback only, with a SPIFFE-aware proxy (ghostunnel) in front of each
 // listener and beside each client doing the mTLS and the authorization.
 import { BlockList, isIP } from 'node:net';
+import type { IdentitySource } from '@shop/auth';
 import type { FastifyInstance } from 'fastify';
 import { ConfigError } from './errors.ts';
 import type { IdentityView } from './identity-view.ts';
@@ -15,6 +16,15 @@ export const TRANSPORTS = ['mtls', 'sidecar'] as const;
 
 /** Transport is one of TRANSPORTS. */
 export type Transport = (typeof TRANSPORTS)[number];
+
+/**
+ * ListenerSecurity is how a service's API listener is secured: mTLS with
+ * `source` (the default: our identity, and the bundles callers are verified
+ * against), or `transport: "sidecar"`: plaintext, no identity in the process,
+ * callers authorized by the sidecar in front (SHOP_TRANSPORT=sidecar).
+ */
+export type ListenerSecurity =
+  { transport?: 'mtls'; source: IdentitySource } | { transport: 'sidecar'; source?: undefined };
 
 /**
  * SIDECAR_CALLER is the caller a service in sidecar mode names in its audit

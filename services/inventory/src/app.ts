@@ -1,11 +1,11 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { fastifyMtlsOptions, spiffeAuth, type SpiffeAuthOptions } from '@shop/auth/fastify';
-import type { IdentitySource } from '@shop/auth';
 import {
   auditSidecarCallers,
   authHooks,
   installHttpBasics,
   serviceFastifyOptions,
+  type ListenerSecurity,
   type ServiceMetrics,
 } from '@shop/service-kit';
 import {
@@ -26,13 +26,7 @@ import { authorizeStockReaders } from './stock-readers.ts';
  * or `transport: "sidecar"`: plaintext, no identity, callers authorized by
  * the sidecar in front (SHOP_TRANSPORT=sidecar).
  */
-export type AppSecurity =
-  | {
-      transport?: 'mtls';
-      /** source is our identity: the server certificate and the bundles callers are verified against. */
-      source: IdentitySource;
-    }
-  | { transport: 'sidecar'; source?: undefined };
+export type AppSecurity = ListenerSecurity;
 
 /** AppDeps is what the HTTP API is built from. */
 export type AppDeps = AppSecurity & AppOptions;

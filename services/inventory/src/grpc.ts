@@ -1,7 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { createGrpcMtls, type AuditLogger, type GrpcMtls } from '@shop/auth/grpc';
-import type { IdentitySource } from '@shop/auth';
-import { authHooks, SIDECAR_CALLER, type ServiceMetrics } from '@shop/service-kit';
+import { authHooks, SIDECAR_CALLER, type ListenerSecurity, type ServiceMetrics } from '@shop/service-kit';
 import {
   INVENTORY_METHODS,
   inventoryServiceDefinition,
@@ -32,13 +31,7 @@ export const MAX_GRPC_MESSAGE_BYTES = 64 * 1024;
  * default), or `transport: "sidecar"`: plaintext h2c, no identity, callers
  * authorized by the sidecar in front (SHOP_TRANSPORT=sidecar).
  */
-export type GrpcSecurity =
-  | {
-      transport?: 'mtls';
-      /** source is our identity: the server certificate and the bundles callers are verified against. */
-      source: IdentitySource;
-    }
-  | { transport: 'sidecar'; source?: undefined };
+export type GrpcSecurity = ListenerSecurity;
 
 /** GrpcServerDeps is what the gRPC API is built from. */
 export type GrpcServerDeps = GrpcSecurity & GrpcServerOptions;

@@ -16,7 +16,6 @@ import {
   type RefundBody,
 } from '@shop/contracts';
 import { fastifyMtlsOptions, spiffeAuth, type SpiffeAuthOptions } from '@shop/auth/fastify';
-import type { IdentitySource } from '@shop/auth';
 import {
   auditSidecarCallers,
   authHooks,
@@ -25,6 +24,7 @@ import {
   cutInput,
   installHttpBasics,
   serviceFastifyOptions,
+  type ListenerSecurity,
   type ServiceMetrics,
 } from '@shop/service-kit';
 import type { PaymentConfig } from './config.ts';
@@ -36,13 +36,7 @@ import type { Answer, AuditEntry, PaymentService } from './payments.ts';
  * `transport: "sidecar"`: plaintext, no identity, callers authorized by the
  * sidecar in front (SHOP_TRANSPORT=sidecar).
  */
-export type AppSecurity =
-  | {
-      transport?: 'mtls';
-      /** source is our identity (a ready source) and the bundles callers are verified against. */
-      source: IdentitySource;
-    }
-  | { transport: 'sidecar'; source?: undefined };
+export type AppSecurity = ListenerSecurity;
 
 /** AppDeps are what the API is built from; tests pass their own peer resolver. */
 export type AppDeps = AppSecurity & AppOptions;
